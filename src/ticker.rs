@@ -58,6 +58,71 @@ where
     Ok(out)
 }
 
+/// Reads a universe file: a CSV with a `ticker` column (any case; other columns are
+/// ignored), or one symbol per line. Blank lines, `#` comments and duplicates are dropped;
+/// an invalid symbol is an error naming the file and line.
+pub fn read_ticker_file(path: &std::path::Path) -> Result<Vec<String>, TickerError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        TickerError(format!("cannot read tickers from {}: {e}", path.display()))
+    })?;
+    parse_ticker_list(&text).map_err(|e| TickerError(format!("{}:{}", path.display(), e.0)))
+}
+
+/// Parses the text of a universe file (see [`read_ticker_file`]); errors start with
+/// the 1-based line number.
+pub fn parse_ticker_list(text: &str) -> Result<Vec<String>, TickerError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    let Some((header_line, header)) = lines.next() else {
+        return Ok(Vec::new());
+    };
+    let header_cells: Vec<String> = split_csv_line(header);
+    let column = header_cells.iter().position(|c| c.eq_ignore_ascii_case("ticker"));
+    let mut symbols: Vec<(usize, String)> = Vec::new();
+    match column {
+        Some(col) => {
+            for (n, line) in lines {
+                let cells = split_csv_line(line);
+                symbols.push((n, cells.get(col).cloned().unwrap_or_default()));
+            }
+        }
+        None if header_cells.len() > 1 => {
+            return Err(TickerError(format!(
+                "{header_line}: a CSV universe needs a `ticker` column; found {}",
+                header_cells.join(", ")
+            )));
+        }
+        None => {
+            symbols.push((header_line, header.to_string()));
+            symbols.extend(lines.map(|(n, l)| (n, l.to_string())));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (n, s) in symbols {
+        let s = s.trim().to_string();
+        if s.is_empty() {
+            continue;
+        }
+        validate_ticker(&s).map_err(|e| TickerError(format!("{n}: {}", e.0)))?;
+        if seen.insert(s.clone()) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+    match reader.records().next() {
+        Some(Ok(rec)) => rec.iter().map(|c| c.trim().to_string()).collect(),
+        _ => vec![line.to_string()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +140,17 @@ mod tests {
             let e = validate_ticker(s).unwrap_err();
             assert!(e.0.starts_with("invalid ticker"), "{s}: {e}");
         }
+    }
+
+    #[test]
+    fn universe_files_are_csv_with_a_ticker_column_or_plain_lines() {
+        let csv = "name,Ticker,cap\nApple,AAPL,3\nBerkshire,\"BRK.A\",1\nApple again,AAPL,3\n";
+        assert_eq!(parse_ticker_list(csv).unwrap(), vec!["AAPL", "BRK.A"]);
+        let plain = "# universe\nMSFT\n\nAAPL\n";
+        assert_eq!(parse_ticker_list(plain).unwrap(), vec!["MSFT", "AAPL"]);
+        let err = parse_ticker_list("ticker\nAAPL\n../etc\n").unwrap_err();
+        assert!(err.0.starts_with("3: invalid ticker '../etc'"), "{err}");
+        assert!(parse_ticker_list("a,b\n1,2\n").unwrap_err().0.contains("`ticker` column"));
     }
 
     #[test]

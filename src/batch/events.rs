@@ -1,0 +1,282 @@
+//! Reads the worker's stdout event lines (see `ingest::events` for the writer side) and
+//! folds them into per-ticker outcomes.
+//!
+//! The batch runner parses events itself instead of reusing the worker's types: it must
+//! stay readable by an older or newer worker, so unknown events and fields are ignored
+//! and missing numbers count as zero.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::result::{TickerFailure, TickerOutcome, TickerStatus};
+
+/// One event a worker printed, as far as the runner cares.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WorkerEvent {
+    /// Work on a ticker began.
+    TickerStarted {
+        /// Symbol.
+        ticker: String,
+    },
+    /// Already complete on disk.
+    TickerSkipped {
+        /// Symbol.
+        ticker: String,
+        /// Why (`complete`).
+        #[serde(default)]
+        reason: String,
+    },
+    /// One page of bars arrived (one successful request).
+    Page {
+        /// Symbol.
+        ticker: String,
+        /// Bars on the page.
+        #[serde(default)]
+        bars: u64,
+    },
+    /// A request failed and will be retried.
+    Retry {
+        /// Symbol.
+        ticker: String,
+        /// Error kind (snake_case).
+        #[serde(default)]
+        kind: String,
+        /// Human-readable cause.
+        #[serde(default)]
+        reason: String,
+        /// Wait before the next attempt.
+        #[serde(default)]
+        delay_ms: u64,
+    },
+    /// The ticker's range is complete.
+    TickerDone {
+        /// Symbol.
+        ticker: String,
+        /// Bars written.
+        #[serde(default)]
+        bars: u64,
+        /// Requests made, retries included.
+        #[serde(default)]
+        requests: u64,
+    },
+    /// The ticker failed.
+    TickerFailed {
+        /// Symbol.
+        ticker: String,
+        /// The classified error.
+        #[serde(flatten)]
+        error: TickerFailure,
+    },
+    /// The worker is about to exit.
+    Finished {
+        /// Bars written in total.
+        #[serde(default)]
+        bars: u64,
+        /// The exit status that follows.
+        #[serde(default)]
+        exit_code: i32,
+    },
+    /// Any event this runner does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl WorkerEvent {
+    /// The ticker the event is about, if any.
+    pub fn ticker(&self) -> Option<&str> {
+        match self {
+            WorkerEvent::TickerStarted { ticker }
+            | WorkerEvent::TickerSkipped { ticker, .. }
+            | WorkerEvent::Page { ticker, .. }
+            | WorkerEvent::Retry { ticker, .. }
+            | WorkerEvent::TickerDone { ticker, .. }
+            | WorkerEvent::TickerFailed { ticker, .. } => Some(ticker),
+            WorkerEvent::Finished { .. } | WorkerEvent::Other => None,
+        }
+    }
+}
+
+/// Parses one stdout line; `None` for anything that is not a JSON event object.
+pub fn parse_event_line(line: &str) -> Option<WorkerEvent> {
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(line).ok()
+}
+
+#[derive(Debug, Default, Clone)]
+struct TickerTally {
+    status: Option<TickerStatus>,
+    bars_seen: u64,
+    bars_done: u64,
+    requests_seen: u64,
+    requests_done: Option<u64>,
+    error: Option<TickerFailure>,
+}
+
+/// Running totals of one batch attempt, fed event by event.
+#[derive(Debug, Clone)]
+pub struct EventTally {
+    order: Vec<String>,
+    tickers: HashMap<String, TickerTally>,
+    /// Requests that were retried (`retry` events).
+    pub retries: u64,
+    /// Set when the worker printed `finished`.
+    pub finished: bool,
+}
+
+impl EventTally {
+    /// A tally for a batch of these tickers (outcomes come out in this order).
+    pub fn new(tickers: &[String]) -> EventTally {
+        EventTally {
+            order: tickers.to_vec(),
+            tickers: tickers
+                .iter()
+                .map(|t| (t.clone(), TickerTally::default()))
+                .collect(),
+            retries: 0,
+            finished: false,
+        }
+    }
+
+    /// Applies one event. Events about tickers outside the batch still count in totals.
+    pub fn apply(&mut self, event: &WorkerEvent) {
+        let entry = event
+            .ticker()
+            .map(|t| self.tickers.entry(t.to_string()).or_default());
+        match (event, entry) {
+            (WorkerEvent::TickerSkipped { .. }, Some(t)) => t.status = Some(TickerStatus::Skipped),
+            (WorkerEvent::Page { bars, .. }, Some(t)) => {
+                t.bars_seen += bars;
+                t.requests_seen += 1;
+            }
+            (WorkerEvent::Retry { .. }, Some(t)) => {
+                t.requests_seen += 1;
+                self.retries += 1;
+            }
+            (WorkerEvent::TickerDone { bars, requests, .. }, Some(t)) => {
+                t.status = Some(TickerStatus::Ok);
+                t.bars_done = *bars;
+                t.requests_done = Some(*requests);
+            }
+            (WorkerEvent::TickerFailed { error, .. }, Some(t)) => {
+                t.status = Some(TickerStatus::Failed);
+                t.error = Some(error.clone());
+            }
+            (WorkerEvent::Finished { .. }, _) => self.finished = true,
+            _ => {}
+        }
+    }
+
+    /// True if some ticker failed with class `run`.
+    pub fn has_run_failure(&self) -> bool {
+        self.tickers
+            .values()
+            .any(|t| t.error.as_ref().is_some_and(|e| e.class == "run"))
+    }
+
+    /// Bars over all tickers (written for done tickers, received so far for others).
+    pub fn bars(&self) -> u64 {
+        self.tickers.values().map(|t| t.bars()).sum()
+    }
+
+    /// Requests over all tickers.
+    pub fn requests(&self) -> u64 {
+        self.tickers.values().map(|t| t.requests()).sum()
+    }
+
+    /// The outcome of every batch ticker; those never finished become `NotRun` with
+    /// `not_run_error` as their error.
+    pub fn outcomes(&self, not_run_error: &TickerFailure) -> Vec<TickerOutcome> {
+        self.order
+            .iter()
+            .map(|name| {
+                let t = self.tickers.get(name).cloned().unwrap_or_default();
+                let status = t.status.unwrap_or(TickerStatus::NotRun);
+                let error = match status {
+                    TickerStatus::NotRun => Some(not_run_error.clone()),
+                    TickerStatus::Failed => t.error.clone(),
+                    _ => None,
+                };
+                TickerOutcome {
+                    ticker: name.clone(),
+                    status,
+                    bars: t.bars(),
+                    requests: t.requests(),
+                    error,
+                }
+            })
+            .collect()
+    }
+}
+
+impl TickerTally {
+    fn bars(&self) -> u64 {
+        if self.status == Some(TickerStatus::Ok) {
+            self.bars_done
+        } else {
+            self.bars_seen
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests_done.unwrap_or(self.requests_seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_contract_events_and_ignores_noise() {
+        let failed = r#"{"event":"ticker_failed","ticker":"X","class":"retryable","kind":"timeout","status":null,"message":"slow","attempts":8,"ts":"2025-01-01T00:00:00Z"}"#;
+        match parse_event_line(failed) {
+            Some(WorkerEvent::TickerFailed { ticker, error }) => {
+                assert_eq!(ticker, "X");
+                assert_eq!(error.kind, "timeout");
+                assert_eq!(error.attempts, 8);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse_event_line(r#"{"event":"something_new","x":1}"#),
+            Some(WorkerEvent::Other)
+        );
+        assert_eq!(parse_event_line("plain text"), None);
+        assert_eq!(parse_event_line("{broken"), None);
+    }
+
+    #[test]
+    fn tally_marks_unreported_tickers_not_run() {
+        let tickers: Vec<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
+        let mut tally = EventTally::new(&tickers);
+        for line in [
+            r#"{"event":"page","ticker":"A","bars":10}"#,
+            r#"{"event":"retry","ticker":"A","attempt":1,"kind":"server","reason":"500","delay_ms":1}"#,
+            r#"{"event":"ticker_done","ticker":"A","bars":10,"requests":2}"#,
+            r#"{"event":"ticker_started","ticker":"B"}"#,
+            r#"{"event":"page","ticker":"B","bars":5}"#,
+        ] {
+            tally.apply(&parse_event_line(line).unwrap());
+        }
+        let not_run = TickerFailure {
+            class: "retryable".into(),
+            kind: "not_run".into(),
+            status: None,
+            message: "crashed".into(),
+            attempts: 0,
+        };
+        let out = tally.outcomes(&not_run);
+        assert_eq!(out[0].status, TickerStatus::Ok);
+        assert_eq!(out[0].requests, 2);
+        assert_eq!(out[1].status, TickerStatus::NotRun);
+        assert_eq!(out[1].bars, 5);
+        assert_eq!(out[2].status, TickerStatus::NotRun);
+        assert_eq!(tally.bars(), 15);
+        assert_eq!(tally.retries, 1);
+    }
+}

@@ -1,0 +1,179 @@
+//! What a batch attempt produced: one [`BatchResult`] with a [`TickerOutcome`] per ticker.
+//!
+//! Everything here is plain data and serializable, so the script host can turn it into a
+//! Rhai map and run records can store it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to one ticker in one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TickerStatus {
+    /// The worker reported the range complete (`ticker_done`).
+    Ok,
+    /// Already complete on disk (`ticker_skipped`).
+    Skipped,
+    /// The worker gave up on it (`ticker_failed`); see the error.
+    Failed,
+    /// The worker never finished it: crash, timeout, kill, cancel or a run-fatal stop.
+    NotRun,
+}
+
+impl TickerStatus {
+    /// The snake_case name (`ok`, `skipped`, `failed`, `not_run`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TickerStatus::Ok => "ok",
+            TickerStatus::Skipped => "skipped",
+            TickerStatus::Failed => "failed",
+            TickerStatus::NotRun => "not_run",
+        }
+    }
+
+    /// Ok or skipped: nothing left to do for this ticker.
+    pub fn is_complete(self) -> bool {
+        matches!(self, TickerStatus::Ok | TickerStatus::Skipped)
+    }
+}
+
+/// Why a ticker failed, mirrored from the worker's `ticker_failed` event.
+///
+/// `class` is `retryable` (trying again later may help), `ticker` (this symbol will not
+/// work: not found, not entitled) or `run` (the whole run is broken: key rejected, output
+/// unwritable). Tickers the worker never finished get `kind = "not_run"` and class
+/// `retryable` (or `run` when the batch stopped on a run-fatal error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickerFailure {
+    /// `retryable`, `ticker` or `run`.
+    pub class: String,
+    /// snake_case kind: `rate_limited`, `timeout`, `not_found`, `unauthorized`, `not_run`, ...
+    pub kind: String,
+    /// HTTP status when one was received.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Human-readable cause.
+    #[serde(default)]
+    pub message: String,
+    /// Request attempts made before giving up.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// One ticker's outcome in one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickerOutcome {
+    /// Symbol.
+    pub ticker: String,
+    /// What happened.
+    pub status: TickerStatus,
+    /// Bars written (ok) or received so far (others).
+    pub bars: u64,
+    /// HTTP requests made for it, retries included.
+    pub requests: u64,
+    /// Why it is not complete (failed and not_run only).
+    pub error: Option<TickerFailure>,
+}
+
+/// The result of one batch attempt (one worker process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult {
+    /// Batch id (`batch-0007`).
+    pub id: u32,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// The label given at spawn, if any.
+    pub label: Option<String>,
+    /// One outcome per ticker, in the batch's order.
+    pub tickers: Vec<TickerOutcome>,
+    /// Exit status of the worker; `None` when killed by a signal (or never started).
+    pub exit_code: Option<i32>,
+    /// Signal that killed the worker, if any.
+    pub signal: Option<i32>,
+    /// The batch hit its `timeout` and was stopped (SIGTERM, then SIGKILL).
+    pub timed_out: bool,
+    /// Stopped on request: `kill(handle)` or `shutdown()`.
+    pub killed: bool,
+    /// Stopped because the cancel flag was set (Ctrl-C).
+    pub cancelled: bool,
+    /// Fatal for the whole run: exit status 4, or a ticker failed with class `run`.
+    /// Starting more batches with the same settings is pointless.
+    pub fatal: bool,
+    /// Wall time of the attempt, seconds.
+    pub elapsed_s: f64,
+    /// Start time, RFC 3339 UTC.
+    pub started_at: String,
+    /// The attempt's log (stdout events and stderr).
+    pub log_path: PathBuf,
+    /// Bars reported by the worker (sum over tickers).
+    pub bars: u64,
+    /// HTTP requests made, retries included.
+    pub requests: u64,
+    /// Requests that were retried.
+    pub retries: u64,
+}
+
+impl BatchResult {
+    /// Every ticker ok or skipped and the worker exited 0.
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && self.tickers.iter().all(|t| t.status.is_complete())
+    }
+
+    /// Short status like the seed's: `success`, `failed(rc=3)`, `timeout`, `killed(signal 9)`.
+    pub fn status_text(&self) -> String {
+        if self.success() {
+            return "success".into();
+        }
+        let how = match (self.exit_code, self.signal) {
+            (Some(rc), _) => format!("rc={rc}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            (None, None) => "no status".into(),
+        };
+        let what = if self.timed_out {
+            "timeout"
+        } else if self.cancelled {
+            "cancelled"
+        } else if self.killed {
+            "killed"
+        } else if self.fatal {
+            "fatal"
+        } else {
+            "failed"
+        };
+        format!("{what}({how})")
+    }
+
+    /// Tickers with the given status, in batch order.
+    pub fn tickers_with(&self, status: TickerStatus) -> Vec<String> {
+        self.tickers
+            .iter()
+            .filter(|t| t.status == status)
+            .map(|t| t.ticker.clone())
+            .collect()
+    }
+
+    /// Tickers not ok/skipped (failed or not run), in batch order.
+    pub fn incomplete_tickers(&self) -> Vec<String> {
+        self.tickers
+            .iter()
+            .filter(|t| !t.status.is_complete())
+            .map(|t| t.ticker.clone())
+            .collect()
+    }
+
+    /// Incomplete tickers worth another attempt: error class `retryable` (not-run included).
+    pub fn retryable_tickers(&self) -> Vec<String> {
+        self.tickers
+            .iter()
+            .filter(|t| !t.status.is_complete())
+            .filter(|t| t.error.as_ref().is_some_and(|e| e.class == "retryable"))
+            .map(|t| t.ticker.clone())
+            .collect()
+    }
+
+    /// Count of tickers with the given status.
+    pub fn count(&self, status: TickerStatus) -> usize {
+        self.tickers.iter().filter(|t| t.status == status).count()
+    }
+}

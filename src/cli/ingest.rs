@@ -1,0 +1,122 @@
+//! `barsmith ingest`: the worker. Batches run it as a disposable process; users can
+//! run it by hand for a few tickers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::budget::{Budget, Rate, default_state_dir};
+use crate::calendar::{DateRange, today_ny};
+use crate::ingest::events::JsonLines;
+use crate::ingest::{EXIT_USAGE, Ingest};
+use crate::polygon::{Client, ClientConfig, DEFAULT_BASE_URL, RetryPolicy};
+use crate::secret::ApiKey;
+use crate::store::{DatasetIdentity, Store};
+use crate::ticker::clean_tickers;
+
+/// Flags of `barsmith ingest`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Events: one JSON object per line on stdout (ticker_started, page, retry, ticker_done,
+ticker_failed, finished); a human log on stderr.
+
+Exit status: 0 every ticker complete; 3 some tickers failed (the rest are complete);
+4 fatal for the whole run (key missing or rejected, output unwritable); 2 bad input.
+
+The API key is read from POLYGON_API_KEY or MASSIVE_API_KEY, never from a flag.
+
+Example:
+  POLYGON_API_KEY=... barsmith ingest --tickers AAPL,BRK.A --outdir data/minute \\
+      --from 2004-01-01 --to 2010-12-31 --max-rps 5/min")]
+pub struct IngestArgs {
+    /// Comma-separated tickers, e.g. `AAPL,MSFT,BRK.A`.
+    #[arg(long, value_delimiter = ',', required_unless_present = "tickers_file", conflicts_with = "tickers_file")]
+    pub tickers: Vec<String>,
+    /// File of tickers: a CSV with a `ticker` column, or one ticker per line.
+    #[arg(long, value_name = "FILE")]
+    pub tickers_file: Option<PathBuf>,
+    /// Output folder (the Parquet data root), e.g. `data/minute`.
+    #[arg(long, value_name = "DIR")]
+    pub outdir: PathBuf,
+    /// First day, New York date, e.g. 2004-01-01.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: String,
+    /// Last day (inclusive), New York date, e.g. 2010-12-31.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: String,
+    /// Fetch bars not adjusted for splits (the default is adjusted).
+    #[arg(long)]
+    pub unadjusted: bool,
+    /// Request budget shared by every barsmith process using the same key:
+    /// `50` or `50/s` per second, `5/min` per minute (Polygon's free plan).
+    #[arg(long, value_name = "RATE", default_value = "50/s")]
+    pub max_rps: Rate,
+    /// API base URL.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Timeout of one HTTP request, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 40.0)]
+    pub timeout: f64,
+    /// Attempts per request before a ticker fails (retryable errors only).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub retries: u32,
+    /// First backoff delay in milliseconds; it doubles per attempt, with jitter.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub backoff_ms: u64,
+    /// Longest backoff delay in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub max_backoff_ms: u64,
+}
+
+/// Runs the worker.
+pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let tickers = read_tickers(&args)?;
+    let range = DateRange::parse(&args.from, &args.to)?;
+    let api_key = ApiKey::from_env().context(
+        "no API key: set POLYGON_API_KEY (or MASSIVE_API_KEY) in the environment; \
+         for a keyless try, run `barsmith demo`",
+    )?;
+    let identity = DatasetIdentity::minute(!args.unadjusted);
+    let store = Store::open(&args.outdir, &identity)?;
+    let budget = Budget::open(&default_state_dir(), &api_key, args.max_rps)
+        .context("cannot open the shared request budget (set BARSMITH_STATE_DIR to a writable folder)")?;
+    let client = Client::new(ClientConfig {
+        base_url: args.base_url.clone(),
+        api_key,
+        adjusted: !args.unadjusted,
+        timeout: Duration::from_secs_f64(args.timeout.max(0.001)),
+        retry: RetryPolicy {
+            max_attempts: args.retries.max(1),
+            base: Duration::from_millis(args.backoff_ms),
+            max_backoff: Duration::from_millis(args.max_backoff_ms),
+            ..RetryPolicy::default()
+        },
+        budget: Some(budget),
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let ingest = Ingest { client: &client, store: &store, range, today: today_ny(), cancel: &|| false };
+    let mut sink = JsonLines(std::io::stdout());
+    let report = runtime.block_on(ingest.run(&tickers, &mut sink));
+    if let Some(fatal) = &report.fatal {
+        tracing::error!("stopping: {}", fatal.message);
+    }
+    Ok(ExitCode::from(report.exit_code() as u8))
+}
+
+fn read_tickers(args: &IngestArgs) -> anyhow::Result<Vec<String>> {
+    let raw = match &args.tickers_file {
+        Some(path) => crate::ticker::read_ticker_file(path)?,
+        None => args.tickers.clone(),
+    };
+    let tickers = clean_tickers(raw)?;
+    if tickers.is_empty() {
+        bail!("no tickers given: pass --tickers A,B or a --tickers-file with at least one symbol");
+    }
+    Ok(tickers)
+}
+
+/// Exit status for input refused before any request.
+pub const USAGE: u8 = EXIT_USAGE as u8;

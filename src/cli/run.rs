@@ -1,0 +1,151 @@
+//! `barsmith run SCRIPT [script flags]`: runs a backfill script.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use crate::batch::{CancelFlag, ProgressMode, install_signal_handlers, last_signal};
+use crate::script::{Host, HostConfig, ScriptError, run_file};
+
+/// How batch progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Bars on a terminal, plain lines otherwise.
+    Auto,
+    /// Progress bars.
+    Bars,
+    /// One plain line per finished batch and at intervals.
+    Plain,
+    /// No progress output.
+    None,
+}
+
+/// Flags of `barsmith run`. Runner flags go BEFORE the script path; everything after
+/// it belongs to the script (`barsmith run wrapper.rhai --help` shows the script's flags).
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Exit status: the script's exit(code), else 0; 1 for a script error (shown as
+file:line:col with the source line); 2 for a bad script flag; 130 on Ctrl-C
+(143 on SIGTERM) after running batches are stopped and the records written.
+
+Example:
+  barsmith run --run-dir runs/first scripts/wrapper.rhai \\
+      --tickers-csv universe.csv --from 2004-01-01 --to 2010-12-31 --outdir data/minute")]
+pub struct RunArgs {
+    /// Folder for batch logs and run records (default: runs/<timestamp>/).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// API base URL for batches and in-process fetches (e.g. a sandbox's
+    /// http://127.0.0.1:PORT); the default is Massive's.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Hide log lines and progress; warnings, errors and the summary still show.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// How batch progress is shown.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// The Rhai script to run (e.g. scripts/wrapper.rhai), then the script's own
+    /// flags (e.g. `--batch-size 10 --no-resume`; `--help` shows them).
+    #[arg(
+        value_name = "SCRIPT [SCRIPT FLAGS]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The script path (the first word after the runner flags).
+    pub fn script(&self) -> PathBuf {
+        PathBuf::from(self.command.first().cloned().unwrap_or_default())
+    }
+
+    /// The script's own arguments (everything after the script path).
+    pub fn script_args(&self) -> Vec<String> {
+        self.command.iter().skip(1).cloned().collect()
+    }
+}
+
+/// Runs the script; its exit status becomes the process's.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (script, script_args) = (args.script(), args.script_args());
+    if let Err(e) = install_signal_handlers() {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    let progress = match (args.quiet, args.progress) {
+        (true, _) | (_, ProgressArg::None) => ProgressMode::Quiet,
+        (_, ProgressArg::Auto) => ProgressMode::Auto,
+        (_, ProgressArg::Bars) => ProgressMode::Bars,
+        (_, ProgressArg::Plain) => ProgressMode::Plain,
+    };
+    let config = HostConfig {
+        run_dir: args.run_dir,
+        base_url: args.base_url,
+        quiet: args.quiet,
+        progress,
+        cancel: CancelFlag::global(),
+        ..HostConfig::default()
+    };
+    if script.as_os_str().to_string_lossy().starts_with('-') {
+        anyhow::bail!(
+            "unknown runner flag {}: runner flags are --run-dir, --base-url, --quiet and --progress; put them before the script path",
+            script.display()
+        );
+    }
+    let code = match run_file(&script, script_args, Host::new(config)) {
+        Ok(code) => code,
+        Err(ScriptError::Cancelled) => {
+            eprintln!("cancelled");
+            last_signal().map_or(130, |s| 128 + s)
+        }
+        Err(e) => {
+            eprintln!("{}", e.render());
+            e.exit_code()
+        }
+    };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn flags_after_the_script_belong_to_the_script() {
+        let cli = Cli::try_parse_from([
+            "run",
+            "--quiet",
+            "--run-dir",
+            "r",
+            "w.rhai",
+            "--help",
+            "--quiet",
+            "-x",
+            "--batch-size",
+            "3",
+        ])
+        .unwrap();
+        assert!(cli.run.quiet);
+        assert_eq!(cli.run.run_dir, Some(PathBuf::from("r")));
+        assert_eq!(cli.run.script(), PathBuf::from("w.rhai"));
+        assert_eq!(
+            cli.run.script_args(),
+            ["--help", "--quiet", "-x", "--batch-size", "3"]
+        );
+        assert!(
+            Cli::try_parse_from(["run"]).is_err(),
+            "the script is required"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! The worker: fetch a list of tickers for one date range into the store.
+//!
+//! `barsmith ingest` runs this as a disposable process for each batch; the REPL runs it
+//! in-process. Output is a stream of [`events::Event`]s and an [`IngestReport`].
+
+pub mod events;
+mod worker;
+
+pub use worker::{EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Ingest, IngestReport};

@@ -1,0 +1,191 @@
+//! The worker loop: one ticker after another, each range piece fetched, written and
+//! recorded complete before the next, so a worker killed at any instant loses at most
+//! the piece in flight.
+
+use std::time::Instant;
+
+use jiff::civil::Date;
+
+use crate::calendar::DateRange;
+use crate::ingest::events::{Event, EventSink};
+use crate::polygon::{Client, ClientEvent, ErrorClass, ErrorKind, FetchError};
+use crate::store::{Provenance, Store, StoreError};
+
+/// Exit status: every ticker complete.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: bad input, refused before any request.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: some tickers failed; the others are complete.
+pub const EXIT_SOME_FAILED: i32 = 3;
+/// Exit status: fatal for the whole run (key missing or rejected, outdir unwritable).
+pub const EXIT_FATAL: i32 = 4;
+
+/// What one worker run did.
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// Tickers completed by this run.
+    pub ok: Vec<String>,
+    /// Tickers that were already complete.
+    pub skipped: Vec<String>,
+    /// Tickers that failed, with the classified error.
+    pub failed: Vec<(String, FetchError)>,
+    /// Bars written.
+    pub bars: u64,
+    /// The error that stopped the run, if one did.
+    pub fatal: Option<FetchError>,
+}
+
+impl IngestReport {
+    /// The exit status that describes this report.
+    pub fn exit_code(&self) -> i32 {
+        if self.fatal.is_some() {
+            EXIT_FATAL
+        } else if self.failed.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_SOME_FAILED
+        }
+    }
+}
+
+/// Everything a worker needs besides its tickers.
+pub struct Ingest<'a> {
+    /// The API client (with its retry policy and shared budget).
+    pub client: &'a Client,
+    /// The output store.
+    pub store: &'a Store,
+    /// Requested range.
+    pub range: DateRange,
+    /// Today in New York: ranges reaching it are fetched but not recorded complete.
+    pub today: Date,
+    /// Checked between tickers and pieces; set it to stop early (REPL Ctrl-C).
+    pub cancel: &'a dyn Fn() -> bool,
+}
+
+impl Ingest<'_> {
+    /// Works through `tickers`; one ticker's failure never stops the rest, a run-fatal
+    /// error (rejected key, unwritable store) stops everything at once.
+    pub async fn run(&self, tickers: &[String], sink: &mut dyn EventSink) -> IngestReport {
+        let mut report = IngestReport::default();
+        for ticker in tickers {
+            if (self.cancel)() {
+                break;
+            }
+            match self.ticker(ticker, sink).await {
+                Ok(TickerOutcome::Cancelled) => break,
+                Ok(TickerOutcome::Skipped) => report.skipped.push(ticker.clone()),
+                Ok(TickerOutcome::Done { bars }) => {
+                    report.bars += bars;
+                    report.ok.push(ticker.clone());
+                }
+                Err(error) => {
+                    tracing::warn!(%ticker, kind = ?error.kind, "{}", error.message);
+                    sink.emit(Event::TickerFailed { ticker: ticker.clone(), error: error.clone() });
+                    let fatal = error.class == ErrorClass::Run;
+                    report.failed.push((ticker.clone(), error.clone()));
+                    if fatal {
+                        report.fatal = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        sink.emit(Event::Finished {
+            ok: report.ok.len() as u32,
+            skipped: report.skipped.len() as u32,
+            failed: report.failed.len() as u32,
+            bars: report.bars,
+            exit_code: report.exit_code(),
+        });
+        report
+    }
+
+    async fn ticker(&self, ticker: &str, sink: &mut dyn EventSink) -> Result<TickerOutcome, FetchError> {
+        let started = Instant::now();
+        let missing = self.store.missing(ticker, self.range).map_err(store_error)?;
+        sink.emit(Event::TickerStarted {
+            ticker: ticker.to_string(),
+            from: self.range.from.to_string(),
+            to: self.range.to.to_string(),
+            missing: missing.iter().map(|r| [r.from.to_string(), r.to.to_string()]).collect(),
+        });
+        if missing.is_empty() {
+            tracing::info!(%ticker, "already complete");
+            sink.emit(Event::TickerSkipped { ticker: ticker.to_string(), reason: "complete".into() });
+            return Ok(TickerOutcome::Skipped);
+        }
+        let mut totals = Totals::default();
+        for piece in missing.iter().flat_map(DateRange::split_by_year) {
+            if (self.cancel)() {
+                return Ok(TickerOutcome::Cancelled);
+            }
+            let mut on_event = |e: ClientEvent| match e {
+                ClientEvent::Page { bars, .. } => {
+                    sink.emit(Event::Page { ticker: ticker.to_string(), bars });
+                }
+                ClientEvent::Retry { attempt, reason, delay, kind } => {
+                    tracing::info!(%ticker, attempt, ?delay, "retry: {reason}");
+                    sink.emit(Event::Retry {
+                        ticker: ticker.to_string(),
+                        attempt,
+                        kind: kind.as_str().to_string(),
+                        reason,
+                        delay_ms: delay.as_millis() as u64,
+                    });
+                }
+            };
+            let fetched = self.client.fetch_bars(ticker, piece, &mut on_event).await?;
+            let provenance = Provenance::now(self.adjusted(), piece);
+            if self
+                .store
+                .write_piece(ticker, piece, &fetched.bars, &provenance)
+                .map_err(store_error)?
+                .is_some()
+            {
+                totals.files += 1;
+            }
+            self.store.mark_complete(ticker, piece, self.today).map_err(store_error)?;
+            tracing::info!(%ticker, %piece, bars = fetched.bars.len(), "piece written");
+            totals.bars += fetched.bars.len() as u64;
+            totals.requests += fetched.requests;
+            totals.duplicates += fetched.duplicates_dropped;
+            totals.out_of_order += fetched.out_of_order_dropped;
+        }
+        sink.emit(Event::TickerDone {
+            ticker: ticker.to_string(),
+            bars: totals.bars,
+            files: totals.files,
+            requests: totals.requests,
+            duplicates_dropped: totals.duplicates,
+            out_of_order_dropped: totals.out_of_order,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+        Ok(TickerOutcome::Done { bars: totals.bars })
+    }
+}
+
+impl Ingest<'_> {
+    fn adjusted(&self) -> bool {
+        self.store.identity().is_none_or(|i| i.adjusted)
+    }
+}
+
+enum TickerOutcome {
+    Cancelled,
+    Skipped,
+    Done { bars: u64 },
+}
+
+#[derive(Default)]
+struct Totals {
+    bars: u64,
+    files: u32,
+    requests: u32,
+    duplicates: u64,
+    out_of_order: u64,
+}
+
+/// A store that cannot be written stops the run: every later ticker would fail the same way.
+fn store_error(e: StoreError) -> FetchError {
+    FetchError::new(ErrorKind::Store, None, e.to_string())
+}

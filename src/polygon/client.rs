@@ -1,0 +1,506 @@
+//! The client: one ticker's minute bars for one range, page by page, with retries,
+//! the shared request budget, cursor-loop detection and de-duplication.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::Url;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
+
+use crate::bars::Bars;
+use crate::budget::Budget;
+use crate::calendar::{DateRange, ny_day_start_ms};
+use crate::secret::{ApiKey, redact};
+
+use super::decode::{Page, decode_page};
+use super::error::{ErrorClass, ErrorKind, FetchError};
+use super::request::{aggs_url, bearer, checked_next_url, excerpt, parse_base, raw_url};
+use super::retry::{
+    RetryPolicy, classify_api_status, classify_status, classify_transport, parse_retry_after,
+};
+
+/// The API's base URL (`https://api.polygon.io` still works too).
+pub const DEFAULT_BASE_URL: &str = "https://api.massive.com";
+
+/// Per-request timeout (connect, headers and the whole body), as in the seed's ingestor.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Most body bytes kept by [`Client::raw_get`].
+pub const RAW_BODY_MAX: usize = 64 * 1024;
+
+/// Everything the client needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `scheme://host[:port][/prefix]`; the key is only ever sent to this origin.
+    pub base_url: String,
+    /// The API key, sent as `Authorization: Bearer` on every request.
+    pub api_key: ApiKey,
+    /// `adjusted=true` (split-adjusted bars) or `false`.
+    pub adjusted: bool,
+    /// Per-request timeout (default 40 s).
+    pub timeout: Duration,
+    /// Retries of one request.
+    pub retry: RetryPolicy,
+    /// The machine-wide request budget; `None` sends as fast as responses come.
+    pub budget: Option<Budget>,
+}
+
+impl ClientConfig {
+    /// Defaults: Massive's base URL, adjusted bars, 40 s timeout, 8 attempts, no budget.
+    pub fn new(api_key: ApiKey) -> ClientConfig {
+        ClientConfig {
+            base_url: DEFAULT_BASE_URL.to_string(),
+            api_key,
+            adjusted: true,
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+            budget: None,
+        }
+    }
+}
+
+/// Progress reported while fetching.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// A page arrived: `bars` kept from it (after de-duplication), `elapsed` = time of
+    /// its successful request (send, body and decode).
+    Page {
+        /// Bars kept from the page.
+        bars: usize,
+        /// Time of the successful request.
+        elapsed: Duration,
+    },
+    /// A request failed and will be retried after `delay`; sent before sleeping.
+    Retry {
+        /// The attempt about to be made (2 for the first retry).
+        attempt: u32,
+        /// Why the previous attempt failed (no key, short).
+        reason: String,
+        /// The wait before that attempt.
+        delay: Duration,
+        /// The failure's kind.
+        kind: ErrorKind,
+    },
+}
+
+/// All bars of one fetch, with what it took.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fetched {
+    /// The bars, strictly increasing by timestamp, all inside the requested range.
+    pub bars: Bars,
+    /// Pages received.
+    pub pages: u32,
+    /// HTTP requests sent (retries included).
+    pub requests: u32,
+    /// Bars dropped because a bar with the same timestamp was already kept.
+    pub duplicates_dropped: u64,
+    /// Bars dropped because they came before the last kept bar (and were new).
+    pub out_of_order_dropped: u64,
+    /// Bars dropped because their New York date is outside the requested range.
+    pub out_of_range_dropped: u64,
+}
+
+/// One raw exchange, for the REPL. Nothing in it contains the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawResponse {
+    /// The URL requested.
+    pub url: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Time from sending to the end of the body.
+    pub latency: Duration,
+    /// Response headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body as text, at most [`RAW_BODY_MAX`] bytes of it.
+    pub body: String,
+    /// The full body length in bytes.
+    pub body_len: usize,
+}
+
+/// The aggregates client. Cheap to clone (connections are shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    key: ApiKey,
+    auth: HeaderValue,
+    adjusted: bool,
+    timeout: Duration,
+    retry: RetryPolicy,
+    budget: Option<Budget>,
+}
+
+/// A failed attempt, with the server's `Retry-After` when it sent one.
+struct Failure {
+    err: FetchError,
+    retry_after: Option<Duration>,
+}
+
+impl From<FetchError> for Failure {
+    fn from(err: FetchError) -> Failure {
+        Failure {
+            err,
+            retry_after: None,
+        }
+    }
+}
+
+impl Client {
+    /// Checks the configuration and builds the HTTP client (TLS via rustls + ring).
+    pub fn new(cfg: ClientConfig) -> Result<Client, FetchError> {
+        if cfg.api_key.expose().trim().is_empty() {
+            return Err(FetchError::new(
+                ErrorKind::MissingKey,
+                None,
+                "no API key: set POLYGON_API_KEY (or MASSIVE_API_KEY)",
+            ));
+        }
+        let base = parse_base(&cfg.base_url)?;
+        let auth = bearer(&cfg.api_key)?;
+        // Only the first install wins; later calls (other clients) get an Err to ignore.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(format!("barsmith/{}", crate::VERSION))
+            // A redirect would carry the Authorization header along; refuse them all
+            // (the API does not redirect) and report the 3xx instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(cfg.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| {
+                FetchError::new(ErrorKind::Tls, None, format!("cannot set up HTTP/TLS: {e}"))
+                    .with_class(ErrorClass::Run)
+            })?;
+        Ok(Client {
+            http,
+            base,
+            key: cfg.api_key,
+            auth,
+            adjusted: cfg.adjusted,
+            timeout: cfg.timeout,
+            retry: cfg.retry,
+            budget: cfg.budget,
+        })
+    }
+
+    /// The configured base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// All minute bars of one ticker in one range (one year piece at most in
+    /// practice), following `next_url` to the end. Duplicate, out-of-order and
+    /// out-of-range bars are dropped and counted.
+    pub async fn fetch_bars(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        on_event: &mut (dyn FnMut(ClientEvent) + Send),
+    ) -> Result<Fetched, FetchError> {
+        let lo = ny_day_start_ms(range.from);
+        let hi = range.to.tomorrow().map(ny_day_start_ms).unwrap_or(i64::MAX);
+        let mut url = aggs_url(&self.base, ticker, range, self.adjusted);
+        let mut followed: HashSet<String> = HashSet::from([url.as_str().to_string()]);
+        let mut out = Fetched::default();
+        loop {
+            let page_no = out.pages + 1;
+            let (page, elapsed, attempts) = self
+                .get_page(&url, on_event)
+                .await
+                .map_err(|e| with_context(e, page_no))?;
+            out.requests += attempts;
+            out.pages = page_no;
+            let kept = keep_new_bars(&mut out, page.bars, lo, hi);
+            on_event(ClientEvent::Page {
+                bars: kept,
+                elapsed,
+            });
+            tracing::debug!(ticker, page = page_no, bars = kept, ?elapsed, "page");
+            let Some(next) = page.next_url.filter(|n| !n.trim().is_empty()) else {
+                return Ok(out);
+            };
+            let next = checked_next_url(&self.base, &url, &next, &self.key)
+                .map_err(|e| with_context(e, page_no))?;
+            if !followed.insert(next.as_str().to_string()) {
+                return Err(FetchError::new(
+                    ErrorKind::CursorLoop,
+                    Some(200),
+                    format!(
+                        "cursor loop: page {page_no}'s next_url repeats one already followed ({}); \
+                         stopped after {page_no} pages",
+                        excerpt(&redact(next.as_str(), &self.key))
+                    ),
+                ));
+            }
+            url = next;
+        }
+    }
+
+    /// One request for the REPL: through the budget, no retries. `path_or_url` is a
+    /// path under the base (`/v2/...`) or a URL on the base's origin (others are
+    /// refused, so the key never leaves for another host).
+    pub async fn raw_get(&self, path_or_url: &str) -> Result<RawResponse, FetchError> {
+        let url = raw_url(&self.base, path_or_url)?;
+        if let Some(b) = &self.budget {
+            b.acquire().await;
+        }
+        let t0 = Instant::now();
+        let exchange = async {
+            let resp = self
+                .request(&url)
+                .send()
+                .await
+                .map_err(|e| classify_transport(&e, &self.key))?;
+            let status = resp.status().as_u16();
+            let headers: Vec<(String, String)> = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        redact(&String::from_utf8_lossy(v.as_bytes()), &self.key),
+                    )
+                })
+                .collect();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| body_error(&e, status, &self.key))?;
+            Ok::<_, FetchError>((status, headers, body))
+        };
+        let (status, headers, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| self.timeout_error())??;
+        let shown = String::from_utf8_lossy(&body[..body.len().min(RAW_BODY_MAX)]);
+        Ok(RawResponse {
+            url: redact(url.as_str(), &self.key),
+            status,
+            latency: t0.elapsed(),
+            headers,
+            body: redact(&shown, &self.key),
+            body_len: body.len(),
+        })
+    }
+
+    fn request(&self, url: &Url) -> reqwest::RequestBuilder {
+        self.http
+            .get(url.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(ACCEPT, "application/json")
+    }
+
+    fn timeout_error(&self) -> FetchError {
+        FetchError::new(
+            ErrorKind::Timeout,
+            None,
+            format!("timed out: no complete response within {:?}", self.timeout),
+        )
+    }
+
+    /// One page with retries: `(page, elapsed of the good attempt, attempts)`.
+    async fn get_page(
+        &self,
+        url: &Url,
+        on_event: &mut (dyn FnMut(ClientEvent) + Send),
+    ) -> Result<(Page, Duration, u32), FetchError> {
+        let max = self.retry.max_attempts.max(1);
+        let mut backoff = self.retry.backoff();
+        let mut attempt = 1;
+        loop {
+            if let Some(b) = &self.budget {
+                b.acquire().await;
+            }
+            let t0 = Instant::now();
+            let failure = match self.attempt(url).await {
+                Ok(page) => return Ok((page, t0.elapsed(), attempt)),
+                Err(f) => f,
+            };
+            let err = failure.err.with_attempts(attempt);
+            if !err.is_retryable() || attempt >= max {
+                return Err(err);
+            }
+            let delay = self.retry.delay(failure.retry_after, &mut backoff);
+            if err.kind == ErrorKind::RateLimited
+                && let Some(b) = &self.budget
+            {
+                b.penalize(delay);
+            }
+            attempt += 1;
+            tracing::debug!(attempt, ?delay, kind = %err.kind, reason = %err.message, "retrying");
+            on_event(ClientEvent::Retry {
+                attempt,
+                reason: err.message,
+                delay,
+                kind: err.kind,
+            });
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One request for one page, bounded by the timeout.
+    async fn attempt(&self, url: &Url) -> Result<Page, Failure> {
+        let exchange = async {
+            let resp = self
+                .request(url)
+                .send()
+                .await
+                .map_err(|e| classify_transport(&e, &self.key))?;
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| body_error(&e, status, &self.key))?;
+            if !(200..300).contains(&status) {
+                return Err(Failure {
+                    err: classify_status(status, &body, &self.key),
+                    retry_after,
+                });
+            }
+            let page = decode(body).await.map_err(|msg| {
+                FetchError::new(ErrorKind::Body, Some(status), redact(&msg, &self.key))
+            })?;
+            if !page.is_success() {
+                let err = classify_api_status(page.status.as_deref(), page.problem(), &self.key);
+                return Err(Failure { err, retry_after });
+            }
+            Ok(page)
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timeout_error().into()),
+        }
+    }
+}
+
+/// Decodes a body; a big one (a full page is ~5 MB, ~10 ms of CPU) on the blocking
+/// pool so it does not stall the other tasks of the runtime.
+async fn decode<B: AsRef<[u8]> + Send + 'static>(body: B) -> Result<Page, String> {
+    const INLINE_MAX: usize = 256 * 1024;
+    if body.as_ref().len() <= INLINE_MAX {
+        return decode_page(body.as_ref()).map_err(|e| e.message);
+    }
+    match tokio::task::spawn_blocking(move || decode_page(body.as_ref()).map_err(|e| e.message))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => Err(format!("decoder task failed: {e}")),
+    }
+}
+
+/// A failure while reading the body (after the status line): always kind `Body`
+/// unless it was TLS, and it keeps the status.
+fn body_error(e: &reqwest::Error, status: u16, key: &ApiKey) -> FetchError {
+    let mut err = classify_transport(e, key);
+    if err.kind != ErrorKind::Tls {
+        err.kind = ErrorKind::Body;
+        err.class = ErrorKind::Body.class();
+        if !err.message.starts_with("connection dropped mid-body") {
+            err.message = format!("connection dropped mid-body: {}", err.message);
+        }
+    }
+    err.status = Some(status);
+    err
+}
+
+/// Appends the attempt count and page to a final error message.
+fn with_context(mut e: FetchError, page: u32) -> FetchError {
+    let tries = if e.attempts > 1 {
+        format!("gave up after {} attempts, ", e.attempts)
+    } else {
+        String::new()
+    };
+    e.message = format!("{} ({tries}page {page})", e.message);
+    e
+}
+
+/// Appends the page's bars that are new, in order and in range; returns how many.
+fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> usize {
+    let ts = &page.timestamp;
+    let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
+        return 0;
+    };
+    // Fast path (every well-behaved page): strictly increasing, after what we have,
+    // inside the range.
+    let after_kept = out.bars.timestamp.last().is_none_or(|&l| first > l);
+    if after_kept && first >= lo && last < hi && ts.windows(2).all(|w| w[0] < w[1]) {
+        let n = ts.len();
+        if out.bars.is_empty() {
+            out.bars = page;
+        } else {
+            out.bars.extend(&page);
+        }
+        return n;
+    }
+    let before = out.bars.len();
+    for (i, &t) in ts.iter().enumerate() {
+        if t < lo || t >= hi {
+            out.out_of_range_dropped += 1;
+            continue;
+        }
+        match out.bars.timestamp.last() {
+            Some(&l) if t == l => out.duplicates_dropped += 1,
+            Some(&l) if t < l => {
+                if out.bars.timestamp.binary_search(&t).is_ok() {
+                    out.duplicates_dropped += 1;
+                } else {
+                    out.out_of_order_dropped += 1;
+                }
+            }
+            _ => {
+                if let Some(bar) = page.get(i) {
+                    out.bars.push(bar);
+                }
+            }
+        }
+    }
+    out.bars.len() - before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bars::Bar;
+
+    fn bars(ts: &[i64]) -> Bars {
+        let mut b = Bars::default();
+        for &t in ts {
+            b.push(Bar {
+                timestamp: t,
+                open: 1.0,
+                high: 1.0,
+                low: 1.0,
+                close: 1.0,
+                volume: 1.0,
+                vwap: None,
+                transactions: None,
+                otc: false,
+            });
+        }
+        b
+    }
+
+    #[test]
+    fn keep_drops_repeats_disorder_and_out_of_range() {
+        let mut f = Fetched::default();
+        assert_eq!(keep_new_bars(&mut f, bars(&[10, 20, 30]), 0, 100), 3);
+        // A repeated tail, one bar out of order (25: new but behind), one out of range.
+        assert_eq!(
+            keep_new_bars(&mut f, bars(&[20, 30, 40, 25, 40, 50, 100]), 0, 100),
+            2
+        );
+        assert_eq!(f.bars.timestamp, vec![10, 20, 30, 40, 50]);
+        assert_eq!(
+            (
+                f.duplicates_dropped,
+                f.out_of_order_dropped,
+                f.out_of_range_dropped
+            ),
+            (3, 1, 1)
+        );
+    }
+}

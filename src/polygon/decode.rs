@@ -1,0 +1,430 @@
+//! Page JSON → [`Page`]: the hot path of every fetch.
+//!
+//! A 50,000-bar page is ~5 MB of JSON. The visitor below writes each bar's fields
+//! straight into the columns of [`Bars`] — no `Vec<struct>`, no `serde_json::Value` —
+//! reading keys as borrowed slices of the input.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::bars::Bars;
+
+/// One decoded page of the aggregates endpoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// `status`: `OK` or `DELAYED` on success; `ERROR`, `NOT_AUTHORIZED` on failure.
+    pub status: Option<String>,
+    /// The page's bars (`results` absent, `null` or `[]` all give none).
+    pub bars: Bars,
+    /// `next_url`: the next page (with a cursor, without the key), when there is one.
+    pub next_url: Option<String>,
+    /// `error`, sent with failed statuses.
+    pub error: Option<String>,
+    /// `message`, sent with some failures (e.g. `NOT_AUTHORIZED`).
+    pub message: Option<String>,
+    /// `request_id`, useful when reporting a problem to the provider.
+    pub request_id: Option<String>,
+    /// `resultsCount`.
+    pub results_count: Option<u64>,
+}
+
+impl Page {
+    /// True when `status` is `OK` or `DELAYED` (or absent and no `error` was sent).
+    pub fn is_success(&self) -> bool {
+        match self.status.as_deref() {
+            Some(s) => s.eq_ignore_ascii_case("OK") || s.eq_ignore_ascii_case("DELAYED"),
+            None => self.error.is_none(),
+        }
+    }
+
+    /// The API's explanation of a failure: `error`, else `message`.
+    pub fn problem(&self) -> Option<&str> {
+        self.error.as_deref().or(self.message.as_deref())
+    }
+}
+
+/// The page was not valid aggregates JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// What was wrong and where (line, column).
+    pub message: String,
+    /// True when the input ended early (a truncated body).
+    pub truncated: bool,
+}
+
+/// Decodes one page from raw bytes.
+pub fn decode_page(input: &[u8]) -> Result<Page, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(input);
+    let page = de
+        .deserialize_map(PageVisitor)
+        .and_then(|p| de.end().map(|()| p));
+    page.map_err(|e| DecodeError {
+        truncated: e.is_eof(),
+        message: if e.is_eof() {
+            format!("truncated page JSON ({} bytes): {e}", input.len())
+        } else {
+            format!("malformed page JSON: {e}")
+        },
+    })
+}
+
+/// Top-level keys of a page.
+enum TopField {
+    Status,
+    Results,
+    NextUrl,
+    Error,
+    Message,
+    RequestId,
+    ResultsCount,
+    Other,
+}
+
+/// Keys of a bar object.
+#[derive(Clone, Copy)]
+enum BarField {
+    O,
+    H,
+    L,
+    C,
+    V,
+    T,
+    Vw,
+    N,
+    Otc,
+    Other,
+}
+
+/// Implements `Deserialize` for a key enum through `deserialize_identifier`, so
+/// serde_json hands over borrowed key bytes and nothing is allocated.
+macro_rules! identifier {
+    ($ty:ident, $what:literal, |$s:ident| $body:expr) => {
+        impl<'de> de::Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($what)
+                    }
+                    #[inline]
+                    fn visit_str<E: de::Error>(self, $s: &str) -> Result<$ty, E> {
+                        Ok($body)
+                    }
+                }
+                d.deserialize_identifier(V)
+            }
+        }
+    };
+}
+
+identifier!(TopField, "a page field", |s| match s {
+    "status" => TopField::Status,
+    "results" => TopField::Results,
+    "next_url" => TopField::NextUrl,
+    "error" => TopField::Error,
+    "message" => TopField::Message,
+    "request_id" => TopField::RequestId,
+    "resultsCount" => TopField::ResultsCount,
+    _ => TopField::Other,
+});
+
+identifier!(BarField, "a bar field", |s| match s.as_bytes() {
+    b"o" => BarField::O,
+    b"h" => BarField::H,
+    b"l" => BarField::L,
+    b"c" => BarField::C,
+    b"v" => BarField::V,
+    b"t" => BarField::T,
+    b"vw" => BarField::Vw,
+    b"n" => BarField::N,
+    b"otc" => BarField::Otc,
+    _ => BarField::Other,
+});
+
+struct PageVisitor;
+
+impl<'de> Visitor<'de> for PageVisitor {
+    type Value = Page;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an aggregates page object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Page, A::Error> {
+        let mut page = Page::default();
+        while let Some(key) = map.next_key::<TopField>()? {
+            match key {
+                TopField::Status => page.status = map.next_value()?,
+                TopField::Results => {
+                    page.bars = Bars::default();
+                    map.next_value_seed(ResultsSeed(&mut page.bars))?;
+                }
+                TopField::NextUrl => page.next_url = map.next_value()?,
+                TopField::Error => page.error = map.next_value()?,
+                TopField::Message => page.message = map.next_value()?,
+                TopField::RequestId => page.request_id = map.next_value()?,
+                TopField::ResultsCount => {
+                    page.results_count = map
+                        .next_value::<Option<Lenient>>()?
+                        .map(|n| n.0.max(0) as u64)
+                }
+                TopField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// `results`: `null` or an array of bar objects, appended to the columns.
+struct ResultsSeed<'a>(&'a mut Bars);
+
+impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of bars or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let bars = self.0;
+        // serde_json gives no size hint; a full page is 50,000 bars, so grow in big
+        // steps instead of doubling from zero.
+        let want = seq.size_hint().unwrap_or(4096);
+        reserve(bars, want);
+        while seq.next_element_seed(BarSeed(&mut *bars))?.is_some() {
+            if bars.timestamp.len() == bars.timestamp.capacity() {
+                reserve(bars, bars.len().max(4096));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn reserve(b: &mut Bars, n: usize) {
+    b.timestamp.reserve(n);
+    b.open.reserve(n);
+    b.high.reserve(n);
+    b.low.reserve(n);
+    b.close.reserve(n);
+    b.volume.reserve(n);
+    b.vwap.reserve(n);
+    b.transactions.reserve(n);
+    b.otc.reserve(n);
+}
+
+/// One bar object, pushed onto the columns once all its fields are read.
+struct BarSeed<'a>(&'a mut Bars);
+
+impl<'de> DeserializeSeed<'de> for BarSeed<'_> {
+    type Value = ();
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+const HAS_O: u8 = 1;
+const HAS_H: u8 = 2;
+const HAS_L: u8 = 4;
+const HAS_C: u8 = 8;
+const HAS_V: u8 = 16;
+const HAS_T: u8 = 32;
+const HAS_ALL: u8 = 63;
+
+impl<'de> Visitor<'de> for BarSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a bar object with o, h, l, c, v and t")
+    }
+
+    #[inline]
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (mut o, mut h, mut l, mut c, mut v) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut t = 0i64;
+        let mut vw = None;
+        let mut n = None;
+        let mut otc = false;
+        let mut seen = 0u8;
+        while let Some(key) = map.next_key::<BarField>()? {
+            match key {
+                BarField::O => (o, seen) = (map.next_value()?, seen | HAS_O),
+                BarField::H => (h, seen) = (map.next_value()?, seen | HAS_H),
+                BarField::L => (l, seen) = (map.next_value()?, seen | HAS_L),
+                BarField::C => (c, seen) = (map.next_value()?, seen | HAS_C),
+                BarField::V => (v, seen) = (map.next_value()?, seen | HAS_V),
+                BarField::T => (t, seen) = (map.next_value::<Lenient>()?.0, seen | HAS_T),
+                BarField::Vw => vw = map.next_value()?,
+                BarField::N => n = map.next_value::<Option<Lenient>>()?.map(|x| x.0),
+                BarField::Otc => otc = map.next_value::<Option<bool>>()?.unwrap_or(false),
+                BarField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if seen != HAS_ALL {
+            let missing: Vec<&str> = [
+                (HAS_O, "o"),
+                (HAS_H, "h"),
+                (HAS_L, "l"),
+                (HAS_C, "c"),
+                (HAS_V, "v"),
+                (HAS_T, "t"),
+            ]
+            .iter()
+            .filter(|(bit, _)| seen & bit == 0)
+            .map(|(_, name)| *name)
+            .collect();
+            return Err(de::Error::custom(format_args!(
+                "bar #{} lacks field(s) {}",
+                self.0.len(),
+                missing.join(", ")
+            )));
+        }
+        let b = self.0;
+        b.timestamp.push(t);
+        b.open.push(o);
+        b.high.push(h);
+        b.low.push(l);
+        b.close.push(c);
+        b.volume.push(v);
+        b.vwap.push(vw);
+        b.transactions.push(n);
+        b.otc.push(otc);
+        Ok(())
+    }
+}
+
+/// An integer that may arrive as a float with no fraction (`12.0`, `1.6e12`).
+struct Lenient(i64);
+
+impl<'de> de::Deserialize<'de> for Lenient {
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Lenient, D::Error> {
+        d.deserialize_i64(LenientVisitor)
+    }
+}
+
+struct LenientVisitor;
+
+impl Visitor<'_> for LenientVisitor {
+    type Value = Lenient;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+
+    #[inline]
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Lenient, E> {
+        Ok(Lenient(v))
+    }
+
+    #[inline]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Lenient, E> {
+        i64::try_from(v)
+            .map(Lenient)
+            .map_err(|_| E::custom(format_args!("integer {v} is too large")))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Lenient, E> {
+        // 2^63 as f64; anything at or beyond it does not fit an i64.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if v.is_finite() && v.fract() == 0.0 && v.abs() < LIMIT {
+            Ok(Lenient(v as i64))
+        } else {
+            Err(E::custom(format_args!("expected an integer, found {v}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_all_fields_and_scientific_volume() {
+        let json = br#"{"ticker":"AAPL","queryCount":2,"resultsCount":2,"adjusted":true,
+            "results":[{"v":1.029145e+06,"vw":130.1,"o":130,"c":131.5,"h":132,"l":129.5,"t":1614556800000,"n":12.0},
+                       {"v":5,"o":1,"c":1,"h":1,"l":1,"t":1614556860000,"otc":true,"extra":{"a":[1]}}],
+            "status":"DELAYED","request_id":"abc","count":2,
+            "next_url":"https://api.massive.com/v2/aggs/ticker/AAPL/range/1/minute/1/2?cursor=x"}"#;
+        let p = decode_page(json).unwrap();
+        assert!(p.is_success());
+        assert_eq!(p.bars.len(), 2);
+        assert_eq!(p.bars.volume, vec![1_029_145.0, 5.0]);
+        assert_eq!(p.bars.timestamp, vec![1_614_556_800_000, 1_614_556_860_000]);
+        assert_eq!(p.bars.vwap, vec![Some(130.1), None]);
+        assert_eq!(p.bars.transactions, vec![Some(12), None]);
+        assert_eq!(p.bars.otc, vec![false, true]);
+        assert_eq!(p.bars.open, vec![130.0, 1.0]);
+        assert_eq!(p.results_count, Some(2));
+        assert_eq!(p.request_id.as_deref(), Some("abc"));
+        assert!(p.next_url.unwrap().contains("cursor=x"));
+    }
+
+    #[test]
+    fn absent_null_and_empty_results_mean_no_bars() {
+        for json in [
+            r#"{"status":"OK","resultsCount":0}"#,
+            r#"{"status":"OK","results":null}"#,
+            r#"{"status":"OK","results":[]}"#,
+        ] {
+            let p = decode_page(json.as_bytes()).unwrap();
+            assert!(p.bars.is_empty() && p.is_success(), "{json}");
+        }
+    }
+
+    #[test]
+    fn error_statuses_are_not_success() {
+        let p = decode_page(br#"{"status":"ERROR","error":"boom","request_id":"r"}"#).unwrap();
+        assert!(!p.is_success());
+        assert_eq!(p.problem(), Some("boom"));
+        let p = decode_page(br#"{"status":"NOT_AUTHORIZED","message":"You are not entitled"}"#)
+            .unwrap();
+        assert!(!p.is_success());
+        assert_eq!(p.problem(), Some("You are not entitled"));
+    }
+
+    #[test]
+    fn truncated_and_malformed_input_are_reported() {
+        let e = decode_page(br#"{"status":"OK","results":[{"o":1,"h":1"#).unwrap_err();
+        assert!(e.truncated, "{e}");
+        let e = decode_page(br#"<html>502 Bad Gateway</html>"#).unwrap_err();
+        assert!(!e.truncated);
+        let e = decode_page(br#"{"status":"OK","results":[{"o":1,"h":1,"l":1,"c":1,"v":1}]}"#)
+            .unwrap_err();
+        assert!(e.message.contains("lacks field(s) t"), "{e}");
+        let e = decode_page(
+            br#"{"status":"OK","results":[{"o":1,"h":1,"l":1,"c":1,"v":1,"t":1,"n":1.5}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("integer"), "{e}");
+        assert!(decode_page(br#"{"status":"OK"} trailing"#).is_err());
+    }
+}

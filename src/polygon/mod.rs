@@ -1,0 +1,19 @@
+//! The Polygon.io (Massive) aggregates client.
+//!
+//! [`Client::fetch_bars`] returns every minute bar of one ticker in one date range:
+//! it builds the request ([`request`]), sends it through the machine-wide
+//! [`crate::budget::Budget`], retries what is transient ([`retry`]), decodes each page
+//! straight into columns ([`decode`]), follows `next_url` (only on the configured
+//! host, never into a loop) and drops duplicate, out-of-order and out-of-range bars.
+//! Failures are classified ([`error`]) so scripts can decide what to re-queue.
+
+pub mod client;
+pub mod decode;
+pub mod error;
+pub mod request;
+pub mod retry;
+
+pub use client::{Client, ClientConfig, ClientEvent, DEFAULT_BASE_URL, Fetched, RawResponse};
+pub use decode::{DecodeError, Page, decode_page};
+pub use error::{ErrorClass, ErrorKind, FetchError};
+pub use retry::RetryPolicy;

@@ -1,0 +1,252 @@
+//! Building requests: the aggregates URL, the auth header, and the origin check that
+//! keeps the key on the configured host.
+
+use reqwest::Url;
+use reqwest::header::HeaderValue;
+
+use crate::calendar::DateRange;
+use crate::secret::{ApiKey, redact};
+
+use super::error::{ErrorClass, ErrorKind, FetchError};
+
+/// The page size asked for: the API's maximum. Always sent, since the default (5000)
+/// silently truncates minute ranges.
+pub const PAGE_LIMIT: u32 = 50_000;
+
+/// Parses and checks the configured base URL (`http` or `https`, with a host).
+pub fn parse_base(base: &str) -> Result<Url, FetchError> {
+    let bad =
+        |why: String| FetchError::new(ErrorKind::BadRequest, None, why).with_class(ErrorClass::Run);
+    let url = Url::parse(base.trim()).map_err(|e| {
+        bad(format!(
+            "base URL '{base}' is not a URL ({e}); e.g. https://api.massive.com"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(format!(
+            "base URL '{base}' must be http(s)://host[:port]"
+        )));
+    }
+    if url.query().is_some() {
+        return Err(bad(format!(
+            "base URL '{}' must not carry a query (the key goes in a header, not the URL)",
+            url.origin().ascii_serialization()
+        )));
+    }
+    Ok(url)
+}
+
+/// `{base}/v2/aggs/ticker/{T}/range/1/minute/{from}/{to}?adjusted=..&sort=asc&limit=50000`.
+pub fn aggs_url(base: &Url, ticker: &str, range: DateRange, adjusted: bool) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut segs) = url.path_segments_mut() {
+        segs.pop_if_empty().extend([
+            "v2",
+            "aggs",
+            "ticker",
+            ticker,
+            "range",
+            "1",
+            "minute",
+            &range.from.to_string(),
+            &range.to.to_string(),
+        ]);
+    }
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("adjusted", if adjusted { "true" } else { "false" })
+        .append_pair("sort", "asc")
+        .append_pair("limit", &PAGE_LIMIT.to_string());
+    url
+}
+
+/// True when scheme, host and port (explicit or default) are equal.
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Resolves a `next_url` (absolute or relative to `current`) and refuses it unless it
+/// has the base's origin: the key is only ever sent to the configured host. The
+/// refusal is class `Run`, since every ticker would hit it.
+pub fn checked_next_url(
+    base: &Url,
+    current: &Url,
+    next: &str,
+    key: &ApiKey,
+) -> Result<Url, FetchError> {
+    let shown = redact(next, key);
+    let url = current.join(next).map_err(|e| {
+        FetchError::new(
+            ErrorKind::Body,
+            None,
+            format!("next_url '{}' is not a URL: {e}", excerpt(&shown)),
+        )
+    })?;
+    if !same_origin(base, &url) {
+        return Err(foreign(base, &url, "next_url"));
+    }
+    Ok(strip_key_param(url))
+}
+
+/// Resolves a path (`/v2/...`, `v2/...`) or an absolute URL for a raw request, refusing
+/// any other origin than the base's. An `apiKey=` query parameter is removed: the
+/// header carries the key.
+pub fn raw_url(base: &Url, path_or_url: &str) -> Result<Url, FetchError> {
+    let s = path_or_url.trim();
+    let url = if s.contains("://") {
+        Url::parse(s)
+    } else {
+        let mut root = base.clone();
+        if !root.path().ends_with('/') {
+            let p = format!("{}/", root.path());
+            root.set_path(&p);
+        }
+        root.join(s.trim_start_matches('/'))
+    }
+    .map_err(|e| {
+        FetchError::new(
+            ErrorKind::BadRequest,
+            None,
+            format!("'{}' is not a path or URL: {e}", excerpt(s)),
+        )
+    })?;
+    if !same_origin(base, &url) {
+        return Err(foreign(base, &url, "URL"));
+    }
+    Ok(strip_key_param(url))
+}
+
+fn foreign(base: &Url, url: &Url, what: &str) -> FetchError {
+    FetchError::new(
+        ErrorKind::BadRequest,
+        None,
+        format!(
+            "refusing to send the API key to {}: the {what} is not on the configured base {} \
+             (pass --base-url {} if that host is the API)",
+            url.origin().ascii_serialization(),
+            base.origin().ascii_serialization(),
+            url.origin().ascii_serialization(),
+        ),
+    )
+    .with_class(ErrorClass::Run)
+}
+
+/// Removes `apiKey` query parameters (any case), keeping the others in order.
+fn strip_key_param(mut url: Url) -> Url {
+    if url.query().is_none() {
+        return url;
+    }
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("apikey"))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    url
+}
+
+/// The `Authorization: Bearer KEY` value, marked sensitive so it never prints.
+pub fn bearer(key: &ApiKey) -> Result<HeaderValue, FetchError> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+        FetchError::new(
+            ErrorKind::Unauthorized,
+            None,
+            "the API key contains characters not allowed in an HTTP header; check POLYGON_API_KEY",
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// The first ~200 characters of `text` (on a char boundary), whitespace collapsed.
+pub fn excerpt(text: &str) -> String {
+    const MAX: usize = 200;
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        parse_base("https://api.massive.com").unwrap()
+    }
+
+    #[test]
+    fn aggs_url_has_every_parameter_and_no_key() {
+        let r = DateRange::parse("2004-01-01", "2004-12-31").unwrap();
+        let u = aggs_url(&base(), "BRK.A", r, false);
+        assert_eq!(
+            u.as_str(),
+            "https://api.massive.com/v2/aggs/ticker/BRK.A/range/1/minute/2004-01-01/2004-12-31?adjusted=false&sort=asc&limit=50000"
+        );
+        let prefixed = parse_base("http://127.0.0.1:9/proxy/").unwrap();
+        assert!(
+            aggs_url(&prefixed, "A", r, true)
+                .path()
+                .starts_with("/proxy/v2/aggs/ticker/A/")
+        );
+    }
+
+    #[test]
+    fn next_url_must_share_scheme_host_and_port() {
+        let k = ApiKey::new("k");
+        let cur = aggs_url(
+            &base(),
+            "A",
+            DateRange::parse("2004-01-01", "2004-01-02").unwrap(),
+            true,
+        );
+        assert!(
+            checked_next_url(&base(), &cur, "https://api.massive.com/v2/x?cursor=1", &k).is_ok()
+        );
+        assert!(
+            checked_next_url(
+                &base(),
+                &cur,
+                "https://api.massive.com:443/v2/x?cursor=1",
+                &k
+            )
+            .is_ok()
+        );
+        assert!(checked_next_url(&base(), &cur, "/v2/x?cursor=1", &k).is_ok());
+        for foreign in [
+            "http://api.massive.com/v2/x",
+            "https://api.polygon.io/v2/x",
+            "https://api.massive.com:8443/v2/x",
+            "https://evil.example/v2/x",
+        ] {
+            let e = checked_next_url(&base(), &cur, foreign, &k).unwrap_err();
+            assert_eq!(e.class, ErrorClass::Run, "{foreign}");
+            assert!(e.message.contains("refusing"), "{e}");
+        }
+    }
+
+    #[test]
+    fn raw_url_strips_api_key_and_refuses_foreign_hosts() {
+        let u = raw_url(&base(), "/v2/aggs?apiKey=secret&x=1").unwrap();
+        assert_eq!(u.as_str(), "https://api.massive.com/v2/aggs?x=1");
+        assert_eq!(
+            raw_url(&base(), "v1/marketstatus/now").unwrap().path(),
+            "/v1/marketstatus/now"
+        );
+        assert!(raw_url(&base(), "https://example.com/v2").is_err());
+    }
+
+    #[test]
+    fn excerpt_caps_length_on_char_boundaries() {
+        let long = "é".repeat(500);
+        assert_eq!(excerpt(&long).chars().count(), 201);
+        assert_eq!(excerpt("a\n  b"), "a b");
+    }
+}

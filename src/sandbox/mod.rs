@@ -1,0 +1,221 @@
+//! A Polygon-compatible HTTP server on loopback, with synthetic bars and injectable
+//! faults: the demo, the test suite and the benches run against it, and users can try
+//! scripts without an API key (`barsmith sandbox`).
+//!
+//! - [`synth`]: the bars, a pure function of (ticker, minute); [`synth::bars_for`] is
+//!   exactly what a full paginated fetch returns.
+//! - [`faults`]: the fault plan (`TICKER=FAULT[:N]` specs, random faults).
+//! - `aggs`: the aggregates endpoint, cursors and hand-written page JSON.
+//! - `http` / `server`: a small hand-written HTTP/1.1 server (byte-level control is
+//!   what lets a response stop half-way or never start).
+//! - `limiter`: the server-side GCRA rate limit; `stats`: the request counters.
+//!
+//! Endpoints: `GET /v2/aggs/ticker/{T}/range/1/minute/{from}/{to}`,
+//! `GET /_sandbox/stats`, `GET|POST /_sandbox/faults` (control endpoints need no key).
+
+mod aggs;
+pub mod faults;
+mod http;
+mod limiter;
+mod server;
+mod stats;
+pub mod synth;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::civil::Date;
+use tokio::sync::watch;
+
+pub use aggs::{DEFAULT_LIMIT, MAX_LIMIT, page_json};
+pub use faults::{Fault, FaultPlan, FaultRule, FaultSpecError, RandomFaults};
+pub use stats::SandboxStats;
+
+/// The API key the sandbox accepts unless configured otherwise.
+pub const SANDBOX_API_KEY: &str = "sandbox";
+
+/// How the sandbox behaves.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// The accepted API key (`Authorization: Bearer KEY` or `apiKey=KEY`).
+    pub api_key: String,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Added before answering each aggregates request.
+    pub latency: Duration,
+    /// Server-side rate limit in requests per second (429 beyond it); `None` = off.
+    pub rate_limit: Option<f64>,
+    /// Requests allowed at once under the rate limit (GCRA burst), at least 1.
+    pub rate_burst: u32,
+    /// Faults injected from the start (replaceable at run time).
+    pub faults: FaultPlan,
+    /// Listing windows that override the hashed ones: ticker → (listed, delisted),
+    /// both inclusive, `None` for an open end.
+    pub listings: HashMap<String, synth::Listing>,
+    /// The sandbox's "today" (New York): there are bars for dates up to and including
+    /// it, none after, like the real API which has no future data.
+    pub today: Date,
+    /// How long a `hang` fault holds a connection before closing it unanswered.
+    pub hang_for: Duration,
+    /// Data seed: a different seed gives every ticker different bars and listings.
+    pub seed: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            api_key: SANDBOX_API_KEY.to_string(),
+            port: 0,
+            latency: Duration::ZERO,
+            rate_limit: None,
+            rate_burst: 1,
+            faults: FaultPlan::default(),
+            listings: HashMap::new(),
+            today: crate::calendar::today_ny(),
+            hang_for: Duration::from_secs(120),
+            seed: 0,
+        }
+    }
+}
+
+impl fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("api_key", &"<redacted>")
+            .field("port", &self.port)
+            .field("latency", &self.latency)
+            .field("rate_limit", &self.rate_limit)
+            .field("rate_burst", &self.rate_burst)
+            .field("faults", &self.faults)
+            .field("listings", &self.listings)
+            .field("today", &self.today)
+            .field("hang_for", &self.hang_for)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+/// A running sandbox. Dropping it (or [`Sandbox::shutdown`]) stops the server and
+/// closes every connection, hung ones included.
+pub struct Sandbox {
+    shared: Arc<server::Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts the server on the current tokio runtime, bound to 127.0.0.1:`cfg.port`.
+    pub async fn start(cfg: SandboxConfig) -> io::Result<Sandbox> {
+        let (stop, stopped) = watch::channel(false);
+        let (shared, addr) = server::spawn(cfg, stopped).await?;
+        Ok(Sandbox {
+            shared,
+            addr,
+            stop,
+            thread: None,
+        })
+    }
+
+    /// Starts the server on its own thread with its own multi-thread runtime, for sync
+    /// tests, benches and the demo; returns once it is listening.
+    pub fn start_background(cfg: SandboxConfig) -> io::Result<Sandbox> {
+        let (stop, stopped) = watch::channel(false);
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("barsmith-sandbox".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("barsmith-sandbox-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut wait = stopped.clone();
+                    match server::spawn(cfg, stopped).await {
+                        Ok(started) => {
+                            let _ = ready_tx.send(Ok(started));
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                    let _ = wait.wait_for(|s| *s).await;
+                });
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        let (shared, addr) = ready
+            .recv()
+            .map_err(|_| io::Error::other("the sandbox thread stopped before listening"))??;
+        Ok(Sandbox {
+            shared,
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, the base URL to give a client.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration it runs with (faults as they were at start).
+    pub fn config(&self) -> &SandboxConfig {
+        &self.shared.cfg
+    }
+
+    /// A snapshot of the request counters.
+    pub fn stats(&self) -> SandboxStats {
+        self.shared.stats()
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats();
+    }
+
+    /// Replaces the fault plan; counts of `:N` rules start over.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.shared.set_faults(plan);
+    }
+
+    /// Stops the server and closes all its connections.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}

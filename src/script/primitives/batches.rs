@@ -1,0 +1,384 @@
+//! Batches: start a disposable worker process per batch of tickers, and wait for,
+//! poll or stop them. With `wait_any` a script keeps N batches running — the seed's
+//! "at most 6 at a time" — and decides itself what to retry.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, EvalAltResult, Map};
+
+use crate::batch::{BatchError, BatchOptions, BatchResult, TickerFailure, TickerOutcome};
+use crate::script::host::Host;
+use crate::script::primitives::util::cancelled;
+use crate::script::types::batch_handle::ScriptBatchHandle;
+use crate::script::value::{Fallible, Options, error, strings};
+
+/// The keys `spawn_batch` accepts.
+pub(crate) const SPAWN_OPTIONS: &[&str] = &[
+    "outdir",
+    "from",
+    "to",
+    "adjusted",
+    "max_rps",
+    "base_url",
+    "request_timeout",
+    "retries",
+    "backoff",
+    "max_backoff",
+    "timeout",
+    "attempt",
+    "id",
+    "label",
+];
+
+/// A batch error as a script error (cancellation ends the script).
+pub(crate) fn batch_error(function: &str, e: BatchError) -> Box<EvalAltResult> {
+    match e {
+        BatchError::Cancelled => cancelled(),
+        e => error(format!("{function}: {e}")),
+    }
+}
+
+/// Reads the option map of `spawn_batch` into [`BatchOptions`].
+pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
+    let o = Options::parse("spawn_batch", opts, SPAWN_OPTIONS)?;
+    let required = |key: &str| {
+        o.string(key)?.ok_or_else(|| {
+            error(format!(
+                "spawn_batch: option '{key}' is required (outdir, from and to say what to fetch and where)"
+            ))
+        })
+    };
+    let secs = |key: &str| -> Fallible<Option<Duration>> {
+        Ok(o.seconds(key)?.map(Duration::from_secs_f64))
+    };
+    let small = |key: &str| -> Fallible<Option<u32>> {
+        o.int(key)?
+            .map(|n| {
+                u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+                    error(format!(
+                        "spawn_batch: option '{key}' must be a positive integer, got {n}"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let max_rps = match o.get_dynamic("max_rps") {
+        None => None,
+        Some(v) if v.is_int() || v.is_float() || v.is_string() => Some(v.to_string()),
+        Some(v) => {
+            return Err(error(format!(
+                "spawn_batch: option 'max_rps' must be a rate like 50, \"50/s\" or \"5/min\", got {}",
+                v.type_name()
+            )));
+        }
+    };
+    Ok(BatchOptions {
+        outdir: PathBuf::from(required("outdir")?),
+        from: required("from")?,
+        to: required("to")?,
+        adjusted: o.bool("adjusted")?.unwrap_or(true),
+        max_rps,
+        base_url: o
+            .string("base_url")?
+            .or_else(|| host.config().base_url.clone()),
+        request_timeout: secs("request_timeout")?,
+        retries: small("retries")?,
+        backoff: secs("backoff")?,
+        max_backoff: secs("max_backoff")?,
+        timeout: secs("timeout")?,
+        attempt: small("attempt")?,
+        id: small("id")?,
+        label: o.string("label")?,
+        extra_args: Vec::new(),
+    })
+}
+
+fn failure_map(f: &TickerFailure) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("class".into(), f.class.clone().into());
+    m.insert("kind".into(), f.kind.clone().into());
+    m.insert(
+        "status".into(),
+        f.status
+            .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s))),
+    );
+    m.insert("message".into(), f.message.clone().into());
+    m.insert("attempts".into(), Dynamic::from_int(i64::from(f.attempts)));
+    Dynamic::from_map(m)
+}
+
+fn outcome_map(t: &TickerOutcome) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("ticker".into(), t.ticker.clone().into());
+    m.insert("status".into(), t.status.as_str().into());
+    m.insert("bars".into(), Dynamic::from_int(t.bars as i64));
+    m.insert("requests".into(), Dynamic::from_int(t.requests as i64));
+    m.insert(
+        "error".into(),
+        t.error.as_ref().map_or(Dynamic::UNIT, failure_map),
+    );
+    Dynamic::from_map(m)
+}
+
+fn names(items: Vec<String>) -> Dynamic {
+    Dynamic::from_array(items.into_iter().map(Dynamic::from).collect())
+}
+
+fn opt_int(v: Option<i32>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, |v| Dynamic::from_int(i64::from(v)))
+}
+
+/// A batch result as the map scripts see (every key always present).
+pub(crate) fn result_map(r: &BatchResult) -> Map {
+    let mut m = Map::new();
+    m.insert("id".into(), Dynamic::from_int(i64::from(r.id)));
+    m.insert("attempt".into(), Dynamic::from_int(i64::from(r.attempt)));
+    m.insert(
+        "label".into(),
+        r.label.clone().map_or(Dynamic::UNIT, Dynamic::from),
+    );
+    m.insert("success".into(), r.success().into());
+    m.insert("status".into(), r.status_text().into());
+    m.insert("exit".into(), opt_int(r.exit_code));
+    m.insert("signal".into(), opt_int(r.signal));
+    m.insert("timed_out".into(), r.timed_out.into());
+    m.insert("killed".into(), r.killed.into());
+    m.insert("cancelled".into(), r.cancelled.into());
+    m.insert("fatal".into(), r.fatal.into());
+    m.insert("elapsed".into(), Dynamic::from_float(r.elapsed_s));
+    m.insert("started_at".into(), r.started_at.clone().into());
+    m.insert("log".into(), r.log_path.display().to_string().into());
+    m.insert("bars".into(), Dynamic::from_int(r.bars as i64));
+    m.insert("requests".into(), Dynamic::from_int(r.requests as i64));
+    m.insert("retries".into(), Dynamic::from_int(r.retries as i64));
+    m.insert(
+        "tickers".into(),
+        Dynamic::from_array(r.tickers.iter().map(outcome_map).collect()),
+    );
+    let complete: Vec<String> = r
+        .tickers
+        .iter()
+        .filter(|t| t.status.is_complete())
+        .map(|t| t.ticker.clone())
+        .collect();
+    m.insert("ok".into(), names(complete));
+    m.insert("failed".into(), names(r.incomplete_tickers()));
+    m.insert("retryable".into(), names(r.retryable_tickers()));
+    m
+}
+
+/// Reads an array of handles, naming the offending element on error.
+pub(crate) fn handles(function: &str, items: &Array) -> Fallible<Vec<crate::batch::BatchHandle>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.read_lock::<ScriptBatchHandle>()
+                .map(|h| h.0.clone())
+                .ok_or_else(|| {
+                    error(format!(
+                        "{function}: handles[{i}] is {}, not a BatchHandle from spawn_batch",
+                        v.type_name()
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Checks a ticker list for `spawn_batch`.
+pub(crate) fn batch_tickers(items: &Array) -> Fallible<Vec<String>> {
+    let tickers = strings("spawn_batch", "tickers", items)?;
+    let unique: BTreeSet<&str> = tickers.iter().map(String::as_str).collect();
+    if unique.is_empty() {
+        return Err(error("spawn_batch: the batch has no tickers"));
+    }
+    Ok(tickers)
+}
+
+/// Batches as a plugin module.
+#[rhai::plugin::export_module]
+pub mod batches_fns {
+    use rhai::{Array, Dynamic, Map, NativeCallContext};
+
+    use super::{batch_error, batch_options, batch_tickers, result_map};
+    use crate::script::engine::host;
+    use crate::script::types::batch_handle::ScriptBatchHandle;
+    use crate::script::value::{Fallible, error};
+
+    /// Starts ONE disposable worker process (`barsmith ingest`) for `tickers` and
+    /// returns its handle at once. The first batch creates the run folder
+    /// (`runs/<timestamp>/`, or `--run-dir`) with a log per batch attempt.
+    ///
+    /// `opts` (unknown keys are an error): `outdir`, `from`, `to` (required,
+    /// `YYYY-MM-DD`); `adjusted` (bool, default true); `max_rps` (shared request
+    /// budget: `50`, `"50/s"`, `"5/min"`); `base_url`; `request_timeout`, `backoff`,
+    /// `max_backoff` (seconds); `retries` (attempts per request); `timeout` (wall time
+    /// of the batch in seconds: then SIGTERM, SIGKILL); `id` and `attempt` (to retry a
+    /// batch under its id: `attempt: r.attempt + 1`); `label` (free text for logs).
+    ///
+    /// Example: `let h = spawn_batch(batch, #{outdir: "data/minute", from: "2004-01-01", to: "2010-12-31", timeout: 1800});`
+    #[rhai_fn(return_raw)]
+    pub fn spawn_batch(
+        ctx: NativeCallContext,
+        tickers: Array,
+        opts: Map,
+    ) -> Fallible<ScriptBatchHandle> {
+        let host = host(&ctx)?;
+        let tickers = batch_tickers(&tickers)?;
+        let options = batch_options(&host, opts)?;
+        let runner = host.runner().map_err(|e| batch_error("spawn_batch", e))?;
+        runner
+            .spawn(tickers, options)
+            .map(ScriptBatchHandle)
+            .map_err(|e| batch_error("spawn_batch", e))
+    }
+
+    /// Blocks until the batch finishes and returns its result map: `id`, `attempt`,
+    /// `label`, `success` (exit 0 and every ticker complete), `status` (`success`,
+    /// `failed(rc=3)`, `timeout(signal 9)`, ...), `exit`, `signal`, `timed_out`,
+    /// `killed`, `cancelled`, `fatal` (the whole run is broken: stop), `elapsed`
+    /// (seconds), `started_at`, `log`, `bars`, `requests`, `retries`, `tickers` (one
+    /// map per ticker: `ticker`, `status` ok/skipped/failed/not_run, `bars`,
+    /// `requests`, `error` = `()` or `#{class, kind, status, message, attempts}`), and
+    /// the lists `ok`, `failed` and `retryable` (failed with class `retryable`).
+    /// Ctrl-C ends the script.
+    ///
+    /// Example: `let r = wait(h); if !r.success { queue += r.retryable; }`
+    #[rhai_fn(return_raw)]
+    pub fn wait(ctx: NativeCallContext, handle: ScriptBatchHandle) -> Fallible<Map> {
+        let runner = host(&ctx)?.runner().map_err(|e| batch_error("wait", e))?;
+        runner
+            .wait(&handle.0)
+            .map(|r| result_map(&r))
+            .map_err(|e| batch_error("wait", e))
+    }
+
+    /// Blocks until one of `handles` finishes; returns `#{index, result}` (remove
+    /// `handles[index]` before waiting again), or `()` for an empty array.
+    ///
+    /// Example: `let done = wait_any(running); running.remove(done.index);`
+    #[rhai_fn(return_raw)]
+    pub fn wait_any(ctx: NativeCallContext, handles: Array) -> Fallible<Dynamic> {
+        wait_any_for(ctx, handles, -1.0)
+    }
+
+    /// Like `wait_any(handles)`, but returns `()` when none finished within
+    /// `timeout` seconds.
+    ///
+    /// Example: `let done = wait_any(running, 60.0); if done == () { log(status()); }`
+    #[rhai_fn(name = "wait_any", return_raw)]
+    pub fn wait_any_for(ctx: NativeCallContext, handles: Array, timeout: f64) -> Fallible<Dynamic> {
+        let list = super::handles("wait_any", &handles)?;
+        if list.is_empty() {
+            return Ok(Dynamic::UNIT);
+        }
+        let timeout = if timeout < 0.0 {
+            None
+        } else if timeout.is_finite() {
+            Some(std::time::Duration::from_secs_f64(timeout))
+        } else {
+            return Err(error(
+                "wait_any: the timeout must be a finite number of seconds",
+            ));
+        };
+        let runner = host(&ctx)?
+            .runner()
+            .map_err(|e| batch_error("wait_any", e))?;
+        match runner
+            .wait_any(&list, timeout)
+            .map_err(|e| batch_error("wait_any", e))?
+        {
+            None => Ok(Dynamic::UNIT),
+            Some((index, result)) => {
+                let mut m = Map::new();
+                m.insert("index".into(), Dynamic::from_int(index as i64));
+                m.insert("result".into(), Dynamic::from_map(result_map(&result)));
+                Ok(Dynamic::from_map(m))
+            }
+        }
+    }
+
+    /// Like `wait_any(handles, timeout)` with an integer number of seconds.
+    ///
+    /// Example: `let done = wait_any(running, 60);`
+    #[rhai_fn(name = "wait_any", return_raw)]
+    pub fn wait_any_for_int(
+        ctx: NativeCallContext,
+        handles: Array,
+        timeout: i64,
+    ) -> Fallible<Dynamic> {
+        wait_any_for(ctx, handles, timeout as f64)
+    }
+
+    /// The batch's result map (see `wait`) if it has finished, else `()`; never blocks.
+    ///
+    /// Example: `let r = poll(h); if r != () { log(r.status); }`
+    #[rhai_fn(return_raw)]
+    pub fn poll(ctx: NativeCallContext, handle: ScriptBatchHandle) -> Fallible<Dynamic> {
+        let runner = host(&ctx)?.runner().map_err(|e| batch_error("poll", e))?;
+        Ok(runner
+            .poll(&handle.0)
+            .map_or(Dynamic::UNIT, |r| Dynamic::from_map(result_map(&r))))
+    }
+
+    /// Asks a running batch to stop (SIGTERM, then SIGKILL after a grace period) and
+    /// returns at once: true if it was running. Its result then has `killed: true`.
+    ///
+    /// Example: `for h in running { kill(h); }`
+    #[rhai_fn(return_raw)]
+    pub fn kill(ctx: NativeCallContext, handle: ScriptBatchHandle) -> Fallible<bool> {
+        let runner = host(&ctx)?.runner().map_err(|e| batch_error("kill", e))?;
+        Ok(runner.kill(&handle.0))
+    }
+
+    /// The number of batches still running (0 before the first `spawn_batch`).
+    ///
+    /// Example: `while running() > 0 { sleep(1); }`
+    #[rhai_fn(return_raw)]
+    pub fn running(ctx: NativeCallContext) -> Fallible<i64> {
+        Ok(host(&ctx)?
+            .existing_runner()
+            .map_or(0, |r| r.running() as i64))
+    }
+
+    /// Announces the planned totals, so progress shows a percentage and an ETA.
+    ///
+    /// Example: `set_total(batches.len(), todo.len());`
+    #[rhai_fn(return_raw)]
+    pub fn set_total(ctx: NativeCallContext, batches: i64, tickers: i64) -> Fallible<()> {
+        if batches < 0 || tickers < 0 {
+            return Err(error("set_total: totals cannot be negative"));
+        }
+        let runner = host(&ctx)?
+            .runner()
+            .map_err(|e| batch_error("set_total", e))?;
+        runner.set_total(batches as u64, tickers as u64);
+        Ok(())
+    }
+
+    /// The current progress line (`Progress 13/124 batches = 10.5% | ...`), or `""`
+    /// before the first batch.
+    ///
+    /// Example: `log(status());`
+    #[rhai_fn(return_raw)]
+    pub fn status(ctx: NativeCallContext) -> Fallible<String> {
+        Ok(host(&ctx)?
+            .existing_runner()
+            .map(|r| r.status_line())
+            .unwrap_or_default())
+    }
+
+    /// The run folder (batch logs, `joblog.jsonl`, `failed_tickers.csv`,
+    /// `summary.txt`, `run.json`); creates it if no batch has started yet.
+    ///
+    /// Example: `write_csv(`${run_dir()}/todo.csv`, rows);`
+    #[rhai_fn(return_raw)]
+    pub fn run_dir(ctx: NativeCallContext) -> Fallible<String> {
+        let runner = host(&ctx)?
+            .runner()
+            .map_err(|e| batch_error("run_dir", e))?;
+        Ok(runner.run_dir().display().to_string())
+    }
+}

@@ -1,0 +1,178 @@
+//! Fetching bars in-process, without a worker: for the REPL, small jobs and checks.
+//!
+//! A failed fetch throws a map-like error `#{class, kind, status, message, attempts,
+//! ticker}` so scripts can `try { .. } catch (e) { if e.class == "retryable" { .. } }`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Dynamic, EvalAltResult, Map};
+
+use crate::bars::Bars;
+use crate::budget::{Budget, Rate, default_state_dir};
+use crate::calendar::DateRange;
+use crate::polygon::{Client, ClientConfig, FetchError};
+use crate::script::host::Host;
+use crate::script::primitives::util::cancelled;
+use crate::script::types::bars::ScriptBars;
+use crate::script::value::{Fallible, Options, error, error_value};
+
+/// The keys `fetch_minute_bars` accepts.
+pub(crate) const FETCH_OPTIONS: &[&str] =
+    &["adjusted", "base_url", "timeout", "retries", "max_rps"];
+
+/// A fetch error as the map scripts catch.
+pub(crate) fn fetch_error(ticker: &str, e: &FetchError) -> Box<EvalAltResult> {
+    let mut m = Map::new();
+    m.insert("ticker".into(), ticker.to_string().into());
+    m.insert("class".into(), e.class.as_str().into());
+    m.insert("kind".into(), e.kind.as_str().into());
+    m.insert(
+        "status".into(),
+        e.status
+            .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s))),
+    );
+    m.insert(
+        "message".into(),
+        format!("fetch_minute_bars {ticker}: {}", e.message).into(),
+    );
+    m.insert("attempts".into(), Dynamic::from_int(i64::from(e.attempts)));
+    error_value(m)
+}
+
+fn client_config(host: &Host, o: &Options) -> Fallible<ClientConfig> {
+    let key = host
+        .api_key()
+        .unwrap_or_else(|| crate::secret::ApiKey::new(""));
+    let mut cfg = ClientConfig::new(key.clone());
+    if let Some(url) = o
+        .string("base_url")?
+        .or_else(|| host.config().base_url.clone())
+    {
+        cfg.base_url = url;
+    }
+    if let Some(a) = o.bool("adjusted")? {
+        cfg.adjusted = a;
+    }
+    if let Some(t) = o.seconds("timeout")? {
+        cfg.timeout = Duration::from_secs_f64(t.max(0.001));
+    }
+    if let Some(n) = o.int("retries")? {
+        cfg.retry.max_attempts = u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+            error(format!(
+                "fetch_minute_bars: option 'retries' must be at least 1, got {n}"
+            ))
+        })?;
+    }
+    if let Some(v) = o.get_dynamic("max_rps") {
+        let rate: Rate = v
+            .to_string()
+            .parse()
+            .map_err(|e| error(format!("fetch_minute_bars: option 'max_rps': {e}")))?;
+        if !key.expose().is_empty() {
+            let budget = Budget::open(&default_state_dir(), &key, rate).map_err(|e| {
+                error(format!(
+                    "fetch_minute_bars: cannot open the request budget: {e}"
+                ))
+            })?;
+            cfg.budget = Some(budget);
+        }
+    }
+    Ok(cfg)
+}
+
+/// Fetches `range` of `ticker` year by year, watching the cancel flag.
+pub(crate) fn fetch(
+    host: &Host,
+    ticker: &str,
+    range: DateRange,
+    opts: Map,
+) -> Fallible<ScriptBars> {
+    crate::ticker::validate_ticker(ticker).map_err(|e| error(format!("fetch_minute_bars: {e}")))?;
+    let o = Options::parse("fetch_minute_bars", opts, FETCH_OPTIONS)?;
+    let cfg = client_config(host, &o)?;
+    let client = Client::new(cfg).map_err(|e| fetch_error(ticker, &e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            error(format!(
+                "fetch_minute_bars: cannot start the HTTP runtime: {e}"
+            ))
+        })?;
+    let cancel = host.cancel_flag().clone();
+    let outcome: Option<Result<Bars, FetchError>> = runtime.block_on(async {
+        let work = async {
+            let mut all = Bars::default();
+            for piece in range.split_by_year() {
+                let fetched = client.fetch_bars(ticker, piece, &mut |_| {}).await?;
+                all.extend(&fetched.bars);
+            }
+            Ok(all)
+        };
+        let watch = async {
+            while !cancel.is_cancelled() {
+                tokio::time::sleep(crate::batch::CHECK_INTERVAL).await;
+            }
+        };
+        tokio::select! {
+            r = work => Some(r),
+            () = watch => None,
+        }
+    });
+    match outcome {
+        None => Err(cancelled()),
+        Some(Err(e)) => Err(fetch_error(ticker, &e)),
+        Some(Ok(bars)) => Ok(ScriptBars {
+            ticker: ticker.to_string(),
+            bars: Arc::new(bars),
+        }),
+    }
+}
+
+/// Fetching as a plugin module.
+#[rhai::plugin::export_module]
+pub mod fetch_fns {
+    use rhai::{Map, NativeCallContext};
+
+    use crate::script::engine::host;
+    use crate::script::types::bars::ScriptBars;
+    use crate::script::value::{Fallible, date_range};
+
+    /// Fetches every minute bar of `ticker` from `from` to `to` (inclusive
+    /// `YYYY-MM-DD`, New York dates) in this process, following pagination and
+    /// retrying single requests. Returns `Bars`: prints as a short table, indexes to
+    /// maps (`bars[0].close`), has `len`, `first`, `last`, and iterates with `for`.
+    /// Nothing is written to disk. Errors are thrown as `#{class, kind, status,
+    /// message, attempts, ticker}` (`class`: `retryable`, `ticker` or `run`).
+    ///
+    /// Example: `let bars = fetch_minute_bars("AAPL", "2024-01-02", "2024-01-05");`
+    #[rhai_fn(return_raw)]
+    pub fn fetch_minute_bars(
+        ctx: NativeCallContext,
+        ticker: &str,
+        from: &str,
+        to: &str,
+    ) -> Fallible<ScriptBars> {
+        fetch_minute_bars_with(ctx, ticker, from, to, Map::new())
+    }
+
+    /// Like `fetch_minute_bars(ticker, from, to)` with options (unknown keys are an
+    /// error): `adjusted` (bool, default true), `base_url`, `timeout` (seconds per
+    /// request), `retries` (attempts per request), `max_rps` (share the machine-wide
+    /// request budget with running workers: `50`, `"5/min"`).
+    ///
+    /// Example: `try { fetch_minute_bars("XYZ", "2024-01-02", "2024-01-02", #{retries: 2}) } catch (e) { print(e.kind) }`
+    #[rhai_fn(name = "fetch_minute_bars", return_raw)]
+    pub fn fetch_minute_bars_with(
+        ctx: NativeCallContext,
+        ticker: &str,
+        from: &str,
+        to: &str,
+        opts: Map,
+    ) -> Fallible<ScriptBars> {
+        let host = host(&ctx)?;
+        let range = date_range("fetch_minute_bars", from, to)?;
+        super::fetch(&host, ticker, range, opts)
+    }
+}

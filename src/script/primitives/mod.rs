@@ -1,0 +1,82 @@
+//! The primitives scripts call, one file per theme. Each theme is a plugin module
+//! whose `///` comments are the reference users read in `barsmith fns`.
+
+use rhai::Module;
+use rhai::exported_module;
+
+pub mod batches;
+pub mod collections;
+pub mod fetch;
+pub mod flags;
+pub mod io;
+pub mod store;
+pub mod tickers;
+pub mod util;
+
+/// A group of related primitives, shown together by `barsmith fns`.
+pub struct Theme {
+    /// Short name, used to filter (`barsmith fns tickers`).
+    pub name: &'static str,
+    /// Heading shown above the theme's primitives.
+    pub title: &'static str,
+    /// Builds the theme's module (functions of the theme and of its types).
+    pub module: fn() -> Module,
+}
+
+/// Every theme, in the order a backfill script uses them.
+pub const THEMES: &[Theme] = &[
+    Theme {
+        name: "flags",
+        title: "Script flags",
+        module: || exported_module!(flags::flags_fns),
+    },
+    Theme {
+        name: "tickers",
+        title: "Ticker universes",
+        module: || exported_module!(tickers::tickers_fns),
+    },
+    Theme {
+        name: "collections",
+        title: "Arrays and sets",
+        module: || exported_module!(collections::collections_fns),
+    },
+    Theme {
+        name: "store",
+        title: "What is on disk (resume)",
+        module: || exported_module!(store::store_fns),
+    },
+    Theme {
+        name: "batches",
+        title: "Batches of worker processes",
+        module: || {
+            let mut m = exported_module!(batches::batches_fns);
+            m.combine_flatten(exported_module!(
+                crate::script::types::batch_handle::batch_handle_fns
+            ));
+            m
+        },
+    },
+    Theme {
+        name: "fetch",
+        title: "Fetching bars in-process",
+        module: || {
+            let mut m = exported_module!(fetch::fetch_fns);
+            m.combine_flatten(exported_module!(crate::script::types::bars::bars_fns));
+            m
+        },
+    },
+    Theme {
+        name: "io",
+        title: "Files",
+        module: || exported_module!(io::io_fns),
+    },
+    Theme {
+        name: "util",
+        title: "Time, logging and environment",
+        module: || {
+            let mut m = exported_module!(util::util_fns);
+            m.combine_flatten(exported_module!(crate::script::types::time::time_fns));
+            m
+        },
+    },
+];

@@ -1,0 +1,109 @@
+//! What is already on disk: coverage queries against an output folder, for resume.
+//!
+//! Read-only: nothing here creates or changes the output folder, and a folder that
+//! does not exist yet simply has nothing complete.
+
+use std::path::Path;
+
+use crate::calendar::DateRange;
+use crate::store::{Layout, Store};
+
+/// The tickers that have coverage records in `outdir`, sorted.
+pub(crate) fn stored_tickers(outdir: &Path) -> Result<Vec<String>, String> {
+    let dir = Layout::resolve(outdir)
+        .map_err(|e| e.to_string())?
+        .coverage_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json").map(str::to_string)
+        })
+        .filter(|t| crate::ticker::validate_ticker(t).is_ok())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The tickers among `tickers` (all stored ones when `None`) complete over `range`.
+pub(crate) fn completed(
+    outdir: &Path,
+    tickers: Option<Vec<String>>,
+    range: DateRange,
+) -> Result<Vec<String>, String> {
+    let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
+    let tickers = match tickers {
+        Some(t) => t,
+        None => stored_tickers(outdir)?,
+    };
+    store
+        .completed_tickers(&tickers, range)
+        .map_err(|e| e.to_string())
+}
+
+/// The store as a plugin module.
+#[rhai::plugin::export_module]
+pub mod store_fns {
+    use rhai::{Array, Dynamic};
+
+    use crate::script::value::{Fallible, date_range, error, range_map, strings};
+    use crate::store::Store;
+
+    /// The tickers whose recorded coverage in `outdir` spans all of `from`..`to`
+    /// (inclusive `YYYY-MM-DD` New York dates), sorted. A missing `outdir` has none.
+    /// This is what resume skips.
+    ///
+    /// Example: `let todo = difference(universe, completed_tickers("data/minute", "2004-01-01", "2010-12-31"));`
+    #[rhai_fn(return_raw)]
+    pub fn completed_tickers(outdir: &str, from: &str, to: &str) -> Fallible<Array> {
+        let range = date_range("completed_tickers", from, to)?;
+        super::completed(std::path::Path::new(outdir), None, range)
+            .map(|t| t.into_iter().map(Dynamic::from).collect())
+            .map_err(|e| error(format!("completed_tickers: {e}")))
+    }
+
+    /// The tickers of `tickers` (in their order) complete over `from`..`to` in `outdir`.
+    ///
+    /// Example: `let done = completed_tickers(outdir, universe, from, to);`
+    #[rhai_fn(name = "completed_tickers", return_raw)]
+    pub fn completed_among(outdir: &str, tickers: Array, from: &str, to: &str) -> Fallible<Array> {
+        let range = date_range("completed_tickers", from, to)?;
+        let tickers = strings("completed_tickers", "tickers", &tickers)?;
+        super::completed(std::path::Path::new(outdir), Some(tickers), range)
+            .map(|t| t.into_iter().map(Dynamic::from).collect())
+            .map_err(|e| error(format!("completed_tickers: {e}")))
+    }
+
+    /// The parts of `from`..`to` not yet complete for `ticker` in `outdir`, oldest
+    /// first, as `#{from, to}` maps; `[]` when complete.
+    ///
+    /// Example: `for r in missing_ranges(outdir, "AAPL", from, to) { log(`${r.from}..${r.to}`); }`
+    #[rhai_fn(return_raw)]
+    pub fn missing_ranges(outdir: &str, ticker: &str, from: &str, to: &str) -> Fallible<Array> {
+        let range = date_range("missing_ranges", from, to)?;
+        let store = Store::open_read_only(std::path::Path::new(outdir))
+            .map_err(|e| error(format!("missing_ranges: {e}")))?;
+        store
+            .missing(ticker, range)
+            .map(|m| m.into_iter().map(range_map).collect())
+            .map_err(|e| error(format!("missing_ranges: {e}")))
+    }
+
+    /// The ranges recorded complete for `ticker` in `outdir`, as `#{from, to}` maps.
+    ///
+    /// Example: `print(coverage("data/minute", "AAPL"));`
+    #[rhai_fn(return_raw)]
+    pub fn coverage(outdir: &str, ticker: &str) -> Fallible<Array> {
+        let store = Store::open_read_only(std::path::Path::new(outdir))
+            .map_err(|e| error(format!("coverage: {e}")))?;
+        store
+            .coverage(ticker)
+            .map(|m| m.into_iter().map(range_map).collect())
+            .map_err(|e| error(format!("coverage: {e}")))
+    }
+}

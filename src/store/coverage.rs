@@ -1,0 +1,179 @@
+//! Which date ranges of a ticker are known complete — including ranges with no bars at
+//! all (before an IPO, after a delisting) — as sorted, merged, inclusive ranges.
+//!
+//! One small JSON file per ticker in the state folder, replaced atomically:
+//! `{"ticker":"AAPL","complete":[["2004-01-01","2010-12-31"]]}`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{DateRange, parse_date};
+use crate::store::atomic;
+use crate::store::error::StoreError;
+
+/// Sorts and merges overlapping or adjacent ranges (2004-12-31 and 2005-01-01 merge).
+pub fn merge_ranges(mut ranges: Vec<DateRange>) -> Vec<DateRange> {
+    ranges.sort();
+    let mut out: Vec<DateRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if touches(*last, r) => last.to = last.to.max(r.to),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// True when `next` (starting no earlier than `prev`) overlaps or follows `prev` directly.
+fn touches(prev: DateRange, next: DateRange) -> bool {
+    match prev.to.tomorrow() {
+        Ok(day_after) => next.from <= day_after,
+        Err(_) => true, // prev reaches the last representable day
+    }
+}
+
+/// The parts of `range` not covered by `covered` (sorted and merged).
+pub fn subtract(range: DateRange, covered: &[DateRange]) -> Vec<DateRange> {
+    let mut out = Vec::new();
+    let mut from = range.from;
+    for c in covered {
+        if c.to < from {
+            continue;
+        }
+        if c.from > range.to {
+            break;
+        }
+        if c.from > from {
+            // `c.from > from >= Date::MIN`, so yesterday exists.
+            let to = c.from.yesterday().unwrap_or(c.from);
+            out.push(DateRange {
+                from,
+                to: to.min(range.to),
+            });
+        }
+        match c.to.tomorrow() {
+            Ok(next) => from = next,
+            Err(_) => return out,
+        }
+        if from > range.to {
+            return out;
+        }
+    }
+    if from <= range.to {
+        out.push(DateRange { from, to: range.to });
+    }
+    out
+}
+
+/// True when `covered` (sorted and merged) spans all of `range`.
+pub fn spans(covered: &[DateRange], range: DateRange) -> bool {
+    covered
+        .iter()
+        .any(|c| c.from <= range.from && range.to <= c.to)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CoverageFile {
+    ticker: String,
+    complete: Vec<[String; 2]>,
+}
+
+/// Reads the coverage file at `path`; a missing file means nothing is covered.
+pub(crate) fn read(path: &Path) -> Result<Vec<DateRange>, StoreError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("read", path, e)),
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file: CoverageFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let mut ranges = Vec::with_capacity(file.complete.len());
+    for [from, to] in &file.complete {
+        let r = DateRange::new(
+            parse_date(from).map_err(|e| corrupt(e.0))?,
+            parse_date(to).map_err(|e| corrupt(e.0))?,
+        )
+        .map_err(|e| corrupt(e.0))?;
+        ranges.push(r);
+    }
+    Ok(merge_ranges(ranges))
+}
+
+/// Replaces the coverage file at `path` atomically.
+pub(crate) fn write(
+    staging: &Path,
+    path: &Path,
+    ticker: &str,
+    ranges: &[DateRange],
+) -> Result<(), StoreError> {
+    let file = CoverageFile {
+        ticker: ticker.to_string(),
+        complete: ranges
+            .iter()
+            .map(|r| [r.from.to_string(), r.to.to_string()])
+            .collect(),
+    };
+    let mut json = serde_json::to_vec(&file)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode coverage of {ticker}: {e}")))?;
+    json.push(b'\n');
+    atomic::write_bytes(staging, path, &format!("{ticker}.json"), &json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(a: &str, b: &str) -> DateRange {
+        DateRange::parse(a, b).unwrap()
+    }
+
+    #[test]
+    fn adjacent_and_overlapping_ranges_merge() {
+        let m = merge_ranges(vec![
+            r("2005-01-01", "2005-12-31"),
+            r("2004-01-01", "2004-12-31"),
+            r("2007-01-01", "2007-02-01"),
+            r("2007-01-15", "2007-01-20"),
+        ]);
+        assert_eq!(
+            m,
+            vec![r("2004-01-01", "2005-12-31"), r("2007-01-01", "2007-02-01")]
+        );
+    }
+
+    #[test]
+    fn subtract_returns_the_gaps_inside_the_range() {
+        let cov = [r("2004-03-01", "2004-03-31"), r("2004-06-01", "2004-06-30")];
+        assert_eq!(
+            subtract(r("2004-01-01", "2004-12-31"), &cov),
+            vec![
+                r("2004-01-01", "2004-02-29"),
+                r("2004-04-01", "2004-05-31"),
+                r("2004-07-01", "2004-12-31")
+            ]
+        );
+        assert!(subtract(r("2004-03-05", "2004-03-06"), &cov).is_empty());
+        assert_eq!(
+            subtract(r("2004-03-30", "2004-04-02"), &cov),
+            vec![r("2004-04-01", "2004-04-02")]
+        );
+        assert_eq!(
+            subtract(r("2004-01-01", "2004-01-02"), &[]),
+            vec![r("2004-01-01", "2004-01-02")]
+        );
+    }
+
+    #[test]
+    fn spans_needs_one_range_covering_everything() {
+        let cov = merge_ranges(vec![
+            r("2004-01-01", "2004-12-31"),
+            r("2005-01-01", "2005-06-30"),
+        ]);
+        assert!(spans(&cov, r("2004-06-01", "2005-06-30")));
+        assert!(!spans(&cov, r("2004-06-01", "2005-07-01")));
+    }
+}

@@ -1,0 +1,153 @@
+//! What a dataset is (provider, timespan, adjusted) and where each file came from.
+//!
+//! The identity is recorded once per output folder in `dataset.json` and checked on
+//! every open and every write, so adjusted and unadjusted bars never mix in one folder.
+
+use std::fmt;
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::DateRange;
+use crate::store::atomic;
+use crate::store::error::StoreError;
+
+/// The provider barsmith fetches from.
+pub const PROVIDER_POLYGON: &str = "polygon";
+/// The only timespan barsmith stores today.
+pub const TIMESPAN_MINUTE: &str = "minute";
+
+/// What kind of bars an output folder holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetIdentity {
+    /// Data provider, e.g. `"polygon"`.
+    pub provider: String,
+    /// Bar timespan, e.g. `"minute"`.
+    pub timespan: String,
+    /// Split-adjusted prices (the API's `adjusted=true`).
+    pub adjusted: bool,
+}
+
+impl DatasetIdentity {
+    /// Polygon minute bars, adjusted or not.
+    pub fn minute(adjusted: bool) -> DatasetIdentity {
+        DatasetIdentity {
+            provider: PROVIDER_POLYGON.to_string(),
+            timespan: TIMESPAN_MINUTE.to_string(),
+            adjusted,
+        }
+    }
+}
+
+impl fmt::Display for DatasetIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let adj = if self.adjusted {
+            "adjusted"
+        } else {
+            "unadjusted"
+        };
+        write!(f, "{adj} {} bars from {}", self.timespan, self.provider)
+    }
+}
+
+/// Where the bars of one write came from; recorded in the Parquet key-value metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// Data provider, e.g. `"polygon"`.
+    pub provider: String,
+    /// Bar timespan, e.g. `"minute"`.
+    pub timespan: String,
+    /// Split-adjusted prices.
+    pub adjusted: bool,
+    /// The date range requested from the provider.
+    pub requested: DateRange,
+    /// When the bars were fetched.
+    pub fetched_at: Timestamp,
+}
+
+impl Provenance {
+    /// Provenance of Polygon minute bars for `requested`, fetched now.
+    pub fn now(adjusted: bool, requested: DateRange) -> Provenance {
+        Provenance::for_identity(
+            &DatasetIdentity::minute(adjusted),
+            requested,
+            Timestamp::now(),
+        )
+    }
+
+    /// Provenance of bars of dataset `identity` for `requested`, fetched at `fetched_at`.
+    pub fn for_identity(
+        identity: &DatasetIdentity,
+        requested: DateRange,
+        fetched_at: Timestamp,
+    ) -> Provenance {
+        Provenance {
+            provider: identity.provider.clone(),
+            timespan: identity.timespan.clone(),
+            adjusted: identity.adjusted,
+            requested,
+            fetched_at,
+        }
+    }
+
+    /// The dataset identity these bars belong to.
+    pub fn identity(&self) -> DatasetIdentity {
+        DatasetIdentity {
+            provider: self.provider.clone(),
+            timespan: self.timespan.clone(),
+            adjusted: self.adjusted,
+        }
+    }
+}
+
+/// The content of `dataset.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct DatasetFile {
+    #[serde(flatten)]
+    identity: DatasetIdentity,
+    created_by: String,
+    created_at: String,
+}
+
+/// Reads `dataset.json`, `None` when it does not exist.
+pub(crate) fn read(path: &Path) -> Result<Option<DatasetIdentity>, StoreError> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read", path, e)),
+    };
+    let file: DatasetFile = serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some(file.identity))
+}
+
+/// Records `identity` in `path` unless a (possibly concurrent) opener recorded one
+/// first; either way returns what the folder now holds, for the caller to compare.
+pub(crate) fn record_or_read(
+    path: &Path,
+    staging: &Path,
+    identity: &DatasetIdentity,
+) -> Result<DatasetIdentity, StoreError> {
+    if let Some(existing) = read(path)? {
+        return Ok(existing);
+    }
+    let file = DatasetFile {
+        identity: identity.clone(),
+        created_by: format!("barsmith {}", crate::VERSION),
+        created_at: Timestamp::now().to_string(),
+    };
+    let mut json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode dataset identity: {e}")))?;
+    json.push(b'\n');
+    // Hard-link a finished temp file: creates `dataset.json` only if absent, atomically.
+    if !atomic::publish_new(staging, path, "dataset.json", &json)? {
+        return read(path)?.ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "it vanished while being read".into(),
+        });
+    }
+    Ok(identity.clone())
+}

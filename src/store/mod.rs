@@ -1,0 +1,462 @@
+//! The crash-safe Parquet store: one file per (ticker, year) under a Hive-style data
+//! root, plus per-ticker coverage, dataset identity and staging in a sibling state
+//! folder (see [`layout`]).
+//!
+//! Every file — Parquet or state — appears under its final name only when complete
+//! ([`atomic`]), so a writer killed at any instant leaves readers working and a resume
+//! reading [`Store::missing`] fetches exactly what is not known complete.
+
+pub mod atomic;
+pub mod coverage;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod identity;
+pub mod layout;
+pub mod schema;
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+
+use crate::bars::Bars;
+use crate::calendar::{DateRange, ny_day_start_ms, parse_date};
+use crate::ticker::validate_ticker;
+
+pub use decode::{StoredFile, read_file, read_metadata};
+pub use encode::{Encoded, bars_to_batch, encode_parquet};
+pub use error::StoreError;
+pub use identity::{DatasetIdentity, Provenance};
+pub use layout::{Layout, state_dir_for};
+
+/// An output folder: finished Parquet under the data root, state next to it.
+///
+/// Cheap to clone; safe to share between threads and with other processes writing
+/// other tickers (or even the same ticker: writes to one ticker are serialized by a
+/// per-ticker lock).
+#[derive(Debug, Clone)]
+pub struct Store {
+    layout: Layout,
+    /// The identity of the data; `None` for a read-only store of a folder never written.
+    identity: Option<DatasetIdentity>,
+    writable: bool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the output folder `outdir` for writing bars of
+    /// `identity`: creates the data root and state folder, checks both are writable and
+    /// on one filesystem, records the identity on first open and refuses a different
+    /// one later, and removes staging leftovers of writers that died.
+    pub fn open(outdir: &Path, identity: &DatasetIdentity) -> Result<Store, StoreError> {
+        let unwritable = |path: &Path, source| StoreError::Unwritable {
+            path: path.into(),
+            source,
+        };
+        fs::create_dir_all(outdir).map_err(|e| unwritable(outdir, e))?;
+        let layout = Layout::resolve(outdir)?;
+        check_writable(layout.root())?;
+        for dir in [
+            layout.coverage_dir(),
+            layout.staging_dir(),
+            layout.locks_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(|e| unwritable(layout.state(), e))?;
+        }
+        check_writable(layout.state())?;
+        let dev = |p: &Path| {
+            fs::metadata(p)
+                .map(|m| m.dev())
+                .map_err(|e| StoreError::io("stat", p, e))
+        };
+        if dev(layout.root())? != dev(layout.state())? {
+            return Err(StoreError::DifferentFilesystems {
+                data: layout.root().to_path_buf(),
+                state: layout.state().to_path_buf(),
+            });
+        }
+        let removed = atomic::clean_staging(&layout.staging_dir())?;
+        if removed > 0 {
+            tracing::info!(removed, "removed staging leftovers of interrupted writers");
+        }
+        let dataset = layout.dataset_file();
+        if identity::read(&dataset)?.is_none() {
+            check_existing_files(&layout, identity)?;
+        }
+        let recorded = identity::record_or_read(&dataset, &layout.staging_dir(), identity)?;
+        if &recorded != identity {
+            return Err(StoreError::IdentityMismatch {
+                path: dataset,
+                recorded,
+                requested: identity.clone(),
+            });
+        }
+        Ok(Store {
+            layout,
+            identity: Some(identity.clone()),
+            writable: true,
+        })
+    }
+
+    /// Opens `outdir` for coverage queries and reads only; creates nothing. A folder
+    /// that does not exist yet reads as empty.
+    pub fn open_read_only(outdir: &Path) -> Result<Store, StoreError> {
+        let layout = Layout::resolve(outdir)?;
+        let identity = identity::read(&layout.dataset_file())?;
+        Ok(Store {
+            layout,
+            identity,
+            writable: false,
+        })
+    }
+
+    /// The data root (finished Parquet only).
+    pub fn data_root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// The state folder (`<outdir>.barsmith`).
+    pub fn state_dir(&self) -> &Path {
+        self.layout.state()
+    }
+
+    /// The dataset identity, if recorded.
+    pub fn identity(&self) -> Option<&DatasetIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// The Parquet file of (`ticker`, `year`), whether or not it exists.
+    pub fn file_path(&self, ticker: &str, year: i16) -> PathBuf {
+        self.layout.file_path(ticker, year)
+    }
+
+    /// The ranges of `ticker` known complete, sorted and merged.
+    pub fn coverage(&self, ticker: &str) -> Result<Vec<DateRange>, StoreError> {
+        check_ticker(ticker)?;
+        coverage::read(&self.layout.coverage_file(ticker))
+    }
+
+    /// The parts of `range` not known complete for `ticker`, oldest first.
+    pub fn missing(&self, ticker: &str, range: DateRange) -> Result<Vec<DateRange>, StoreError> {
+        Ok(coverage::subtract(range, &self.coverage(ticker)?))
+    }
+
+    /// The tickers (in the given order) whose coverage spans all of `range`.
+    pub fn completed_tickers(
+        &self,
+        tickers: &[String],
+        range: DateRange,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut done = Vec::new();
+        for t in tickers {
+            if coverage::spans(&self.coverage(t)?, range) {
+                done.push(t.clone());
+            }
+        }
+        Ok(done)
+    }
+
+    /// Records `range` of `ticker` as complete, clipped to the days strictly before
+    /// `today` (a day still trading is never complete). Atomic: survives `kill -9`.
+    pub fn mark_complete(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        today: Date,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        check_ticker(ticker)?;
+        let Some(done) = range.before(today) else {
+            return Ok(());
+        };
+        let _lock = self.lock(ticker)?;
+        let path = self.layout.coverage_file(ticker);
+        let old = coverage::read(&path)?;
+        if coverage::spans(&old, done) {
+            return Ok(());
+        }
+        let mut ranges = old;
+        ranges.push(done);
+        let merged = coverage::merge_ranges(ranges);
+        coverage::write(&self.layout.staging_dir(), &path, ticker, &merged)
+    }
+
+    /// Replaces the bars of `range` (inside one calendar year) in the (ticker, year)
+    /// file with `bars`, keeping the file's bars outside `range`, atomically. Bars
+    /// outside `range` in the input are dropped. When the result is empty no file
+    /// exists afterwards. Returns the file path when a file was written.
+    pub fn write_piece(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        bars: &Bars,
+        provenance: &Provenance,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        self.check_writable()?;
+        check_ticker(ticker)?;
+        let year = range.from.year();
+        if range.to.year() != year {
+            return Err(StoreError::Invalid(format!(
+                "write_piece({ticker}, {range}): a piece must lie within one calendar year; \
+                 split it with DateRange::split_by_year"
+            )));
+        }
+        self.check_identity(&provenance.identity(), &self.layout.dataset_file())?;
+
+        let bounds = ms_bounds(range);
+        let incoming = sorted_within(ticker, bars, bounds.clone());
+        let _lock = self.lock(ticker)?;
+        let path = self.layout.file_path(ticker, year);
+        let mut provenance = provenance.clone();
+        let merged = if path.exists() {
+            let stored = read_file(&path)?;
+            self.check_identity(&file_identity(&stored.metadata, &path)?, &path)?;
+            let (before, after) = outside_slices(&stored.bars, bounds);
+            if !before.is_empty() || !after.is_empty() {
+                provenance.requested = widen(provenance.requested, &stored.metadata);
+            }
+            let mut merged = Bars::with_capacity(before.len() + incoming.len() + after.len());
+            merged.extend(&slice(&stored.bars, before));
+            merged.extend(&incoming);
+            merged.extend(&slice(&stored.bars, after));
+            merged
+        } else {
+            incoming
+        };
+
+        if merged.is_empty() {
+            if atomic::remove_durable(&path)? {
+                remove_empty_dirs(&path, self.layout.root());
+            }
+            return Ok(None);
+        }
+        let year_dir = self.layout.year_dir(ticker, year);
+        atomic::create_dir_durable(&year_dir)?;
+        let label = format!("{ticker}_{year}.parquet");
+        atomic::write_with(&self.layout.staging_dir(), &path, &label, |out| {
+            encode::encode_to(ticker, &merged, &provenance, out, &path)
+        })?;
+        Ok(Some(path))
+    }
+
+    /// The stored bars of `ticker` whose New York date lies in `range`, sorted.
+    pub fn read_bars(&self, ticker: &str, range: DateRange) -> Result<Bars, StoreError> {
+        check_ticker(ticker)?;
+        let mut out = Bars::default();
+        for piece in range.split_by_year() {
+            let path = self.layout.file_path(ticker, piece.from.year());
+            if !path.exists() {
+                continue;
+            }
+            let stored = read_file(&path)?;
+            let ts = &stored.bars.timestamp;
+            let b = ms_bounds(piece);
+            let inside = ts.partition_point(|&t| t < b.start)..ts.partition_point(|&t| t < b.end);
+            out.extend(&slice(&stored.bars, inside));
+        }
+        Ok(out)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(StoreError::ReadOnly {
+                path: self.layout.root().to_path_buf(),
+            })
+        }
+    }
+
+    /// Refuses data of another identity than the store's, naming `path` as the source.
+    fn check_identity(&self, other: &DatasetIdentity, path: &Path) -> Result<(), StoreError> {
+        match &self.identity {
+            Some(mine) if mine != other => Err(StoreError::IdentityMismatch {
+                path: path.to_path_buf(),
+                recorded: mine.clone(),
+                requested: other.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the per-ticker writer lock (released on drop).
+    fn lock(&self, ticker: &str) -> Result<File, StoreError> {
+        let path = self.layout.lock_file(ticker);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("open lock file", &path, e))?;
+        file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
+        Ok(file)
+    }
+}
+
+fn check_ticker(ticker: &str) -> Result<(), StoreError> {
+    validate_ticker(ticker).map_err(|e| StoreError::Invalid(e.0))
+}
+
+/// Refuses a folder that is not writable (a read-only mount, missing permissions).
+fn check_writable(dir: &Path) -> Result<(), StoreError> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| StoreError::Invalid(format!("{} contains a NUL byte", dir.display())))?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(StoreError::Unwritable {
+            path: dir.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// The identity written in a file's metadata.
+fn file_identity(
+    meta: &std::collections::HashMap<String, String>,
+    path: &Path,
+) -> Result<DatasetIdentity, StoreError> {
+    let get = |k: &str| {
+        meta.get(k).cloned().ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("metadata key '{k}' is missing (not written by barsmith?)"),
+        })
+    };
+    Ok(DatasetIdentity {
+        provider: get(schema::meta::PROVIDER)?,
+        timespan: get(schema::meta::TIMESPAN)?,
+        adjusted: get(schema::meta::ADJUSTED)? == "true",
+    })
+}
+
+/// On first open of a folder without `dataset.json`, refuses `identity` if an existing
+/// bar file (e.g. left after the state folder was deleted) says otherwise.
+fn check_existing_files(layout: &Layout, identity: &DatasetIdentity) -> Result<(), StoreError> {
+    let Some(path) = first_parquet(layout.root()) else {
+        return Ok(());
+    };
+    let found = file_identity(&read_metadata(&path)?, &path)?;
+    if &found != identity {
+        return Err(StoreError::IdentityMismatch {
+            path,
+            recorded: found,
+            requested: identity.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The first `ticker=*/year=*/*.parquet` under `root`, if any.
+fn first_parquet(root: &Path) -> Option<PathBuf> {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        fs::read_dir(p)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    for t in dirs(root) {
+        for y in dirs(&t) {
+            if let Some(f) = dirs(&y)
+                .into_iter()
+                .find(|f| f.extension() == Some("parquet".as_ref()))
+            {
+                return Some(f);
+            }
+        }
+    }
+    None
+}
+
+/// The Unix-millisecond interval `[start of from, start of the day after to)`.
+fn ms_bounds(range: DateRange) -> Range<i64> {
+    let end = range.to.tomorrow().map(ny_day_start_ms).unwrap_or(i64::MAX);
+    ny_day_start_ms(range.from)..end
+}
+
+/// The index ranges of sorted `bars` before and after `bounds`.
+fn outside_slices(bars: &Bars, bounds: Range<i64>) -> (Range<usize>, Range<usize>) {
+    let ts = &bars.timestamp;
+    let a = ts.partition_point(|&t| t < bounds.start);
+    let b = ts.partition_point(|&t| t < bounds.end);
+    (0..a, b..ts.len())
+}
+
+/// Rows `r` of `bars`.
+fn slice(bars: &Bars, r: Range<usize>) -> Bars {
+    Bars {
+        timestamp: bars.timestamp[r.clone()].to_vec(),
+        open: bars.open[r.clone()].to_vec(),
+        high: bars.high[r.clone()].to_vec(),
+        low: bars.low[r.clone()].to_vec(),
+        close: bars.close[r.clone()].to_vec(),
+        volume: bars.volume[r.clone()].to_vec(),
+        vwap: bars.vwap[r.clone()].to_vec(),
+        transactions: bars.transactions[r.clone()].to_vec(),
+        otc: bars.otc[r].to_vec(),
+    }
+}
+
+/// `bars` restricted to `bounds`, sorted by strictly increasing timestamp (on a repeated
+/// timestamp the later bar wins). Already-sorted input (the normal case) is only sliced.
+fn sorted_within(ticker: &str, bars: &Bars, bounds: Range<i64>) -> Bars {
+    let ts = &bars.timestamp;
+    let sorted = ts.windows(2).all(|w| w[0] < w[1]);
+    let out = if sorted {
+        let a = ts.partition_point(|&t| t < bounds.start);
+        let b = ts.partition_point(|&t| t < bounds.end);
+        slice(bars, a..b)
+    } else {
+        let mut idx: Vec<usize> = (0..ts.len()).filter(|&i| bounds.contains(&ts[i])).collect();
+        idx.sort_by_key(|&i| ts[i]); // stable: equal timestamps keep arrival order
+        let mut out = Bars::with_capacity(idx.len());
+        for (k, &i) in idx.iter().enumerate() {
+            if idx.get(k + 1).is_some_and(|&j| ts[j] == ts[i]) {
+                continue; // a later bar with the same minute follows
+            }
+            if let Some(bar) = bars.get(i) {
+                out.push(bar);
+            }
+        }
+        out
+    };
+    if out.len() != bars.len() {
+        tracing::warn!(
+            ticker,
+            given = bars.len(),
+            kept = out.len(),
+            "bars outside the written range or repeated were dropped"
+        );
+    }
+    out
+}
+
+/// `requested` widened to the requested range recorded in an existing file's metadata,
+/// since the merged file holds bars of both requests.
+fn widen(requested: DateRange, meta: &std::collections::HashMap<String, String>) -> DateRange {
+    let date = |k: &str| meta.get(k).and_then(|v| parse_date(v).ok());
+    match (
+        date(schema::meta::REQUESTED_FROM),
+        date(schema::meta::REQUESTED_TO),
+    ) {
+        (Some(from), Some(to)) => DateRange {
+            from: requested.from.min(from),
+            to: requested.to.max(to),
+        },
+        _ => requested,
+    }
+}
+
+/// Removes the now-empty `year=` and `ticker=` folders of a removed file (best effort).
+fn remove_empty_dirs(file: &Path, root: &Path) {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == root || fs::remove_dir(d).is_err() {
+            break;
+        }
+        let _ = atomic::sync_parent(d);
+        dir = d.parent();
+    }
+}

@@ -1,0 +1,117 @@
+//! The one fixture every integration test uses: a sandbox on loopback, a scratch
+//! folder, and a `barsmith` command wired to both.
+
+#![allow(dead_code)] // each test binary uses a different part of the fixture
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use barsmith::ingest::events::{Event, parse_line};
+use barsmith::sandbox::{FaultPlan, Sandbox, SandboxConfig};
+use jiff::civil::Date;
+
+/// A sandbox plus a temporary workspace (outdir, state, runs).
+pub struct Fixture {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A sandbox with default data and the given fault specs (`TICKER=FAULT[:N]`).
+    pub fn with_faults(specs: &[&str]) -> Fixture {
+        Fixture::with_config(SandboxConfig {
+            faults: FaultPlan::parse(specs).expect("valid fault specs"),
+            ..test_config()
+        })
+    }
+
+    /// A sandbox with an explicit configuration.
+    pub fn with_config(cfg: SandboxConfig) -> Fixture {
+        let sandbox = Sandbox::start_background(cfg).expect("sandbox starts on loopback");
+        let dir = tempfile::tempdir().expect("temp dir");
+        Fixture { sandbox, dir }
+    }
+
+    /// The Parquet data root of this fixture.
+    pub fn outdir(&self) -> PathBuf {
+        self.dir.path().join("data").join("minute")
+    }
+
+    /// The shared-budget state dir of this fixture.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `barsmith` with the sandbox key in the environment and a private state dir.
+    pub fn barsmith(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_barsmith"));
+        cmd.current_dir(self.dir.path())
+            .env_remove("MASSIVE_API_KEY")
+            .env("POLYGON_API_KEY", &self.sandbox.config().api_key)
+            .env("BARSMITH_STATE_DIR", self.state_dir())
+            .env("BARSMITH_LOG", "info");
+        cmd
+    }
+
+    /// `barsmith ingest` for `tickers` over `from..=to` with fast retries (tests must
+    /// not wait out production backoffs).
+    pub fn ingest(&self, tickers: &[&str], from: &str, to: &str) -> Command {
+        self.ingest_with_timeout(tickers, from, to, "10")
+    }
+
+    /// [`Fixture::ingest`] with another per-request timeout, in seconds.
+    pub fn ingest_with_timeout(&self, tickers: &[&str], from: &str, to: &str, secs: &str) -> Command {
+        let mut cmd = self.barsmith();
+        cmd.args(["ingest", "--tickers", &tickers.join(",")])
+            .arg("--outdir")
+            .arg(self.outdir())
+            .args(["--from", from, "--to", to, "--base-url", &self.sandbox.base_url()])
+            .args(["--timeout", secs, "--retries", "4", "--backoff-ms", "10"])
+            .args(["--max-backoff-ms", "50", "--max-rps", "1000"]);
+        cmd
+    }
+
+    /// The store of this fixture, opened read-only.
+    pub fn store(&self) -> barsmith::store::Store {
+        barsmith::store::Store::open_read_only(&self.outdir()).expect("store opens")
+    }
+}
+
+/// Sandbox settings for tests: a fixed "today", so data never depends on the clock.
+pub fn test_config() -> SandboxConfig {
+    SandboxConfig { today: Date::constant(2026, 6, 30), ..SandboxConfig::default() }
+}
+
+/// Runs a command to completion (bounded by the worker's own timeouts).
+pub fn run(mut cmd: Command) -> Output {
+    cmd.output().expect("barsmith runs")
+}
+
+/// The events a worker printed.
+pub fn events(out: &Output) -> Vec<Event> {
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(parse_line).collect()
+}
+
+/// Standard error as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every file below `dir`, recursively.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
