@@ -46,13 +46,20 @@ pub fn ny_day_start_ms(date: Date) -> i64 {
 pub fn parse_date(s: &str) -> Result<Date, DateError> {
     let t = s.trim();
     let ok_shape = t.len() == 10
-        && t.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && t.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if !ok_shape {
-        return Err(DateError(format!("'{s}' is not a date: use YYYY-MM-DD, e.g. 2004-01-02")));
+        return Err(DateError(format!(
+            "'{s}' is not a date: use YYYY-MM-DD, e.g. 2004-01-02"
+        )));
     }
-    Date::from_str(t).map_err(|_| DateError(format!("'{s}' is not a valid calendar date (YYYY-MM-DD)")))
+    Date::from_str(t)
+        .map_err(|_| DateError(format!("'{s}' is not a valid calendar date (YYYY-MM-DD)")))
 }
 
 /// A malformed date or range; the message names the value and the expected form.
@@ -109,7 +116,10 @@ impl DateRange {
     /// The part of the range strictly before `day`, if any.
     pub fn before(&self, day: Date) -> Option<DateRange> {
         let last = day.yesterday().ok()?;
-        (self.from <= last).then(|| DateRange { from: self.from, to: self.to.min(last) })
+        (self.from <= last).then(|| DateRange {
+            from: self.from,
+            to: self.to.min(last),
+        })
     }
 }
 
@@ -128,7 +138,12 @@ mod tests {
     fn parse_date_rejects_wrong_shapes_and_impossible_days() {
         assert_eq!(parse_date("2004-01-02").unwrap(), date(2004, 1, 2));
         assert!(parse_date("2004-1-2").unwrap_err().0.contains("YYYY-MM-DD"));
-        assert!(parse_date("2004-02-30").unwrap_err().0.contains("not a valid"));
+        assert!(
+            parse_date("2004-02-30")
+                .unwrap_err()
+                .0
+                .contains("not a valid")
+        );
         assert!(parse_date("yesterday").is_err());
     }
 
@@ -145,7 +160,13 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0].to, date(2004, 12, 31));
         assert_eq!(parts[1].from, date(2005, 1, 1));
-        assert_eq!(parts[2], DateRange { from: date(2006, 1, 1), to: date(2006, 2, 1) });
+        assert_eq!(
+            parts[2],
+            DateRange {
+                from: date(2006, 1, 1),
+                to: date(2006, 2, 1)
+            }
+        );
     }
 
     #[test]
@@ -153,7 +174,10 @@ mod tests {
         // 2021-03-02 01:00 UTC is still March 1st in New York.
         let ms = 1_614_646_800_000;
         assert_eq!(ny_date_of_ms(ms), date(2021, 3, 1));
-        assert_eq!(ny_date_of_ms(ny_day_start_ms(date(2021, 3, 2))), date(2021, 3, 2));
+        assert_eq!(
+            ny_date_of_ms(ny_day_start_ms(date(2021, 3, 2))),
+            date(2021, 3, 2)
+        );
     }
 
     #[test]

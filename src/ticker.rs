@@ -62,9 +62,8 @@ where
 /// ignored), or one symbol per line. Blank lines, `#` comments and duplicates are dropped;
 /// an invalid symbol is an error naming the file and line.
 pub fn read_ticker_file(path: &std::path::Path) -> Result<Vec<String>, TickerError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        TickerError(format!("cannot read tickers from {}: {e}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TickerError(format!("cannot read tickers from {}: {e}", path.display())))?;
     parse_ticker_list(&text).map_err(|e| TickerError(format!("{}:{}", path.display(), e.0)))
 }
 
@@ -80,7 +79,9 @@ pub fn parse_ticker_list(text: &str) -> Result<Vec<String>, TickerError> {
         return Ok(Vec::new());
     };
     let header_cells: Vec<String> = split_csv_line(header);
-    let column = header_cells.iter().position(|c| c.eq_ignore_ascii_case("ticker"));
+    let column = header_cells
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case("ticker"));
     let mut symbols: Vec<(usize, String)> = Vec::new();
     match column {
         Some(col) => {
@@ -116,7 +117,9 @@ pub fn parse_ticker_list(text: &str) -> Result<Vec<String>, TickerError> {
 }
 
 fn split_csv_line(line: &str) -> Vec<String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line.as_bytes());
     match reader.records().next() {
         Some(Ok(rec)) => rec.iter().map(|c| c.trim().to_string()).collect(),
         _ => vec![line.to_string()],
@@ -136,7 +139,9 @@ mod tests {
 
     #[test]
     fn symbols_that_could_escape_the_folder_are_refused() {
-        for s in ["../x", "A/B", "..", ".hidden", "", "A B", "T=1", "a\\b", "A\0"] {
+        for s in [
+            "../x", "A/B", "..", ".hidden", "", "A B", "T=1", "a\\b", "A\0",
+        ] {
             let e = validate_ticker(s).unwrap_err();
             assert!(e.0.starts_with("invalid ticker"), "{s}: {e}");
         }
@@ -150,7 +155,12 @@ mod tests {
         assert_eq!(parse_ticker_list(plain).unwrap(), vec!["MSFT", "AAPL"]);
         let err = parse_ticker_list("ticker\nAAPL\n../etc\n").unwrap_err();
         assert!(err.0.starts_with("3: invalid ticker '../etc'"), "{err}");
-        assert!(parse_ticker_list("a,b\n1,2\n").unwrap_err().0.contains("`ticker` column"));
+        assert!(
+            parse_ticker_list("a,b\n1,2\n")
+                .unwrap_err()
+                .0
+                .contains("`ticker` column")
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ fn assert_recovers(fault: &str, kind: &str) {
     let evs = events(&out);
     assert_eq!(out.status.code(), Some(0), "{fault}: {}", stderr(&out));
     let kinds: Vec<String> = retries(&evs).into_iter().map(|(k, _)| k).collect();
-    assert!(kinds.iter().any(|k| k == kind), "{fault}: expected a {kind} retry, got {kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k == kind),
+        "{fault}: expected a {kind} retry, got {kinds:?}"
+    );
     assert_eq!(
         stored(&fx, "AAPL", "2024-03-01", "2024-03-08"),
         expected(&fx, "AAPL", "2024-03-01", "2024-03-08"),
@@ -67,11 +70,27 @@ fn writes_exactly_the_sandbox_bars_across_a_year_boundary() {
         let want = expected(&fx, t, "2023-09-01", "2024-03-31");
         assert!(want.len() > 50_000, "the range must need several pages");
         assert_eq!(stored(&fx, t, "2023-09-01", "2024-03-31"), want);
-        assert!(fx.outdir().join(format!("ticker={t}/year=2023/{t}_2023.parquet")).is_file());
-        assert!(fx.outdir().join(format!("ticker={t}/year=2024/{t}_2024.parquet")).is_file());
+        assert!(
+            fx.outdir()
+                .join(format!("ticker={t}/year=2023/{t}_2023.parquet"))
+                .is_file()
+        );
+        assert!(
+            fx.outdir()
+                .join(format!("ticker={t}/year=2024/{t}_2024.parquet"))
+                .is_file()
+        );
     }
     let evs = events(&out);
-    assert!(matches!(evs.last(), Some(Event::Finished { ok: 2, failed: 0, exit_code: 0, .. })));
+    assert!(matches!(
+        evs.last(),
+        Some(Event::Finished {
+            ok: 2,
+            failed: 0,
+            exit_code: 0,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -87,7 +106,10 @@ fn honours_retry_after_on_429() {
     let r = retries(&events(&out));
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].0, "rate_limited");
-    assert!(r[0].1 >= 1000, "Retry-After: 1 must be honoured over the 50 ms backoff cap: {r:?}");
+    assert!(
+        r[0].1 >= 1000,
+        "Retry-After: 1 must be honoured over the 50 ms backoff cap: {r:?}"
+    );
 }
 
 #[test]
@@ -142,7 +164,9 @@ fn drops_bars_a_page_repeats_and_reports_them() {
     let out = run(fx.ingest(&["AAPL"], "2024-01-01", "2024-06-30"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let dropped = events(&out).iter().find_map(|e| match e {
-        Event::TickerDone { duplicates_dropped, .. } => Some(*duplicates_dropped),
+        Event::TickerDone {
+            duplicates_dropped, ..
+        } => Some(*duplicates_dropped),
         _ => None,
     });
     assert!(dropped.unwrap() > 0, "repeated bars must be counted");
@@ -158,9 +182,20 @@ fn a_cursor_loop_fails_the_ticker_as_retryable_without_looping() {
     let out = run(fx.ingest(&["AAPL", "MSFT"], "2024-01-01", "2024-06-30"));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = failure(&events(&out), "AAPL").expect("AAPL failed");
-    assert_eq!((err.class.as_str(), err.kind.as_str()), ("retryable", "cursor_loop"));
-    assert!(fx.sandbox.stats().by_ticker["AAPL"] < 10, "the loop must be cut short");
-    assert_eq!(fx.store().missing("MSFT", range("2024-01-01", "2024-06-30")).unwrap(), vec![]);
+    assert_eq!(
+        (err.class.as_str(), err.kind.as_str()),
+        ("retryable", "cursor_loop")
+    );
+    assert!(
+        fx.sandbox.stats().by_ticker["AAPL"] < 10,
+        "the loop must be cut short"
+    );
+    assert_eq!(
+        fx.store()
+            .missing("MSFT", range("2024-01-01", "2024-06-30"))
+            .unwrap(),
+        vec![]
+    );
 }
 
 #[test]
@@ -170,10 +205,18 @@ fn not_entitled_fails_only_that_ticker_without_retrying() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let evs = events(&out);
     let err = failure(&evs, "AAPL").expect("AAPL failed");
-    assert_eq!((err.class.as_str(), err.kind.as_str(), err.status), ("ticker", "not_entitled", Some(403)));
+    assert_eq!(
+        (err.class.as_str(), err.kind.as_str(), err.status),
+        ("ticker", "not_entitled", Some(403))
+    );
     assert!(retries(&evs).is_empty(), "403 is not retried");
     assert_eq!(fx.sandbox.stats().by_ticker["AAPL"], 1);
-    assert!(fx.store().missing("MSFT", range("2024-03-01", "2024-03-08")).unwrap().is_empty());
+    assert!(
+        fx.store()
+            .missing("MSFT", range("2024-03-01", "2024-03-08"))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -184,9 +227,15 @@ fn a_rejected_key_stops_the_whole_worker() {
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = failure(&events(&out), "AAPL").expect("AAPL failed");
-    assert_eq!((err.class.as_str(), err.kind.as_str()), ("run", "unauthorized"));
+    assert_eq!(
+        (err.class.as_str(), err.kind.as_str()),
+        ("run", "unauthorized")
+    );
     let stats = fx.sandbox.stats();
-    assert_eq!(stats.data_requests, 1, "no request after the key was rejected");
+    assert_eq!(
+        stats.data_requests, 1,
+        "no request after the key was rejected"
+    );
     assert!(!stats.by_ticker.contains_key("MSFT"));
 }
 
@@ -196,9 +245,17 @@ fn retries_run_out_into_a_retryable_failure_and_the_rest_go_on() {
     let out = run(fx.ingest(&["AAPL", "MSFT"], "2024-03-01", "2024-03-08"));
     assert_eq!(out.status.code(), Some(3));
     let err = failure(&events(&out), "AAPL").expect("AAPL failed");
-    assert_eq!((err.class.as_str(), err.kind.as_str(), err.attempts), ("retryable", "server", 4));
+    assert_eq!(
+        (err.class.as_str(), err.kind.as_str(), err.attempts),
+        ("retryable", "server", 4)
+    );
     assert_eq!(fx.sandbox.stats().by_ticker["AAPL"], 4);
-    assert!(fx.store().missing("MSFT", range("2024-03-01", "2024-03-08")).unwrap().is_empty());
+    assert!(
+        fx.store()
+            .missing("MSFT", range("2024-03-01", "2024-03-08"))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -213,7 +270,10 @@ fn a_wider_second_run_fetches_only_the_difference() {
         Event::TickerStarted { missing, .. } => Some(missing),
         _ => None,
     });
-    assert_eq!(missing.unwrap(), vec![["2020-07-01".to_string(), "2021-06-30".to_string()]]);
+    assert_eq!(
+        missing.unwrap(),
+        vec![["2020-07-01".to_string(), "2021-06-30".to_string()]]
+    );
     // One page per 50,000 bars of each year piece that was missing, nothing more.
     let pages = |f, t| expected(&fx, "AAPL", f, t).len().div_ceil(50_000) as u64;
     let want = pages("2020-07-01", "2020-12-31") + pages("2021-01-01", "2021-06-30");
@@ -225,7 +285,11 @@ fn a_wider_second_run_fetches_only_the_difference() {
     fx.sandbox.reset_stats();
     let third = run(fx.ingest(&["AAPL"], "2020-03-01", "2021-03-01"));
     assert_eq!(third.status.code(), Some(0));
-    assert_eq!(fx.sandbox.stats().data_requests, 0, "a covered range needs no request");
+    assert_eq!(
+        fx.sandbox.stats().data_requests,
+        0,
+        "a covered range needs no request"
+    );
 }
 
 #[test]
@@ -233,7 +297,8 @@ fn a_ticker_listed_inside_the_range_is_complete_with_bars_only_while_listed() {
     let listed = Date::constant(2020, 3, 16);
     let delisted = Date::constant(2020, 9, 30);
     let mut cfg = test_config();
-    cfg.listings.insert("NEWCO".into(), (Some(listed), Some(delisted)));
+    cfg.listings
+        .insert("NEWCO".into(), (Some(listed), Some(delisted)));
     let fx = Fixture::with_config(cfg);
     let out = run(fx.ingest(&["NEWCO"], "2019-01-01", "2021-12-31"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -242,17 +307,37 @@ fn a_ticker_listed_inside_the_range_is_complete_with_bars_only_while_listed() {
     let first = barsmith::calendar::ny_date_of_ms(bars.timestamp[0]);
     let last = barsmith::calendar::ny_date_of_ms(*bars.timestamp.last().unwrap());
     assert!(first >= listed && last <= delisted, "{first}..{last}");
-    let years: Vec<_> = files_below(&fx.outdir()).iter().map(|p| p.display().to_string()).collect();
+    let years: Vec<_> = files_below(&fx.outdir())
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     assert!(years.iter().all(|p| p.contains("year=2020")), "{years:?}");
-    assert!(fx.store().missing("NEWCO", range("2019-01-01", "2021-12-31")).unwrap().is_empty());
+    assert!(
+        fx.store()
+            .missing("NEWCO", range("2019-01-01", "2021-12-31"))
+            .unwrap()
+            .is_empty()
+    );
     fx.sandbox.reset_stats();
-    assert_eq!(run(fx.ingest(&["NEWCO"], "2019-01-01", "2021-12-31")).status.code(), Some(0));
-    assert_eq!(fx.sandbox.stats().data_requests, 0, "years without bars are known complete");
+    assert_eq!(
+        run(fx.ingest(&["NEWCO"], "2019-01-01", "2021-12-31"))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        fx.sandbox.stats().data_requests,
+        0,
+        "years without bars are known complete"
+    );
 }
 
 #[test]
 fn kill_9_at_any_instant_leaves_no_partial_file_and_resume_fetches_only_the_rest() {
-    let cfg = SandboxConfig { latency: Duration::from_millis(30), ..test_config() };
+    let cfg = SandboxConfig {
+        latency: Duration::from_millis(30),
+        ..test_config()
+    };
     let fx = Fixture::with_config(cfg);
     let (from, to) = ("2019-01-01", "2021-12-31");
     // Kill after a growing number of pages, so deaths land in fetches, writes and
@@ -290,14 +375,23 @@ fn kill_9_at_any_instant_leaves_no_partial_file_and_resume_fetches_only_the_rest
     // The re-run fetched only what coverage did not have.
     let mut want_requests = 0;
     for piece in range(from, to).split_by_year() {
-        if !covered_before.iter().any(|c| c.from <= piece.from && piece.to <= c.to) {
+        if !covered_before
+            .iter()
+            .any(|c| c.from <= piece.from && piece.to <= c.to)
+        {
             let n = synth::bars_for("AAPL", piece, fx.sandbox.config()).len();
             want_requests += n.div_ceil(50_000) as u64;
         }
     }
-    assert!(!covered_before.is_empty(), "some year must have completed before a kill");
+    assert!(
+        !covered_before.is_empty(),
+        "some year must have completed before a kill"
+    );
     assert_eq!(fx.sandbox.stats().data_requests, want_requests);
-    assert_eq!(stored(&fx, "AAPL", from, to), expected(&fx, "AAPL", from, to));
+    assert_eq!(
+        stored(&fx, "AAPL", from, to),
+        expected(&fx, "AAPL", from, to)
+    );
 }
 
 #[test]
@@ -305,8 +399,12 @@ fn the_api_key_appears_in_no_output_and_no_file() {
     const KEY: &str = "k3y-VERY-SECRET-0123456789";
     let cfg = SandboxConfig {
         api_key: KEY.into(),
-        faults: barsmith::sandbox::FaultPlan::parse(&["AAPL=502-html:1", "MSFT=403", "IBM=truncated:1"])
-            .unwrap(),
+        faults: barsmith::sandbox::FaultPlan::parse(&[
+            "AAPL=502-html:1",
+            "MSFT=403",
+            "IBM=truncated:1",
+        ])
+        .unwrap(),
         ..test_config()
     };
     let fx = Fixture::with_config(cfg);
@@ -321,7 +419,10 @@ fn the_api_key_appears_in_no_output_and_no_file() {
         assert!(!stderr(out).contains(KEY));
     }
     let files = files_below(fx.dir.path());
-    assert!(files.len() > 5, "outdir, state and budget files were written");
+    assert!(
+        files.len() > 5,
+        "outdir, state and budget files were written"
+    );
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         let hit = bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes());
@@ -352,8 +453,15 @@ fn two_concurrent_workers_share_one_budget() {
     assert_eq!(stats.data_requests, 24);
     // 24 requests at 8/s together: the schedule needs at least 23/8 s, and no one-second
     // window may hold more than the budget (plus the request at its closing edge).
-    assert!(elapsed >= Duration::from_millis(2_800), "{elapsed:?}: workers did not share the budget");
-    assert!(stats.max_rps_observed <= 9, "{} requests in one second", stats.max_rps_observed);
+    assert!(
+        elapsed >= Duration::from_millis(2_800),
+        "{elapsed:?}: workers did not share the budget"
+    );
+    assert!(
+        stats.max_rps_observed <= 9,
+        "{} requests in one second",
+        stats.max_rps_observed
+    );
 }
 
 fn assert_refused(fx: &Fixture, args: &[&str], needle: &str) {
@@ -362,7 +470,10 @@ fn assert_refused(fx: &Fixture, args: &[&str], needle: &str) {
     let out = run(cmd);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(err.contains(needle), "{args:?}: expected '{needle}' in: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected '{needle}' in: {err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one line, not a dump: {err}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
 }
@@ -373,18 +484,81 @@ fn bad_input_is_refused_before_any_request_with_one_line() {
     let out = fx.outdir().display().to_string();
     let url = fx.sandbox.base_url();
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> =
-            ["--outdir", &out, "--base-url", &url].iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> = ["--outdir", &out, "--base-url", &url]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (base(&["--tickers", "AAPL", "--from", "2024-1-1", "--to", "2024-02-01"]), "YYYY-MM-DD"),
-        (base(&["--tickers", "AAPL", "--from", "2024-02-30", "--to", "2024-03-01"]), "not a valid"),
-        (base(&["--tickers", "AAPL", "--from", "2024-03-01", "--to", "2024-02-01"]), "after --to"),
-        (base(&["--tickers", "AAPL,../x", "--from", "2024-01-01", "--to", "2024-02-01"]), "invalid ticker '../x'"),
-        (base(&["--tickers", "A/B", "--from", "2024-01-01", "--to", "2024-02-01"]), "invalid ticker 'A/B'"),
-        (base(&["--tickers", "AAPL", "--from", "2024-01-01", "--to", "2024-02-01", "--bogus"]), "--bogus"),
+        (
+            base(&[
+                "--tickers",
+                "AAPL",
+                "--from",
+                "2024-1-1",
+                "--to",
+                "2024-02-01",
+            ]),
+            "YYYY-MM-DD",
+        ),
+        (
+            base(&[
+                "--tickers",
+                "AAPL",
+                "--from",
+                "2024-02-30",
+                "--to",
+                "2024-03-01",
+            ]),
+            "not a valid",
+        ),
+        (
+            base(&[
+                "--tickers",
+                "AAPL",
+                "--from",
+                "2024-03-01",
+                "--to",
+                "2024-02-01",
+            ]),
+            "after --to",
+        ),
+        (
+            base(&[
+                "--tickers",
+                "AAPL,../x",
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-02-01",
+            ]),
+            "invalid ticker '../x'",
+        ),
+        (
+            base(&[
+                "--tickers",
+                "A/B",
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-02-01",
+            ]),
+            "invalid ticker 'A/B'",
+        ),
+        (
+            base(&[
+                "--tickers",
+                "AAPL",
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-02-01",
+                "--bogus",
+            ]),
+            "--bogus",
+        ),
     ];
     for (args, needle) in &cases {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -396,14 +570,36 @@ fn bad_input_is_refused_before_any_request_with_one_line() {
     let unwritable = blocker.join("out").display().to_string();
     assert_refused(
         &fx,
-        &["--tickers", "AAPL", "--outdir", &unwritable, "--from", "2024-01-01", "--to", "2024-01-02", "--base-url", &url],
+        &[
+            "--tickers",
+            "AAPL",
+            "--outdir",
+            &unwritable,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--base-url",
+            &url,
+        ],
         "plain-file",
     );
     // No key in the environment.
     let mut cmd = fx.barsmith();
-    cmd.env_remove("POLYGON_API_KEY").arg("ingest").args(base(&["--tickers", "AAPL", "--from", "2024-01-01", "--to", "2024-01-02"]));
+    cmd.env_remove("POLYGON_API_KEY").arg("ingest").args(base(&[
+        "--tickers",
+        "AAPL",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+    ]));
     let no_key = run(cmd);
     assert_eq!(no_key.status.code(), Some(2));
     assert!(stderr(&no_key).contains("POLYGON_API_KEY"));
-    assert_eq!(fx.sandbox.stats().requests, 0, "bad input must not reach the API");
+    assert_eq!(
+        fx.sandbox.stats().requests,
+        0,
+        "bad input must not reach the API"
+    );
 }

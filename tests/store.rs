@@ -598,13 +598,54 @@ fn writer_killed_at_any_instant_leaves_readers_working() {
     );
 }
 
+/// Realistic minute bars for the throughput test: a random walk in cents, random
+/// volumes and trade counts, ~15% of minutes without a bar.
+fn realistic(r: DateRange) -> Bars {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut bars = Bars::default();
+    let mut px: f64 = 5000.0; // cents
+    let mut d = r.from;
+    while d <= r.to {
+        if !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) {
+            let start = ny_day_start_ms(d) + 4 * 3_600_000;
+            for m in 0..960i64 {
+                if rng.u8(..100) < 15 {
+                    continue;
+                }
+                let open = px;
+                px = (px + rng.i32(-8..=8) as f64).max(100.0);
+                let (hi, lo) = (
+                    open.max(px) + rng.u8(..4) as f64,
+                    open.min(px) - rng.u8(..4) as f64,
+                );
+                bars.push(Bar {
+                    timestamp: start + m * 60_000,
+                    open: open / 100.0,
+                    high: hi / 100.0,
+                    low: lo / 100.0,
+                    close: px / 100.0,
+                    volume: rng.u32(100..200_000) as f64,
+                    vwap: Some(
+                        ((open + px) / 2.0 + rng.f64()).round() / 100.0
+                            + rng.u32(..10_000) as f64 * 1e-8,
+                    ),
+                    transactions: Some(rng.i64(1..2_000)),
+                    otc: false,
+                });
+            }
+        }
+        d = d.tomorrow().unwrap();
+    }
+    bars
+}
+
 /// Encode throughput on one core; run with
 /// `cargo test --release --test store -- --ignored encode_throughput --nocapture`.
 #[test]
 #[ignore = "timing; run explicitly in release mode"]
 fn encode_throughput() {
     let year = range("2010-01-01", "2010-12-31");
-    let bars = synth(year, 960, 50.0);
+    let bars = realistic(year);
     let p = prov(true, year);
     let mut buf = Vec::with_capacity(8 << 20);
     encode_parquet("AAPL", &bars, &p, &mut buf).unwrap(); // warm-up

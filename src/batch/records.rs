@@ -199,7 +199,15 @@ impl RunRecords {
         {
             let mut s = self.state();
             for t in &r.tickers {
-                s.latest.insert(t.ticker.clone(), t.clone());
+                // A ticker completed by an earlier attempt of this run is reported
+                // skipped by the retry; it still counts as fetched in this run.
+                let fetched_earlier = t.status == TickerStatus::Skipped
+                    && s.latest
+                        .get(&t.ticker)
+                        .is_some_and(|p| p.status == TickerStatus::Ok);
+                if !fetched_earlier {
+                    s.latest.insert(t.ticker.clone(), t.clone());
+                }
             }
             s.batches.insert(r.id, r.success());
             s.attempts += 1;
@@ -378,7 +386,9 @@ impl fmt::Display for Summary {
         let finished = self.batches_ok + self.batches_failed;
         let (mark, word) = if self.cancelled {
             ("✗", "CANCELLED")
-        } else if self.batches_failed == 0 && self.tickers_failed == 0 {
+        } else if self.tickers_failed == 0 {
+            // Batches that failed but whose tickers a later attempt or pass completed
+            // are history, not an outcome.
             ("✓", "COMPLETED")
         } else {
             ("✗", "COMPLETED WITH FAILURES")

@@ -8,7 +8,9 @@ use clap_complete::Shell;
 
 /// Flags of `barsmith completions`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  barsmith completions bash > ~/.local/share/bash-completion/completions/barsmith\n  barsmith completions zsh > ~/.zfunc/_barsmith\n  barsmith completions fish > ~/.config/fish/completions/barsmith.fish")]
+#[command(
+    after_help = "Examples:\n  barsmith completions bash > ~/.local/share/bash-completion/completions/barsmith\n  barsmith completions zsh > ~/.zfunc/_barsmith\n  barsmith completions fish > ~/.config/fish/completions/barsmith.fish"
+)]
 pub struct CompletionsArgs {
     /// The shell to generate for.
     #[arg(value_enum)]

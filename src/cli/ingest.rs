@@ -33,7 +33,12 @@ Example:
       --from 2004-01-01 --to 2010-12-31 --max-rps 5/min")]
 pub struct IngestArgs {
     /// Comma-separated tickers, e.g. `AAPL,MSFT,BRK.A`.
-    #[arg(long, value_delimiter = ',', required_unless_present = "tickers_file", conflicts_with = "tickers_file")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "tickers_file",
+        conflicts_with = "tickers_file"
+    )]
     pub tickers: Vec<String>,
     /// File of tickers: a CSV with a `ticker` column, or one ticker per line.
     #[arg(long, value_name = "FILE")]
@@ -81,8 +86,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     )?;
     let identity = DatasetIdentity::minute(!args.unadjusted);
     let store = Store::open(&args.outdir, &identity)?;
-    let budget = Budget::open(&default_state_dir(), &api_key, args.max_rps)
-        .context("cannot open the shared request budget (set BARSMITH_STATE_DIR to a writable folder)")?;
+    let budget = Budget::open(&default_state_dir(), &api_key, args.max_rps).context(
+        "cannot open the shared request budget (set BARSMITH_STATE_DIR to a writable folder)",
+    )?;
     let client = Client::new(ClientConfig {
         base_url: args.base_url.clone(),
         api_key,
@@ -96,8 +102,16 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         },
         budget: Some(budget),
     })?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let ingest = Ingest { client: &client, store: &store, range, today: today_ny(), cancel: &|| false };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ingest = Ingest {
+        client: &client,
+        store: &store,
+        range,
+        today: today_ny(),
+        cancel: &|| false,
+    };
     let mut sink = JsonLines(std::io::stdout());
     let report = runtime.block_on(ingest.run(&tickers, &mut sink));
     if let Some(fatal) = &report.fatal {

@@ -2,6 +2,7 @@
 //! one file per subcommand; `main` only parses, sets up logging and dispatches.
 
 pub mod completions;
+pub mod demo;
 pub mod fns;
 pub mod ingest;
 pub mod run;
@@ -35,6 +36,8 @@ pub struct Cli {
 enum Command {
     /// Run a strategy script, e.g. `barsmith run scripts/wrapper.rhai --batch-size 10 ...`.
     Run(run::RunArgs),
+    /// Try barsmith without an API key: sandbox + wrapper.rhai into ./demo-data.
+    Demo(demo::DemoArgs),
     /// The worker: fetch tickers for a date range into Parquet (what batches run).
     Ingest(ingest::IngestArgs),
     /// Serve a Polygon-compatible API on loopback with synthetic bars and faults.
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
     // Input errors of the worker are exit 2 by contract; elsewhere an error is 1.
     let (result, error_code) = match cli.command {
         Command::Run(a) => (run::run(a), 1),
+        Command::Demo(a) => (demo::run(a), 1),
         Command::Ingest(a) => (ingest::run(a), ingest::USAGE),
         Command::Sandbox(a) => (sandbox::run(a), 1),
         Command::Fns(a) => (fns::run(a), 1),
@@ -76,7 +80,11 @@ pub fn main() -> ExitCode {
 /// Clap's first line (what is wrong) plus where to look, instead of a usage dump.
 fn one_line_usage_error(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("error: invalid arguments").trim_end();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .trim_end();
     let sub = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     match sub {
         Some(sub) => format!("{first}; see `barsmith {sub} --help`"),

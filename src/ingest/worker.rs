@@ -80,7 +80,10 @@ impl Ingest<'_> {
                 }
                 Err(error) => {
                     tracing::warn!(%ticker, kind = ?error.kind, "{}", error.message);
-                    sink.emit(Event::TickerFailed { ticker: ticker.clone(), error: error.clone() });
+                    sink.emit(Event::TickerFailed {
+                        ticker: ticker.clone(),
+                        error: error.clone(),
+                    });
                     let fatal = error.class == ErrorClass::Run;
                     report.failed.push((ticker.clone(), error.clone()));
                     if fatal {
@@ -100,18 +103,31 @@ impl Ingest<'_> {
         report
     }
 
-    async fn ticker(&self, ticker: &str, sink: &mut dyn EventSink) -> Result<TickerOutcome, FetchError> {
+    async fn ticker(
+        &self,
+        ticker: &str,
+        sink: &mut dyn EventSink,
+    ) -> Result<TickerOutcome, FetchError> {
         let started = Instant::now();
-        let missing = self.store.missing(ticker, self.range).map_err(store_error)?;
+        let missing = self
+            .store
+            .missing(ticker, self.range)
+            .map_err(store_error)?;
         sink.emit(Event::TickerStarted {
             ticker: ticker.to_string(),
             from: self.range.from.to_string(),
             to: self.range.to.to_string(),
-            missing: missing.iter().map(|r| [r.from.to_string(), r.to.to_string()]).collect(),
+            missing: missing
+                .iter()
+                .map(|r| [r.from.to_string(), r.to.to_string()])
+                .collect(),
         });
         if missing.is_empty() {
             tracing::info!(%ticker, "already complete");
-            sink.emit(Event::TickerSkipped { ticker: ticker.to_string(), reason: "complete".into() });
+            sink.emit(Event::TickerSkipped {
+                ticker: ticker.to_string(),
+                reason: "complete".into(),
+            });
             return Ok(TickerOutcome::Skipped);
         }
         let mut totals = Totals::default();
@@ -121,9 +137,17 @@ impl Ingest<'_> {
             }
             let mut on_event = |e: ClientEvent| match e {
                 ClientEvent::Page { bars, .. } => {
-                    sink.emit(Event::Page { ticker: ticker.to_string(), bars });
+                    sink.emit(Event::Page {
+                        ticker: ticker.to_string(),
+                        bars,
+                    });
                 }
-                ClientEvent::Retry { attempt, reason, delay, kind } => {
+                ClientEvent::Retry {
+                    attempt,
+                    reason,
+                    delay,
+                    kind,
+                } => {
                     tracing::info!(%ticker, attempt, ?delay, "retry: {reason}");
                     sink.emit(Event::Retry {
                         ticker: ticker.to_string(),
@@ -144,7 +168,9 @@ impl Ingest<'_> {
             {
                 totals.files += 1;
             }
-            self.store.mark_complete(ticker, piece, self.today).map_err(store_error)?;
+            self.store
+                .mark_complete(ticker, piece, self.today)
+                .map_err(store_error)?;
             tracing::info!(%ticker, %piece, bars = fetched.bars.len(), "piece written");
             totals.bars += fetched.bars.len() as u64;
             totals.requests += fetched.requests;

@@ -17,6 +17,9 @@ pub const MAX_STRING_SIZE: usize = 64 << 20;
 pub const MAX_ARRAY_SIZE: usize = 10_000_000;
 /// Most entries in one map.
 pub const MAX_MAP_SIZE: usize = 1_000_000;
+/// Deepest expression nesting (global, and half of it inside functions).
+pub const MAX_EXPR_DEPTH: usize = 128;
+
 /// Most modules a script may import.
 pub const MAX_MODULES: usize = 256;
 
@@ -34,6 +37,8 @@ pub fn build(host: Arc<Host>) -> Engine {
         .set_max_array_size(MAX_ARRAY_SIZE)
         .set_max_map_size(MAX_MAP_SIZE)
         .set_max_modules(MAX_MODULES)
+        // rhai's debug-build default (32) rejects ordinary one-liners with closures.
+        .set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH / 2)
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true);
 

@@ -7,6 +7,7 @@
 //! only when a script first starts a batch.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -290,7 +291,10 @@ impl Host {
     /// Writes one line of script output (`print`).
     pub fn print(&self, line: &str) {
         match &self.output {
-            Output::Terminal => println!("{line}"),
+            // A closed stdout (e.g. `| head`) must not abort the run.
+            Output::Terminal => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
             Output::Capture(buf) => push_line(buf, line),
         }
     }
@@ -314,7 +318,9 @@ impl Host {
             Output::Capture(buf) => push_line(buf, line),
             Output::Terminal => match self.existing_runner() {
                 Some(r) => r.println(line),
-                None => eprintln!("{line}"),
+                None => {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
             },
         }
     }

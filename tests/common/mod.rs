@@ -60,12 +60,25 @@ impl Fixture {
     }
 
     /// [`Fixture::ingest`] with another per-request timeout, in seconds.
-    pub fn ingest_with_timeout(&self, tickers: &[&str], from: &str, to: &str, secs: &str) -> Command {
+    pub fn ingest_with_timeout(
+        &self,
+        tickers: &[&str],
+        from: &str,
+        to: &str,
+        secs: &str,
+    ) -> Command {
         let mut cmd = self.barsmith();
         cmd.args(["ingest", "--tickers", &tickers.join(",")])
             .arg("--outdir")
             .arg(self.outdir())
-            .args(["--from", from, "--to", to, "--base-url", &self.sandbox.base_url()])
+            .args([
+                "--from",
+                from,
+                "--to",
+                to,
+                "--base-url",
+                &self.sandbox.base_url(),
+            ])
             .args(["--timeout", secs, "--retries", "4", "--backoff-ms", "10"])
             .args(["--max-backoff-ms", "50", "--max-rps", "1000"]);
         cmd
@@ -79,7 +92,10 @@ impl Fixture {
 
 /// Sandbox settings for tests: a fixed "today", so data never depends on the clock.
 pub fn test_config() -> SandboxConfig {
-    SandboxConfig { today: Date::constant(2026, 6, 30), ..SandboxConfig::default() }
+    SandboxConfig {
+        today: Date::constant(2026, 6, 30),
+        ..SandboxConfig::default()
+    }
 }
 
 /// Runs a command to completion (bounded by the worker's own timeouts).
@@ -89,7 +105,10 @@ pub fn run(mut cmd: Command) -> Output {
 
 /// The events a worker printed.
 pub fn events(out: &Output) -> Vec<Event> {
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(parse_line).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(parse_line)
+        .collect()
 }
 
 /// Standard error as text.
@@ -102,7 +121,9 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {

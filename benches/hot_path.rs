@@ -1,0 +1,89 @@
+//! The compiled hot path, stage by stage, on one 50,000-bar page of Polygon JSON:
+//! decode (JSON → columnar bars), Arrow (bars → RecordBatch), Parquet (batch → bytes),
+//! and all three together. Throughput is reported in bars/s (elements) and in MB/s of
+//! JSON (bytes). Run: `cargo bench --bench hot_path`.
+
+use std::hint::black_box;
+
+use barsmith::calendar::DateRange;
+use barsmith::polygon::decode_page;
+use barsmith::sandbox::{SandboxConfig, page_json};
+use barsmith::store::encode::bars_to_batch;
+use barsmith::store::schema::{bars_schema, writer_properties};
+use barsmith::store::{Provenance, encode_parquet};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use jiff::civil::Date;
+use parquet::arrow::ArrowWriter;
+
+const TICKER: &str = "AAPL";
+
+fn page() -> Vec<u8> {
+    let cfg = SandboxConfig {
+        today: Date::constant(2026, 1, 1),
+        listings: [(TICKER.to_string(), (None, None))].into(),
+        ..SandboxConfig::default()
+    };
+    let range = DateRange::parse("2020-01-01", "2020-12-31").expect("valid range");
+    let json = page_json(TICKER, range, 50_000, &cfg);
+    let page = decode_page(&json).expect("sandbox JSON decodes");
+    assert_eq!(page.bars.len(), 50_000, "a full page");
+    json
+}
+
+fn hot_path(c: &mut Criterion) {
+    let json = page();
+    let bars = decode_page(&json).expect("decodes").bars;
+    let batch = bars_to_batch(TICKER, &bars).expect("arrow");
+    let range = DateRange::parse("2020-01-01", "2020-12-31").expect("valid range");
+    let provenance = Provenance::now(true, range);
+
+    let mut by_bars = c.benchmark_group("hot_path_bars");
+    by_bars.throughput(Throughput::Elements(bars.len() as u64));
+    by_bars.bench_function("decode", |b| {
+        b.iter(|| decode_page(black_box(&json)).expect("decodes"))
+    });
+    by_bars.bench_function("arrow", |b| {
+        b.iter(|| bars_to_batch(TICKER, black_box(&bars)).expect("arrow"))
+    });
+    by_bars.bench_function("parquet", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(1 << 20);
+            let props = writer_properties(&provenance);
+            let mut w = ArrowWriter::try_new(&mut out, bars_schema(), Some(props)).expect("writer");
+            w.write(black_box(&batch)).expect("write");
+            w.close().expect("close");
+            out
+        })
+    });
+    by_bars.bench_function("total", |b| {
+        b.iter(|| {
+            let page = decode_page(black_box(&json)).expect("decodes");
+            let mut out = Vec::with_capacity(1 << 20);
+            encode_parquet(TICKER, &page.bars, &provenance, &mut out).expect("encodes");
+            out
+        })
+    });
+    by_bars.finish();
+
+    let mut by_bytes = c.benchmark_group("hot_path_json_bytes");
+    by_bytes.throughput(Throughput::Bytes(json.len() as u64));
+    by_bytes.bench_function("decode", |b| {
+        b.iter(|| decode_page(black_box(&json)).expect("decodes"))
+    });
+    by_bytes.bench_function("total", |b| {
+        b.iter(|| {
+            let page = decode_page(black_box(&json)).expect("decodes");
+            let mut out = Vec::with_capacity(1 << 20);
+            encode_parquet(TICKER, &page.bars, &provenance, &mut out).expect("encodes");
+            out
+        })
+    });
+    by_bytes.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = hot_path
+}
+criterion_main!(benches);

@@ -1,0 +1,165 @@
+//! `barsmith demo`: the whole product in one command, without an API key. Starts the
+//! embedded sandbox with a few faults, runs the bundled `wrapper.rhai` over a small
+//! universe into `./demo-data`, and shows how to read the result.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::batch::{ProgressMode, install_signal_handlers, last_signal};
+use crate::sandbox::{FaultPlan, SANDBOX_API_KEY, Sandbox, SandboxConfig};
+use crate::script::{Host, HostConfig, ScriptError, run_file};
+use crate::secret::ApiKey;
+use crate::store::state_dir_for;
+
+/// The bundled wrapper, used when `scripts/wrapper.rhai` is not beside the binary's
+/// working folder (an installed barsmith).
+const WRAPPER: &str = include_str!("../../scripts/wrapper.rhai");
+
+/// Faults the demo injects, so retries and the automatic second pass show:
+/// rate limits, a flaky gateway, a body cut short, and one ticker whose errors
+/// outlast both attempts of its first batch.
+const DEMO_FAULTS: [&str; 5] = [
+    "AMD=429:2",
+    "MSFT=502-html:1",
+    "NVDA=truncated:1",
+    "IBM=429-retry-after=1:1",
+    "INTC=500:4",
+];
+
+/// The demo universe.
+const DEMO_TICKERS: [&str; 24] = [
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "BRK.A", "TSLA", "JPM", "V", "UNH", "XOM",
+    "JNJ", "WMT", "PG", "MA", "HD", "CVX", "KO", "PEP", "AMD", "INTC", "IBM", "CSCO",
+];
+
+/// Flags of `barsmith demo`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Example:
+  barsmith demo                      # ./demo-data, runs/<timestamp>/
+  barsmith demo --outdir /tmp/demo --from 2025-01-01 --to 2025-12-31")]
+pub struct DemoArgs {
+    /// Where the Parquet goes.
+    #[arg(long, value_name = "DIR", default_value = "demo-data")]
+    pub outdir: PathBuf,
+    /// First day (New York date).
+    #[arg(long, value_name = "YYYY-MM-DD", default_value = "2025-01-01")]
+    pub from: String,
+    /// Last day, inclusive.
+    #[arg(long, value_name = "YYYY-MM-DD", default_value = "2025-06-30")]
+    pub to: String,
+    /// Folder for batch logs and run records (default: runs/<timestamp>/).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Plain progress lines instead of bars.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if let Err(e) = install_signal_handlers() {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    let sandbox = Sandbox::start_background(SandboxConfig {
+        faults: FaultPlan::parse(&DEMO_FAULTS)?,
+        latency: Duration::from_millis(20),
+        ..SandboxConfig::default()
+    })
+    .context("cannot start the embedded sandbox on 127.0.0.1")?;
+    eprintln!(
+        "sandbox: {} (synthetic bars; injected faults: {})",
+        sandbox.base_url(),
+        DEMO_FAULTS.join(", ")
+    );
+
+    let state = state_dir_for(&args.outdir)?;
+    std::fs::create_dir_all(&state)
+        .with_context(|| format!("cannot create {}", state.display()))?;
+    let universe = state.join("demo-universe.csv");
+    std::fs::write(&universe, format!("ticker\n{}\n", DEMO_TICKERS.join("\n")))
+        .with_context(|| format!("cannot write {}", universe.display()))?;
+    let script = wrapper_path(&state)?;
+
+    let host = Host::new(HostConfig {
+        run_dir: args.run_dir.clone(),
+        base_url: Some(sandbox.base_url()),
+        api_key: Some(ApiKey::new(SANDBOX_API_KEY)),
+        progress: if args.plain {
+            ProgressMode::Plain
+        } else {
+            ProgressMode::Auto
+        },
+        ..HostConfig::default()
+    });
+    let outdir = args.outdir.display().to_string();
+    let flags = [
+        "--tickers-csv",
+        &universe.display().to_string(),
+        "--from",
+        &args.from,
+        "--to",
+        &args.to,
+        "--outdir",
+        &outdir,
+        "--batch-size",
+        "4",
+        "--max-concurrent",
+        "3",
+        "--tries",
+        "2",
+        "--retry-delay",
+        "1",
+        "--request-retries",
+        "2",
+        "--request-timeout",
+        "10",
+        "--batch-timeout",
+        "120",
+    ]
+    .map(String::from)
+    .to_vec();
+    let code = match run_file(&script, flags, host) {
+        Ok(code) => code,
+        Err(ScriptError::Cancelled) => {
+            return Ok(ExitCode::from(last_signal().map_or(130, |s| 128 + s) as u8));
+        }
+        Err(e) => {
+            eprintln!("{}", e.render());
+            return Ok(ExitCode::from(e.exit_code() as u8));
+        }
+    };
+    let stats = sandbox.stats();
+    eprintln!(
+        "\nsandbox served {} requests ({} faults injected, {} rate-limited)",
+        stats.requests, stats.faults_injected, stats.rate_limited
+    );
+    print_how_to_read(&args.outdir);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// `scripts/wrapper.rhai` when run from the repository, else the embedded copy.
+fn wrapper_path(state: &Path) -> anyhow::Result<PathBuf> {
+    let local = PathBuf::from("scripts/wrapper.rhai");
+    if local.is_file() {
+        return Ok(local);
+    }
+    let copy = state.join("wrapper.rhai");
+    std::fs::write(&copy, WRAPPER).with_context(|| format!("cannot write {}", copy.display()))?;
+    Ok(copy)
+}
+
+fn print_how_to_read(outdir: &Path) {
+    let root = outdir.display();
+    eprintln!(
+        "\nRead the result:\n\
+         \x20 DuckDB:  SELECT ticker, count(*) AS bars, min(timestamp), max(timestamp)\n\
+         \x20          FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true) GROUP BY ticker;\n\
+         \x20 Polars:  pl.scan_parquet('{root}', hive_partitioning=True).filter(pl.col('ticker') == 'AAPL').collect()\n\
+         \nRe-run `barsmith demo`: everything is complete, so it makes no data requests."
+    );
+}
