@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::batch::{ProgressMode, install_signal_handlers, last_signal};
+use crate::batch::{ProgressMode, install_signal_handlers};
 use crate::sandbox::{FaultPlan, SANDBOX_API_KEY, Sandbox, SandboxConfig};
-use crate::script::{Host, HostConfig, ScriptError, run_file};
+use crate::script::{Host, HostConfig, run_file};
 use crate::secret::ApiKey;
 use crate::store::state_dir_for;
 
@@ -125,9 +125,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .to_vec();
     let code = match run_file(&script, flags, host) {
         Ok(code) => code,
-        Err(ScriptError::Cancelled) => {
-            return Ok(ExitCode::from(last_signal().map_or(130, |s| 128 + s) as u8));
-        }
         Err(e) => {
             eprintln!("{}", e.render());
             return Ok(ExitCode::from(e.exit_code() as u8));

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::batch::{CancelFlag, ProgressMode, install_signal_handlers, last_signal};
+use crate::batch::{CancelFlag, ProgressMode, install_signal_handlers};
 use crate::script::{Host, HostConfig, ScriptError, run_file};
 
 /// How batch progress is shown.
@@ -97,9 +97,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let code = match run_file(&script, script_args, Host::new(config)) {
         Ok(code) => code,
-        Err(ScriptError::Cancelled) => {
+        Err(e @ ScriptError::Cancelled) => {
             eprintln!("cancelled");
-            last_signal().map_or(130, |s| 128 + s)
+            e.exit_code()
         }
         Err(e) => {
             eprintln!("{}", e.render());

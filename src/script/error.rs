@@ -147,12 +147,12 @@ impl ScriptError {
         }
     }
 
-    /// The process exit status for this error: 2 for flag errors, 130 when
-    /// cancelled, 1 otherwise.
+    /// The process exit status for this error: 2 for flag errors, 128 + the signal
+    /// when cancelled (130 for Ctrl-C, 143 for SIGTERM), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
             ScriptError::Usage { .. } => 2,
-            ScriptError::Cancelled => 130,
+            ScriptError::Cancelled => crate::batch::last_signal().map_or(130, |s| 128 + s),
             _ => 1,
         }
     }
