@@ -1,15 +1,15 @@
 //! The data root reads back directly with the real readers — DuckDB, Polars and
 //! pyarrow — with Hive partitions, including right after a writer was killed mid-write.
 //!
-//! Needs `BARSMITH_PYTHON`: a Python with duckdb, polars and pyarrow, e.g.
-//! `python3 -m venv .venv && .venv/bin/pip install duckdb polars pyarrow` then
-//! `BARSMITH_PYTHON=.venv/bin/python cargo test --test readers`. Without it the test
-//! is skipped, except under CI (env `CI` set), where it fails.
+//! The readers come from `common::python_with_readers`: `BARSMITH_PYTHON`, or a venv
+//! with the pinned versions of `tests/readers/requirements.txt` made on first use.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,8 @@ fn synth(r: DateRange, per_day: usize) -> Bars {
                     low: px - 0.02,
                     close: px,
                     volume: 1e6 + i as f64,
-                    vwap: (i % 5 != 0).then_some(px),
-                    transactions: (i % 5 != 0).then_some(i as i64),
+                    vwap: (!i.is_multiple_of(5)).then_some(px),
+                    transactions: (!i.is_multiple_of(5)).then_some(i as i64),
                     otc: false,
                 });
             }
@@ -88,27 +88,6 @@ fn child_writer_loop() {
     }
 }
 
-/// The Python to run the readers with, or `None` to skip.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("BARSMITH_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("CI").is_some() => panic!(
-            "BARSMITH_PYTHON is not set: under CI the reader tests must run; point it at a \
-             Python with duckdb, polars and pyarrow installed"
-        ),
-        None => {
-            // Straight to stderr (not eprintln!, which the test harness captures) so the
-            // notice shows in a normal `cargo test` run.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED tests/readers.rs: set BARSMITH_PYTHON to a Python with duckdb, polars \
-                 and pyarrow (python3 -m venv .venv && .venv/bin/pip install duckdb polars pyarrow)"
-            );
-            None
-        }
-    }
-}
-
 /// Kills a looping writer mid-write until a staging leftover proves it died mid-file.
 fn kill_writer_mid_write(root: &Path, staging: &Path) {
     let exe = std::env::current_exe().unwrap();
@@ -137,7 +116,7 @@ fn kill_writer_mid_write(root: &Path, staging: &Path) {
 
 #[test]
 fn readers_see_complete_data_after_a_writer_was_killed() {
-    let Some(python) = python() else { return };
+    let python = common::python_with_readers();
     let dir = tempfile::Builder::new()
         .prefix("barsmith-readers")
         .tempdir()

@@ -38,9 +38,9 @@ fn synth(r: DateRange, per_day: usize, close: f64) -> Bars {
                     low: px - 0.05,
                     close: px,
                     volume: (100 + i % 1000) as f64,
-                    vwap: (i % 7 != 0).then_some(px + 0.01),
-                    transactions: (i % 11 != 0).then_some((i % 50) as i64),
-                    otc: i % 13 == 0,
+                    vwap: (!i.is_multiple_of(7)).then_some(px + 0.01),
+                    transactions: (!i.is_multiple_of(11)).then_some((i % 50) as i64),
+                    otc: i.is_multiple_of(13),
                 });
             }
         }
@@ -431,6 +431,47 @@ fn existing_files_of_another_identity_are_refused_even_without_state() {
     fs::remove_dir_all(store.state_dir()).unwrap();
     let err = Store::open(&root, &DatasetIdentity::minute(false)).unwrap_err();
     assert!(err.to_string().contains("A_2004.parquet"), "{err}");
+}
+
+#[test]
+fn a_stored_file_of_another_identity_is_never_merged_or_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("minute"));
+    let year = range("2004-01-01", "2004-12-31");
+    let path = store.file_path("ODD", 2004);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let unadjusted = synth(year, 5, 1.0);
+    encode_parquet(
+        "ODD",
+        &unadjusted,
+        &prov(false, year),
+        fs::File::create(&path).unwrap(),
+    )
+    .unwrap();
+    let jan = range("2004-01-01", "2004-01-31");
+    for r in [year, jan] {
+        let err = store
+            .write_piece("ODD", r, &synth(r, 5, 2.0), &prov(true, r))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::IdentityMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("ODD_2004.parquet"), "{err}");
+    }
+    assert_eq!(read_file(&path).unwrap().bars, unadjusted, "file untouched");
+}
+
+#[test]
+fn whole_year_write_replaces_every_stored_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("minute"));
+    let year = range("2004-01-01", "2004-12-31");
+    store
+        .write_piece("W", year, &synth(year, 20, 1.0), &prov(true, year))
+        .unwrap();
+    let fresh = synth(range("2004-06-01", "2004-06-30"), 3, 7.0);
+    store
+        .write_piece("W", year, &fresh, &prov(true, year))
+        .unwrap();
+    assert_eq!(store.read_bars("W", year).unwrap(), fresh);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::batch::{ProgressMode, install_signal_handlers};
 use crate::sandbox::{FaultPlan, SANDBOX_API_KEY, Sandbox, SandboxConfig};
 use crate::script::{Host, HostConfig, run_file};
 use crate::secret::ApiKey;
-use crate::store::state_dir_for;
+use crate::store::Layout;
 
 /// The bundled wrapper, used when `scripts/wrapper.rhai` is not beside the binary's
 /// working folder (an installed barsmith).
@@ -77,7 +77,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         DEMO_FAULTS.join(", ")
     );
 
-    let state = state_dir_for(&args.outdir)?;
+    let state = Layout::resolve(&args.outdir)?.state().to_path_buf();
     std::fs::create_dir_all(&state)
         .with_context(|| format!("cannot create {}", state.display()))?;
     let universe = state.join("demo-universe.csv");

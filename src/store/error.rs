@@ -53,9 +53,9 @@ pub enum StoreError {
         /// The file recording the dataset identity (or a Parquet file carrying it).
         path: PathBuf,
         /// What the folder holds.
-        recorded: DatasetIdentity,
+        recorded: Box<DatasetIdentity>,
         /// What was asked for.
-        requested: DatasetIdentity,
+        requested: Box<DatasetIdentity>,
     },
 
     /// A filesystem operation failed.

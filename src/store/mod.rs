@@ -60,6 +60,24 @@ impl Store {
         fs::create_dir_all(outdir).map_err(|e| unwritable(outdir, e))?;
         let layout = Layout::resolve(outdir)?;
         check_writable(layout.root())?;
+        // Before creating anything: the state folder (or the folder it will be created
+        // in) must be on the data root's filesystem, or renames would not be atomic.
+        let dev = |p: &Path| {
+            fs::metadata(p)
+                .map(|m| m.dev())
+                .map_err(|e| StoreError::io("stat", p, e))
+        };
+        let state_dev = match layout.state().parent() {
+            _ if layout.state().exists() => dev(layout.state())?,
+            Some(parent) => dev(parent)?,
+            None => dev(layout.state())?,
+        };
+        if dev(layout.root())? != state_dev {
+            return Err(StoreError::DifferentFilesystems {
+                data: layout.root().to_path_buf(),
+                state: layout.state().to_path_buf(),
+            });
+        }
         for dir in [
             layout.coverage_dir(),
             layout.staging_dir(),
@@ -68,17 +86,6 @@ impl Store {
             fs::create_dir_all(&dir).map_err(|e| unwritable(layout.state(), e))?;
         }
         check_writable(layout.state())?;
-        let dev = |p: &Path| {
-            fs::metadata(p)
-                .map(|m| m.dev())
-                .map_err(|e| StoreError::io("stat", p, e))
-        };
-        if dev(layout.root())? != dev(layout.state())? {
-            return Err(StoreError::DifferentFilesystems {
-                data: layout.root().to_path_buf(),
-                state: layout.state().to_path_buf(),
-            });
-        }
         let removed = atomic::clean_staging(&layout.staging_dir())?;
         if removed > 0 {
             tracing::info!(removed, "removed staging leftovers of interrupted writers");
@@ -91,8 +98,8 @@ impl Store {
         if &recorded != identity {
             return Err(StoreError::IdentityMismatch {
                 path: dataset,
-                recorded,
-                requested: identity.clone(),
+                recorded: Box::new(recorded),
+                requested: Box::new(identity.clone()),
             });
         }
         Ok(Store {
@@ -212,7 +219,12 @@ impl Store {
         let _lock = self.lock(ticker)?;
         let path = self.layout.file_path(ticker, year);
         let mut provenance = provenance.clone();
-        let merged = if path.exists() {
+        let whole_year = range.from.day_of_year() == 1 && range.to == range.to.last_of_year();
+        let merged = if path.exists() && whole_year {
+            // Every stored bar is replaced: only the identity needs checking.
+            self.check_identity(&file_identity(&read_metadata(&path)?, &path)?, &path)?;
+            incoming
+        } else if path.exists() {
             let stored = read_file(&path)?;
             self.check_identity(&file_identity(&stored.metadata, &path)?, &path)?;
             let (before, after) = outside_slices(&stored.bars, bounds);
@@ -276,8 +288,8 @@ impl Store {
         match &self.identity {
             Some(mine) if mine != other => Err(StoreError::IdentityMismatch {
                 path: path.to_path_buf(),
-                recorded: mine.clone(),
-                requested: other.clone(),
+                recorded: Box::new(mine.clone()),
+                requested: Box::new(other.clone()),
             }),
             _ => Ok(()),
         }
@@ -343,8 +355,8 @@ fn check_existing_files(layout: &Layout, identity: &DatasetIdentity) -> Result<(
     if &found != identity {
         return Err(StoreError::IdentityMismatch {
             path,
-            recorded: found,
-            requested: identity.clone(),
+            recorded: Box::new(found),
+            requested: Box::new(identity.clone()),
         });
     }
     Ok(())

@@ -136,3 +136,45 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A Python with duckdb, polars and pyarrow: `BARSMITH_PYTHON` when set, else a venv
+/// under the target folder, created on first use from `tests/readers/requirements.txt`
+/// (so `cargo test` on a fresh machine needs nothing but `python3` and PyPI).
+pub fn python_with_readers() -> PathBuf {
+    if let Some(p) = std::env::var_os("BARSMITH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("tests/readers/requirements.txt");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readers-venv");
+    let python = venv.join("bin/python");
+    let marker = venv.join("barsmith-requirements.txt");
+    // Test binaries run in parallel: one creates the venv, the others wait for it.
+    let lock = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
+    lock.lock().expect("lock the venv");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return python;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let step = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed (set BARSMITH_PYTHON to a Python with duckdb, polars and pyarrow \
+             to skip the install):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    step(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    );
+    step(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "-r"])
+            .arg(&requirements),
+        "pip install of the Python readers",
+    );
+    std::fs::write(&marker, wanted).expect("venv marker");
+    python
+}
