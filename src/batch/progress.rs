@@ -229,7 +229,11 @@ impl Progress {
 
     /// Stops the ticker thread and leaves the bars on screen. Idempotent.
     pub fn finish(&self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
+        // A second call (the runner's Drop after `finish`) must not redraw the bars
+        // below a summary printed in between.
+        if self.inner.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if let Some(t) = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
