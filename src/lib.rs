@@ -14,6 +14,7 @@ pub mod calendar;
 pub mod cli;
 pub mod ingest;
 pub mod polygon;
+pub mod repl;
 pub mod sandbox;
 pub mod script;
 pub mod secret;

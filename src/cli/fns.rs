@@ -9,12 +9,19 @@ use crate::script::primitives::THEMES;
 
 /// Flags of `barsmith fns`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  barsmith fns                   # every primitive, grouped by theme
+  barsmith fns batches           # one theme
+  barsmith fns wait              # primitives whose name contains `wait`
+  barsmith fns --markdown > scripts/PRIMITIVES.md   # regenerate the checked-in reference")]
 pub struct FnsArgs {
     /// Show one theme (flags, tickers, collections, store, batches, fetch, io, util)
     /// or the primitives whose name contains FILTER.
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
-    /// Print the Markdown reference (docs/primitives.md) instead of plain text.
+    /// Print the Markdown reference (the checked-in scripts/PRIMITIVES.md) instead of
+    /// plain text.
     #[arg(long)]
     pub markdown: bool,
 }

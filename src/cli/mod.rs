@@ -5,6 +5,7 @@ pub mod completions;
 pub mod demo;
 pub mod fns;
 pub mod ingest;
+pub mod repl;
 pub mod run;
 pub mod sandbox;
 
@@ -36,6 +37,8 @@ pub struct Cli {
 enum Command {
     /// Run a strategy script, e.g. `barsmith run scripts/wrapper.rhai --batch-size 10 ...`.
     Run(run::RunArgs),
+    /// Explore and fix failing tickers interactively, e.g. `barsmith repl --run runs/<timestamp>`.
+    Repl(repl::ReplArgs),
     /// Try barsmith without an API key: sandbox + wrapper.rhai into ./demo-data.
     Demo(demo::DemoArgs),
     /// The worker: fetch tickers for a date range into Parquet (what batches run).
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
     // Input errors of the worker are exit 2 by contract; elsewhere an error is 1.
     let (result, error_code) = match cli.command {
         Command::Run(a) => (run::run(a), 1),
+        Command::Repl(a) => (repl::run(a), 1),
         Command::Demo(a) => (demo::run(a), 1),
         Command::Ingest(a) => (ingest::run(a), ingest::USAGE),
         Command::Sandbox(a) => (sandbox::run(a), 1),

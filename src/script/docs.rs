@@ -174,7 +174,10 @@ pub fn primitives() -> Vec<PrimitiveDoc> {
                     .is_some_and(|t| t.starts_with("&mut"));
             docs.push((is_member, document(f, theme.name)));
         }
-        docs.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+        // Overloads tie on the name; the signature breaks the tie (metadata order is not stable).
+        docs.sort_by(|a, b| {
+            (a.0, &a.1.name, &a.1.signature).cmp(&(b.0, &b.1.name, &b.1.signature))
+        });
         out.extend(docs.into_iter().map(|(_, d)| d));
     }
     out

@@ -218,6 +218,9 @@ pub mod batches_fns {
     /// of the batch in seconds: then SIGTERM, SIGKILL); `id` and `attempt` (to retry a
     /// batch under its id: `attempt: r.attempt + 1`); `label` (free text for logs).
     ///
+    /// Errors on an unknown or ill-typed option, a missing `outdir`/`from`/`to`, an
+    /// empty `tickers`, or a worker process that cannot be started.
+    ///
     /// Example: `let h = spawn_batch(batch, #{outdir: "data/minute", from: "2004-01-01", to: "2010-12-31", timeout: 1800});`
     #[rhai_fn(return_raw)]
     pub fn spawn_batch(
@@ -243,7 +246,8 @@ pub mod batches_fns {
     /// map per ticker: `ticker`, `status` ok/skipped/failed/not_run, `bars`,
     /// `requests`, `error` = `()` or `#{class, kind, status, message, attempts}`), and
     /// the lists `ok`, `failed` and `retryable` (failed with class `retryable`).
-    /// Ctrl-C ends the script.
+    /// Ctrl-C ends the script. Waiting again on a finished handle returns the same
+    /// result.
     ///
     /// Example: `let r = wait(h); if !r.success { queue += r.retryable; }`
     #[rhai_fn(return_raw)]
@@ -257,6 +261,9 @@ pub mod batches_fns {
 
     /// Blocks until one of `handles` finishes; returns `#{index, result}` (remove
     /// `handles[index]` before waiting again), or `()` for an empty array.
+    /// `result` is the map `wait` returns. Ctrl-C ends the script.
+    ///
+    /// Errors when an element of `handles` is not a `BatchHandle` from `spawn_batch`.
     ///
     /// Example: `let done = wait_any(running); running.remove(done.index);`
     #[rhai_fn(return_raw)]
@@ -265,7 +272,9 @@ pub mod batches_fns {
     }
 
     /// Like `wait_any(handles)`, but returns `()` when none finished within
-    /// `timeout` seconds.
+    /// `timeout` seconds (a negative timeout waits for ever).
+    ///
+    /// Errors when the timeout is not finite, or as `wait_any(handles)`.
     ///
     /// Example: `let done = wait_any(running, 60.0); if done == () { log(status()); }`
     #[rhai_fn(name = "wait_any", return_raw)]
@@ -343,7 +352,8 @@ pub mod batches_fns {
             .map_or(0, |r| r.running() as i64))
     }
 
-    /// Announces the planned totals, so progress shows a percentage and an ETA.
+    /// Announces the planned totals, so progress shows a percentage and an ETA; call it
+    /// again for each pass. Errors when a total is negative.
     ///
     /// Example: `set_total(batches.len(), todo.len());`
     #[rhai_fn(return_raw)]
@@ -371,7 +381,8 @@ pub mod batches_fns {
     }
 
     /// The run folder (batch logs, `joblog.jsonl`, `failed_tickers.csv`,
-    /// `summary.txt`, `run.json`); creates it if no batch has started yet.
+    /// `summary.txt`, `run.json`); creates it if no batch has started yet. Errors when
+    /// the folder cannot be created.
     ///
     /// Example: `write_csv(`${run_dir()}/todo.csv`, rows);`
     #[rhai_fn(return_raw)]

@@ -43,7 +43,7 @@ pub mod collections_fns {
     }
 
     /// The elements of `a` that are not in `b`, in the order of `a` (duplicates of
-    /// `a` are kept once).
+    /// `a` are kept once). Never fails.
     ///
     /// Example: `let todo = difference(universe, completed_tickers(outdir, from, to));`
     pub fn difference(a: Array, b: Array) -> Array {
@@ -58,6 +58,7 @@ pub mod collections_fns {
     }
 
     /// The elements of `a` that are also in `b`, in the order of `a`, each once.
+    /// Never fails.
     ///
     /// Example: `let retry = intersection(failed, universe);`
     pub fn intersection(a: Array, b: Array) -> Array {
@@ -72,6 +73,7 @@ pub mod collections_fns {
     }
 
     /// The elements of `a` then those of `b` not already present, each once.
+    /// Never fails.
     ///
     /// Example: `let all = union(read_tickers("a.csv"), read_tickers("b.csv"));`
     pub fn union(a: Array, b: Array) -> Array {
@@ -79,6 +81,7 @@ pub mod collections_fns {
     }
 
     /// The elements of `items` without duplicates, keeping the first of each.
+    /// Never fails.
     ///
     /// Example: `let tickers = unique(["A", "B", "A"]);   // ["A", "B"]`
     pub fn unique(items: Array) -> Array {

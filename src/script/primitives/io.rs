@@ -102,6 +102,35 @@ pub(crate) fn csv_text(rows: &Array, columns: Option<Vec<String>>) -> Fallible<S
     String::from_utf8(bytes).map_err(|e| error(format!("write_csv: {e}")))
 }
 
+/// Reads a CSV file with a header row into one map per row (header → cell text).
+/// A leading BOM is dropped; a short row gives empty strings for its missing cells.
+pub(crate) fn read_csv_rows(path: &Path) -> Result<Vec<Map>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("read_csv: cannot read {}: {e}", path.display()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let bad = |e: csv::Error| format!("read_csv: {}: {e}", path.display());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(bad)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(bad)?;
+        let row: Map = header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.as_str().into(), record.get(i).unwrap_or("").into()))
+            .collect();
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 /// Files as a plugin module.
 #[rhai::plugin::export_module]
 pub mod io_fns {
@@ -110,7 +139,10 @@ pub mod io_fns {
     use crate::script::value::{Fallible, error, from_json, strings, to_json};
 
     /// Writes `rows` to a CSV file (atomically). Rows are maps — the header is their
-    /// keys in first-seen order — or arrays written as they are.
+    /// keys in first-seen order — or arrays written as they are. `()` is an empty
+    /// cell. Missing parent folders are created.
+    ///
+    /// Errors when rows mix maps and arrays, or the file cannot be written.
     ///
     /// Example: `write_csv("failed.csv", [#{ticker: "AAPL", kind: "timeout"}]);`
     #[rhai_fn(return_raw)]
@@ -121,6 +153,8 @@ pub mod io_fns {
 
     /// Writes `rows` (maps) to a CSV file with exactly `columns`, in that order; a key
     /// missing from a row is an empty cell, a key not in `columns` is an error.
+    /// Errors also when an element of `columns` is not a string or the file cannot be
+    /// written.
     ///
     /// Example: `write_csv("failed.csv", rows, ["ticker", "class", "kind", "message"]);`
     #[rhai_fn(name = "write_csv", return_raw)]
@@ -131,7 +165,10 @@ pub mod io_fns {
     }
 
     /// Writes `value` (map, array, string, number, bool or `()`) as pretty JSON,
-    /// atomically.
+    /// atomically, creating missing parent folders.
+    ///
+    /// Errors when `value` holds something JSON cannot represent (e.g. a `BatchHandle`)
+    /// or the file cannot be written.
     ///
     /// Example: `write_json("state.json", #{done: done, failed: failed});`
     #[rhai_fn(return_raw)]
@@ -143,7 +180,25 @@ pub mod io_fns {
         super::write_atomically("write_json", std::path::Path::new(path), text.as_bytes())
     }
 
-    /// Reads a JSON file into script values (`null` becomes `()`).
+    /// Reads a CSV file with a header row. Returns an array with one map per row,
+    /// keyed by the header names, every cell a string (convert with `parse_int` /
+    /// `parse_float`); a short row has `""` for its missing cells. A header-only file
+    /// gives `[]`.
+    ///
+    /// Errors when the file cannot be read or is not valid CSV (e.g. not UTF-8).
+    ///
+    /// Example: `let retry = read_csv("runs/20250101-120000/failed_tickers.csv").filter(|r| r.class == "retryable").map(|r| r.ticker);`
+    #[rhai_fn(return_raw)]
+    pub fn read_csv(path: &str) -> Fallible<Array> {
+        super::read_csv_rows(std::path::Path::new(path))
+            .map(|rows| rows.into_iter().map(Dynamic::from_map).collect())
+            .map_err(error)
+    }
+
+    /// Reads a JSON file into script values: objects become maps, arrays arrays,
+    /// `null` becomes `()`.
+    ///
+    /// Errors when the file cannot be read or is not valid JSON.
     ///
     /// Example: `let state = read_json("state.json");`
     #[rhai_fn(return_raw)]
@@ -155,7 +210,7 @@ pub mod io_fns {
         Ok(from_json(value))
     }
 
-    /// True when a file or folder exists at `path`.
+    /// True when a file or folder exists at `path`. Never fails.
     ///
     /// Example: `let state = if file_exists("state.json") { read_json("state.json") } else { #{} };`
     #[rhai_fn(volatile)]
@@ -198,6 +253,23 @@ mod tests {
     fn csv_of_arrays_is_written_as_is() {
         let rows = vec![Dynamic::from_array(vec![1.into(), "x".into()])];
         assert_eq!(csv_text(&rows, None).unwrap(), "1,x\n");
+    }
+
+    #[test]
+    fn csv_rows_are_maps_of_strings_keyed_by_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.csv");
+        std::fs::write(
+            &p,
+            "\u{feff}ticker,class, kind\nAAPL,retryable,timeout\nMSFT\n",
+        )
+        .unwrap();
+        let rows = read_csv_rows(&p).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["ticker"].to_string(), "AAPL");
+        assert_eq!(rows[0]["kind"].to_string(), "timeout");
+        assert_eq!(rows[1]["class"].to_string(), "");
+        assert!(read_csv_rows(&dir.path().join("nope.csv")).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use rhai::exported_module;
 
 pub mod batches;
 pub mod collections;
+pub mod diagnose;
 pub mod fetch;
 pub mod flags;
 pub mod io;
@@ -64,6 +65,11 @@ pub const THEMES: &[Theme] = &[
             m.combine_flatten(exported_module!(crate::script::types::bars::bars_fns));
             m
         },
+    },
+    Theme {
+        name: "diagnose",
+        title: "Diagnosing a run (REPL)",
+        module: || exported_module!(diagnose::diagnose_fns),
     },
     Theme {
         name: "io",

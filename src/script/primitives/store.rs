@@ -58,6 +58,9 @@ pub mod store_fns {
     /// (inclusive `YYYY-MM-DD` New York dates), sorted. A missing `outdir` has none.
     /// This is what resume skips.
     ///
+    /// Errors when a date is not a valid `YYYY-MM-DD` or `from` is after `to`, or when
+    /// the coverage records cannot be read.
+    ///
     /// Example: `let todo = difference(universe, completed_tickers("data/minute", "2004-01-01", "2010-12-31"));`
     #[rhai_fn(return_raw)]
     pub fn completed_tickers(outdir: &str, from: &str, to: &str) -> Fallible<Array> {
@@ -68,6 +71,10 @@ pub mod store_fns {
     }
 
     /// The tickers of `tickers` (in their order) complete over `from`..`to` in `outdir`.
+    /// This is what the wrapper's resume step skips.
+    ///
+    /// Errors as `completed_tickers(outdir, from, to)`, and when an element of
+    /// `tickers` is not a string.
     ///
     /// Example: `let done = completed_tickers(outdir, universe, from, to);`
     #[rhai_fn(name = "completed_tickers", return_raw)]
@@ -80,7 +87,10 @@ pub mod store_fns {
     }
 
     /// The parts of `from`..`to` not yet complete for `ticker` in `outdir`, oldest
-    /// first, as `#{from, to}` maps; `[]` when complete.
+    /// first, as `#{from, to}` maps; `[]` when complete. A range reaching today is
+    /// never recorded complete (the day is not over), so today always shows as missing.
+    ///
+    /// Errors when a date is invalid or the coverage record cannot be read.
     ///
     /// Example: `for r in missing_ranges(outdir, "AAPL", from, to) { log(`${r.from}..${r.to}`); }`
     #[rhai_fn(return_raw)]
@@ -94,7 +104,11 @@ pub mod store_fns {
             .map_err(|e| error(format!("missing_ranges: {e}")))
     }
 
-    /// The ranges recorded complete for `ticker` in `outdir`, as `#{from, to}` maps.
+    /// The ranges recorded complete for `ticker` in `outdir`, oldest first, as
+    /// `#{from, to}` maps (`YYYY-MM-DD` strings, inclusive); `[]` for a ticker never
+    /// stored. Ranges without bars (before a listing, after a delisting) count too.
+    ///
+    /// Errors when the coverage record cannot be read.
     ///
     /// Example: `print(coverage("data/minute", "AAPL"));`
     #[rhai_fn(return_raw)]

@@ -100,6 +100,10 @@ pub mod tickers_fns {
     /// Blank lines, `#` comments and duplicates are dropped, keeping the first
     /// occurrence's order. Invalid symbols (e.g. `A/B`) are an error listing each one
     /// with its line number. Relative paths are relative to the current folder.
+    /// Returns an array of strings.
+    ///
+    /// Errors when the file cannot be read, a CSV has no `ticker` column (the error
+    /// names the columns it has), or a symbol is invalid.
     ///
     /// Example: `let universe = read_tickers("universe.csv");`
     #[rhai_fn(return_raw)]
@@ -110,6 +114,7 @@ pub mod tickers_fns {
     }
 
     /// True when `symbol` is an acceptable ticker (letters, digits and `. - _ :`).
+    /// Never fails.
     ///
     /// Example: `if !is_valid_ticker(t) { warn(`skipping ${t}`); }`
     pub fn is_valid_ticker(symbol: &str) -> bool {

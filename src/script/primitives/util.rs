@@ -37,7 +37,8 @@ pub mod util_fns {
     use crate::script::types::time::Time;
     use crate::script::value::{Fallible, error};
 
-    /// Pauses the script for `secs` seconds (fractions allowed). Ctrl-C interrupts it.
+    /// Pauses the script for `secs` seconds (fractions allowed). Ctrl-C interrupts it
+    /// and ends the script. Errors when `secs` is negative or not finite.
     ///
     /// Example: `sleep(1.5);`
     #[rhai_fn(name = "sleep", return_raw)]
@@ -46,7 +47,8 @@ pub mod util_fns {
         super::sleep_interruptibly(&h, secs)
     }
 
-    /// Pauses the script for `secs` whole seconds. Ctrl-C interrupts it.
+    /// Pauses the script for `secs` whole seconds. Ctrl-C interrupts it and ends the
+    /// script. Errors when `secs` is negative.
     ///
     /// Example: `sleep(2);`
     #[rhai_fn(name = "sleep", return_raw)]
@@ -98,7 +100,8 @@ pub mod util_fns {
     }
 
     /// The value of environment variable `name`, or `()` when unset. The API key
-    /// variables (`POLYGON_API_KEY`, `MASSIVE_API_KEY`) are refused: use `has_api_key()`.
+    /// variables (`POLYGON_API_KEY`, `MASSIVE_API_KEY`) are refused with an error: use
+    /// `has_api_key()`.
     ///
     /// Example: `let root = env("DATA_ROOT") ?? "data";`
     #[rhai_fn(return_raw, volatile)]
@@ -134,7 +137,7 @@ pub mod util_fns {
     }
 
     /// Ends the script now with exit status `code` (0-255); running batches are shut
-    /// down and the run records written first.
+    /// down and the run records written first. Errors when `code` is outside 0-255.
     ///
     /// Example: `if failed.len() > 0 { exit(3); }`
     #[rhai_fn(name = "exit", return_raw, volatile)]
