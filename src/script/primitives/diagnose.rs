@@ -6,9 +6,7 @@
 //! `failed_tickers.csv`, `joblog.jsonl`, `batch-NNNN.attempt-N.{log,tickers.csv}`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rhai::{Array, Dynamic, Map};
 
@@ -18,8 +16,9 @@ use crate::budget::{Budget, Rate, default_state_dir};
 use crate::calendar::today_ny;
 use crate::ingest::Ingest;
 use crate::ingest::events::{Event, parse_line};
-use crate::polygon::{Client, ClientConfig, FetchError, RetryPolicy};
+use crate::polygon::Client;
 use crate::script::host::Host;
+use crate::script::primitives::net::{block_on_cancellable, client_config, fetch_error_map};
 use crate::script::primitives::util::cancelled;
 use crate::script::value::{Fallible, Options, date_range, error, strings};
 use crate::store::{DatasetIdentity, Store};
@@ -36,32 +35,6 @@ const REQUEST_OPTIONS: &[&str] = &["base_url", "timeout"];
 const INGEST_OPTIONS: &[&str] = &[
     "outdir", "from", "to", "adjusted", "base_url", "timeout", "retries", "max_rps", "quiet",
 ];
-
-/// Runs `work` on a current-thread runtime; `Ok(None)` when the host was cancelled
-/// first (a hanging request does not hold the REPL).
-fn block_on_cancellable<T>(
-    host: &Host,
-    function: &str,
-    work: impl Future<Output = T>,
-) -> Fallible<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| error(format!("{function}: cannot start the HTTP runtime: {e}")))?;
-    let cancel = host.cancel_flag().clone();
-    let outcome = runtime.block_on(async {
-        let watch = async {
-            while !cancel.is_cancelled() {
-                tokio::time::sleep(crate::batch::CHECK_INTERVAL).await;
-            }
-        };
-        tokio::select! {
-            r = work => Some(r),
-            () = watch => None,
-        }
-    });
-    outcome.ok_or_else(cancelled)
-}
 
 /// One attempt of a batch, as the run folder records it.
 #[derive(Debug, Clone)]
@@ -345,39 +318,6 @@ fn logged_batches(run_dir: &Path) -> Vec<u32> {
     ids
 }
 
-fn client_config(host: &Host, o: &Options, function: &str) -> Fallible<ClientConfig> {
-    let key = host.api_key().ok_or_else(|| {
-        error(format!(
-            "{function}: no API key: set POLYGON_API_KEY (or MASSIVE_API_KEY) in the environment"
-        ))
-    })?;
-    let mut cfg = ClientConfig::new(key);
-    if let Some(url) = o
-        .string("base_url")?
-        .or_else(|| host.config().base_url.clone())
-    {
-        cfg.base_url = url;
-    }
-    if let Some(t) = o.seconds("timeout")? {
-        cfg.timeout = Duration::from_secs_f64(t.max(0.001));
-    }
-    Ok(cfg)
-}
-
-fn fetch_error_map(e: &FetchError) -> Map {
-    let mut m = Map::new();
-    m.insert("class".into(), e.class.as_str().into());
-    m.insert("kind".into(), e.kind.as_str().into());
-    m.insert(
-        "status".into(),
-        e.status
-            .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s))),
-    );
-    m.insert("message".into(), e.message.clone().into());
-    m.insert("attempts".into(), Dynamic::from_int(i64::from(e.attempts)));
-    m
-}
-
 /// One raw GET through the client: status, latency, headers, a body excerpt.
 pub(crate) fn request(host: &Host, path_or_url: &str, opts: Map) -> Fallible<Map> {
     let o = Options::parse("request", opts, REQUEST_OPTIONS)?;
@@ -470,28 +410,13 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
     let adjusted = o.bool("adjusted")?.unwrap_or(true);
     let quiet = o.bool("quiet")?.unwrap_or(false);
     let mut cfg = client_config(host, &o, "ingest")?;
-    cfg.adjusted = adjusted;
-    if let Some(n) = o.int("retries")? {
-        cfg.retry = RetryPolicy {
-            max_attempts: u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
-                error(format!(
-                    "ingest: option 'retries' must be at least 1, got {n}"
-                ))
-            })?,
-            ..RetryPolicy::default()
-        };
+    if cfg.budget.is_none() && !cfg.api_key.expose().is_empty() {
+        // Re-ingesting shares the machine-wide budget like any worker does.
+        cfg.budget = Some(
+            Budget::open(&default_state_dir(), &cfg.api_key, Rate::default())
+                .map_err(|e| error(format!("ingest: cannot open the request budget: {e}")))?,
+        );
     }
-    let rate: Rate = match o.get_dynamic("max_rps") {
-        Some(v) => v
-            .to_string()
-            .parse()
-            .map_err(|e| error(format!("ingest: option 'max_rps': {e}")))?,
-        None => Rate::default(),
-    };
-    cfg.budget = Some(
-        Budget::open(&default_state_dir(), &cfg.api_key, rate)
-            .map_err(|e| error(format!("ingest: cannot open the request budget: {e}")))?,
-    );
     let store = Store::open(Path::new(&outdir), &DatasetIdentity::minute(adjusted))
         .map_err(|e| error(format!("ingest: {e}")))?;
     let client = Client::new(cfg).map_err(|e| error(format!("ingest: {}", e.message)))?;

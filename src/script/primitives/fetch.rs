@@ -4,16 +4,14 @@
 //! ticker}` so scripts can `try { .. } catch (e) { if e.class == "retryable" { .. } }`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use rhai::{Dynamic, EvalAltResult, Map};
+use rhai::{EvalAltResult, Map};
 
 use crate::bars::Bars;
-use crate::budget::{Budget, Rate, default_state_dir};
 use crate::calendar::DateRange;
-use crate::polygon::{Client, ClientConfig, FetchError};
+use crate::polygon::{Client, FetchError};
 use crate::script::host::Host;
-use crate::script::primitives::util::cancelled;
+use crate::script::primitives::net::{block_on_cancellable, client_config, fetch_error_map};
 use crate::script::types::bars::ScriptBars;
 use crate::script::value::{Fallible, Options, error, error_value};
 
@@ -21,64 +19,15 @@ use crate::script::value::{Fallible, Options, error, error_value};
 pub(crate) const FETCH_OPTIONS: &[&str] =
     &["adjusted", "base_url", "timeout", "retries", "max_rps"];
 
-/// A fetch error as the map scripts catch.
+/// A fetch error as the map scripts catch (with the ticker).
 pub(crate) fn fetch_error(ticker: &str, e: &FetchError) -> Box<EvalAltResult> {
-    let mut m = Map::new();
+    let mut m = fetch_error_map(e);
     m.insert("ticker".into(), ticker.to_string().into());
-    m.insert("class".into(), e.class.as_str().into());
-    m.insert("kind".into(), e.kind.as_str().into());
-    m.insert(
-        "status".into(),
-        e.status
-            .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s))),
-    );
     m.insert(
         "message".into(),
         format!("fetch_minute_bars {ticker}: {}", e.message).into(),
     );
-    m.insert("attempts".into(), Dynamic::from_int(i64::from(e.attempts)));
     error_value(m)
-}
-
-fn client_config(host: &Host, o: &Options) -> Fallible<ClientConfig> {
-    let key = host
-        .api_key()
-        .unwrap_or_else(|| crate::secret::ApiKey::new(""));
-    let mut cfg = ClientConfig::new(key.clone());
-    if let Some(url) = o
-        .string("base_url")?
-        .or_else(|| host.config().base_url.clone())
-    {
-        cfg.base_url = url;
-    }
-    if let Some(a) = o.bool("adjusted")? {
-        cfg.adjusted = a;
-    }
-    if let Some(t) = o.seconds("timeout")? {
-        cfg.timeout = Duration::from_secs_f64(t.max(0.001));
-    }
-    if let Some(n) = o.int("retries")? {
-        cfg.retry.max_attempts = u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
-            error(format!(
-                "fetch_minute_bars: option 'retries' must be at least 1, got {n}"
-            ))
-        })?;
-    }
-    if let Some(v) = o.get_dynamic("max_rps") {
-        let rate: Rate = v
-            .to_string()
-            .parse()
-            .map_err(|e| error(format!("fetch_minute_bars: option 'max_rps': {e}")))?;
-        if !key.expose().is_empty() {
-            let budget = Budget::open(&default_state_dir(), &key, rate).map_err(|e| {
-                error(format!(
-                    "fetch_minute_bars: cannot open the request budget: {e}"
-                ))
-            })?;
-            cfg.budget = Some(budget);
-        }
-    }
-    Ok(cfg)
 }
 
 /// Fetches `range` of `ticker` year by year, watching the cancel flag.
@@ -90,40 +39,20 @@ pub(crate) fn fetch(
 ) -> Fallible<ScriptBars> {
     crate::ticker::validate_ticker(ticker).map_err(|e| error(format!("fetch_minute_bars: {e}")))?;
     let o = Options::parse("fetch_minute_bars", opts, FETCH_OPTIONS)?;
-    let cfg = client_config(host, &o)?;
+    let cfg = client_config(host, &o, "fetch_minute_bars")?;
     let client = Client::new(cfg).map_err(|e| fetch_error(ticker, &e))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            error(format!(
-                "fetch_minute_bars: cannot start the HTTP runtime: {e}"
-            ))
-        })?;
-    let cancel = host.cancel_flag().clone();
-    let outcome: Option<Result<Bars, FetchError>> = runtime.block_on(async {
-        let work = async {
-            let mut all = Bars::default();
-            for piece in range.split_by_year() {
-                let fetched = client.fetch_bars(ticker, piece, &mut |_| {}).await?;
-                all.extend(&fetched.bars);
-            }
-            Ok(all)
-        };
-        let watch = async {
-            while !cancel.is_cancelled() {
-                tokio::time::sleep(crate::batch::CHECK_INTERVAL).await;
-            }
-        };
-        tokio::select! {
-            r = work => Some(r),
-            () = watch => None,
+    let work = async {
+        let mut all = Bars::default();
+        for piece in range.split_by_year() {
+            let fetched = client.fetch_bars(ticker, piece, &mut |_| {}).await?;
+            all.extend(&fetched.bars);
         }
-    });
+        Ok::<_, FetchError>(all)
+    };
+    let outcome = block_on_cancellable(host, "fetch_minute_bars", work)?;
     match outcome {
-        None => Err(cancelled()),
-        Some(Err(e)) => Err(fetch_error(ticker, &e)),
-        Some(Ok(bars)) => Ok(ScriptBars {
+        Err(e) => Err(fetch_error(ticker, &e)),
+        Ok(bars) => Ok(ScriptBars {
             ticker: ticker.to_string(),
             bars: Arc::new(bars),
         }),

@@ -10,6 +10,7 @@ pub mod diagnose;
 pub mod fetch;
 pub mod flags;
 pub mod io;
+mod net;
 pub mod store;
 pub mod tickers;
 pub mod util;
