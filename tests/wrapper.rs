@@ -247,15 +247,15 @@ fn too_many_failed_batches_trip_the_failure_budget() {
     );
 }
 
-#[test]
-fn kill_9_of_the_parent_leaves_no_worker_and_a_rerun_completes() {
+/// A wrapper run slowed down by sandbox latency, returned once its three workers run.
+fn slow_run_with_three_workers() -> (Fixture, PathBuf, Vec<String>, std::process::Child) {
     let cfg = SandboxConfig {
         latency: Duration::from_millis(400),
         ..test_config()
     };
     let fx = Fixture::with_config(cfg);
     let (csv, tickers) = universe(&fx, 12);
-    let mut parent = wrapper_cmd(&fx, &csv, &["--batch-size", "3", "--max-concurrent", "3"])
+    let parent = wrapper_cmd(&fx, &csv, &["--batch-size", "3", "--max-concurrent", "3"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -265,6 +265,13 @@ fn kill_9_of_the_parent_leaves_no_worker_and_a_rerun_completes() {
         wait_until(Duration::from_secs(20), || workers_of(&outdir).len() == 3),
         "workers started"
     );
+    (fx, csv, tickers, parent)
+}
+
+#[test]
+fn kill_9_of_the_parent_leaves_no_worker_and_a_rerun_completes() {
+    let (fx, csv, tickers, mut parent) = slow_run_with_three_workers();
+    let outdir = fx.outdir();
     unsafe { libc::kill(parent.id() as i32, libc::SIGKILL) };
     let _ = parent.wait();
     assert!(
@@ -279,22 +286,8 @@ fn kill_9_of_the_parent_leaves_no_worker_and_a_rerun_completes() {
 
 #[test]
 fn sigterm_stops_batches_writes_the_records_and_exits_non_zero() {
-    let cfg = SandboxConfig {
-        latency: Duration::from_millis(400),
-        ..test_config()
-    };
-    let fx = Fixture::with_config(cfg);
-    let (csv, _) = universe(&fx, 12);
-    let mut parent = wrapper_cmd(&fx, &csv, &["--batch-size", "3", "--max-concurrent", "3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (fx, _, _, mut parent) = slow_run_with_three_workers();
     let outdir = fx.outdir();
-    assert!(
-        wait_until(Duration::from_secs(20), || workers_of(&outdir).len() == 3),
-        "workers started"
-    );
     unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
     let started = Instant::now();
     let status = parent.wait().unwrap();
