@@ -10,7 +10,14 @@ fn demo(dir: &std::path::Path) -> std::process::Output {
         .env("BARSMITH_STATE_DIR", dir.join("state"))
         .env_remove("POLYGON_API_KEY")
         .env_remove("MASSIVE_API_KEY")
-        .args(["demo", "--plain", "--from", "2025-01-02", "--to", "2025-01-31"])
+        .args([
+            "demo",
+            "--plain",
+            "--from",
+            "2025-01-02",
+            "--to",
+            "2025-01-31",
+        ])
         .output()
         .expect("barsmith demo runs")
 }
@@ -21,12 +28,24 @@ fn demo_runs_keyless_end_to_end_and_a_rerun_fetches_nothing() {
     let first = demo(dir.path());
     let err = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(0), "{err}");
-    assert!(err.contains("pass 2:"), "the automatic second pass shows: {err}");
+    assert!(
+        err.contains("pass 2:"),
+        "the automatic second pass shows: {err}"
+    );
     assert!(err.contains("attempt 2"), "a batch retry shows: {err}");
     assert!(err.contains("complete: 24/24 tickers"), "{err}");
-    assert!(err.contains("read_parquet('demo-data/**/*.parquet'"), "how to read it: {err}");
-    assert!(dir.path().join("demo-data/ticker=AAPL/year=2025/AAPL_2025.parquet").is_file());
-    let runs: Vec<_> = std::fs::read_dir(dir.path().join("runs")).unwrap().collect();
+    assert!(
+        err.contains("read_parquet('demo-data/**/*.parquet'"),
+        "how to read it: {err}"
+    );
+    assert!(
+        dir.path()
+            .join("demo-data/ticker=AAPL/year=2025/AAPL_2025.parquet")
+            .is_file()
+    );
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .collect();
     assert_eq!(runs.len(), 1, "one run folder with the records");
 
     let again = demo(dir.path());
