@@ -221,22 +221,34 @@ fn not_entitled_fails_only_that_ticker_without_retrying() {
 
 #[test]
 fn a_rejected_key_stops_the_whole_worker() {
-    let fx = Fixture::with_faults(&[]);
-    let mut cmd = fx.ingest(&["AAPL", "MSFT", "IBM"], "2024-03-01", "2024-03-08");
-    cmd.env("POLYGON_API_KEY", "wrong-key");
-    let out = run(cmd);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    let err = failure(&events(&out), "AAPL").expect("AAPL failed");
-    assert_eq!(
-        (err.class.as_str(), err.kind.as_str()),
-        ("run", "unauthorized")
-    );
-    let stats = fx.sandbox.stats();
-    assert_eq!(
-        stats.data_requests, 1,
-        "no request after the key was rejected"
-    );
-    assert!(!stats.by_ticker.contains_key("MSFT"));
+    // One ticker at a time: nothing after the rejection. Two at a time: the ticker
+    // already in flight may be asked once, the third never.
+    for (in_flight, most_requests) in [("1", 1), ("2", 2)] {
+        let fx = Fixture::with_faults(&[]);
+        let mut cmd = fx.ingest(&["AAPL", "MSFT", "IBM"], "2024-03-01", "2024-03-08");
+        cmd.env("POLYGON_API_KEY", "wrong-key")
+            .args(["--in-flight", in_flight]);
+        let out = run(cmd);
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        let err = events(&out)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::TickerFailed { error, .. } => Some(error),
+                _ => None,
+            })
+            .expect("a ticker failed");
+        assert_eq!(
+            (err.class.as_str(), err.kind.as_str()),
+            ("run", "unauthorized")
+        );
+        let stats = fx.sandbox.stats();
+        assert!(
+            stats.data_requests <= most_requests,
+            "{} requests after the key was rejected (in flight {in_flight})",
+            stats.data_requests
+        );
+        assert!(!stats.by_ticker.contains_key("IBM"));
+    }
 }
 
 #[test]

@@ -217,7 +217,8 @@ fn a_rejected_key_halts_the_run_after_the_first_batch() {
         1,
         "no batch after the fatal one, and no retry"
     );
-    assert_eq!(fx.sandbox.stats().data_requests, 1);
+    // At most the worker's tickers in flight (2) were asked before it stopped.
+    assert!(fx.sandbox.stats().data_requests <= 2);
 }
 
 #[test]

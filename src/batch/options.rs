@@ -131,6 +131,8 @@ pub struct BatchOptions {
     pub backoff: Option<Duration>,
     /// Longest backoff delay (`--max-backoff-ms`).
     pub max_backoff: Option<Duration>,
+    /// Tickers the worker fetches at once (`--in-flight`).
+    pub in_flight: Option<u32>,
     /// Wall-time limit of the whole batch: SIGTERM then SIGKILL after the grace period.
     pub timeout: Option<Duration>,
     /// Attempt number; `None` = one more than the last attempt of this batch id.
@@ -156,6 +158,7 @@ impl Default for BatchOptions {
             retries: None,
             backoff: None,
             max_backoff: None,
+            in_flight: None,
             timeout: None,
             attempt: None,
             id: None,
@@ -200,6 +203,7 @@ impl BatchOptions {
             "--max-backoff-ms",
             self.max_backoff.map(|d| d.as_millis().to_string()),
         );
+        flag("--in-flight", self.in_flight.map(|n| n.to_string()));
         args.extend(self.extra_args.iter().cloned());
         args
     }

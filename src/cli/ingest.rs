@@ -11,7 +11,7 @@ use clap::Args;
 use crate::budget::{Budget, Rate, default_state_dir};
 use crate::calendar::{DateRange, today_ny};
 use crate::ingest::events::JsonLines;
-use crate::ingest::{EXIT_USAGE, Ingest};
+use crate::ingest::{DEFAULT_IN_FLIGHT, EXIT_USAGE, Ingest};
 use crate::polygon::{Client, ClientConfig, DEFAULT_BASE_URL, RetryPolicy};
 use crate::secret::ApiKey;
 use crate::store::{DatasetIdentity, Store};
@@ -71,6 +71,10 @@ pub struct IngestArgs {
     /// First backoff delay in milliseconds; it doubles per attempt, with jitter.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub backoff_ms: u64,
+    /// Tickers fetched at once: more keeps a budget busy when the API is slow; each
+    /// costs at most one ticker-year of memory.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_IN_FLIGHT)]
+    pub in_flight: usize,
     /// Longest backoff delay in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub max_backoff_ms: u64,
@@ -111,6 +115,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         range,
         today: today_ny(),
         cancel: &|| false,
+        in_flight: args.in_flight,
     };
     let mut sink = JsonLines(std::io::stdout());
     let report = runtime.block_on(ingest.run(&tickers, &mut sink));

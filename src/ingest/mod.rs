@@ -6,4 +6,6 @@
 pub mod events;
 mod worker;
 
-pub use worker::{EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Ingest, IngestReport};
+pub use worker::{
+    DEFAULT_IN_FLIGHT, EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Ingest, IngestReport,
+};

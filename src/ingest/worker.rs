@@ -2,7 +2,11 @@
 //! recorded complete before the next, so a worker killed at any instant loses at most
 //! the piece in flight.
 
+use std::sync::Mutex;
 use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use jiff::civil::Date;
 
@@ -60,19 +64,40 @@ pub struct Ingest<'a> {
     pub today: Date,
     /// Checked between tickers and pieces; set it to stop early (REPL Ctrl-C).
     pub cancel: &'a dyn Fn() -> bool,
+    /// Tickers fetched at once. One request in flight cannot fill a budget when the
+    /// API is slow (6 workers at 150 ms a page top out at 40 req/s); each extra
+    /// ticker costs at most one ticker-year of memory.
+    pub in_flight: usize,
+}
+
+/// Tickers a worker fetches at once unless told otherwise.
+pub const DEFAULT_IN_FLIGHT: usize = 2;
+
+/// Sends one event; the lock is never held across an await.
+fn emit(sink: &Mutex<&mut dyn EventSink>, event: Event) {
+    sink.lock().unwrap_or_else(|p| p.into_inner()).emit(event);
 }
 
 impl Ingest<'_> {
-    /// Works through `tickers`; one ticker's failure never stops the rest, a run-fatal
-    /// error (rejected key, unwritable store) stops everything at once.
+    /// Works through `tickers`, `in_flight` of them at a time; one ticker's failure
+    /// never stops the rest, a run-fatal error (rejected key, unwritable store) stops
+    /// everything at once (tickers in flight are dropped before they write anything).
     pub async fn run(&self, tickers: &[String], sink: &mut dyn EventSink) -> IngestReport {
+        let sink = Mutex::new(sink);
         let mut report = IngestReport::default();
-        for ticker in tickers {
-            if (self.cancel)() {
-                break;
+        let mut pending = tickers.iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.in_flight.max(1) && !(self.cancel)() {
+                let Some(ticker) = pending.next() else { break };
+                let sink = &sink;
+                in_flight.push(async move { (ticker, self.ticker(ticker, sink).await) });
             }
-            match self.ticker(ticker, sink).await {
-                Ok(TickerOutcome::Cancelled) => break,
+            let Some((ticker, outcome)) = in_flight.next().await else {
+                break;
+            };
+            match outcome {
+                Ok(TickerOutcome::Cancelled) => {}
                 Ok(TickerOutcome::Skipped) => report.skipped.push(ticker.clone()),
                 Ok(TickerOutcome::Done { bars }) => {
                     report.bars += bars;
@@ -80,10 +105,13 @@ impl Ingest<'_> {
                 }
                 Err(error) => {
                     tracing::warn!(%ticker, kind = ?error.kind, "{}", error.message);
-                    sink.emit(Event::TickerFailed {
-                        ticker: ticker.clone(),
-                        error: error.clone(),
-                    });
+                    emit(
+                        &sink,
+                        Event::TickerFailed {
+                            ticker: ticker.clone(),
+                            error: error.clone(),
+                        },
+                    );
                     let fatal = error.class == ErrorClass::Run;
                     report.failed.push((ticker.clone(), error.clone()));
                     if fatal {
@@ -93,41 +121,51 @@ impl Ingest<'_> {
                 }
             }
         }
-        sink.emit(Event::Finished {
-            ok: report.ok.len() as u32,
-            skipped: report.skipped.len() as u32,
-            failed: report.failed.len() as u32,
-            bars: report.bars,
-            exit_code: report.exit_code(),
-        });
+        drop(in_flight);
+        emit(
+            &sink,
+            Event::Finished {
+                ok: report.ok.len() as u32,
+                skipped: report.skipped.len() as u32,
+                failed: report.failed.len() as u32,
+                bars: report.bars,
+                exit_code: report.exit_code(),
+            },
+        );
         report
     }
 
     async fn ticker(
         &self,
         ticker: &str,
-        sink: &mut dyn EventSink,
+        sink: &Mutex<&mut dyn EventSink>,
     ) -> Result<TickerOutcome, FetchError> {
         let started = Instant::now();
         let missing = self
             .store
             .missing(ticker, self.range)
             .map_err(store_error)?;
-        sink.emit(Event::TickerStarted {
-            ticker: ticker.to_string(),
-            from: self.range.from.to_string(),
-            to: self.range.to.to_string(),
-            missing: missing
-                .iter()
-                .map(|r| [r.from.to_string(), r.to.to_string()])
-                .collect(),
-        });
+        emit(
+            sink,
+            Event::TickerStarted {
+                ticker: ticker.to_string(),
+                from: self.range.from.to_string(),
+                to: self.range.to.to_string(),
+                missing: missing
+                    .iter()
+                    .map(|r| [r.from.to_string(), r.to.to_string()])
+                    .collect(),
+            },
+        );
         if missing.is_empty() {
             tracing::info!(%ticker, "already complete");
-            sink.emit(Event::TickerSkipped {
-                ticker: ticker.to_string(),
-                reason: "complete".into(),
-            });
+            emit(
+                sink,
+                Event::TickerSkipped {
+                    ticker: ticker.to_string(),
+                    reason: "complete".into(),
+                },
+            );
             return Ok(TickerOutcome::Skipped);
         }
         let mut totals = Totals::default();
@@ -137,10 +175,13 @@ impl Ingest<'_> {
             }
             let mut on_event = |e: ClientEvent| match e {
                 ClientEvent::Page { bars, .. } => {
-                    sink.emit(Event::Page {
-                        ticker: ticker.to_string(),
-                        bars,
-                    });
+                    emit(
+                        sink,
+                        Event::Page {
+                            ticker: ticker.to_string(),
+                            bars,
+                        },
+                    );
                 }
                 ClientEvent::Retry {
                     attempt,
@@ -149,13 +190,16 @@ impl Ingest<'_> {
                     kind,
                 } => {
                     tracing::info!(%ticker, attempt, ?delay, "retry: {reason}");
-                    sink.emit(Event::Retry {
-                        ticker: ticker.to_string(),
-                        attempt,
-                        kind: kind.as_str().to_string(),
-                        reason,
-                        delay_ms: delay.as_millis() as u64,
-                    });
+                    emit(
+                        sink,
+                        Event::Retry {
+                            ticker: ticker.to_string(),
+                            attempt,
+                            kind: kind.as_str().to_string(),
+                            reason,
+                            delay_ms: delay.as_millis() as u64,
+                        },
+                    );
                 }
             };
             let fetched = self.client.fetch_bars(ticker, piece, &mut on_event).await?;
@@ -177,15 +221,18 @@ impl Ingest<'_> {
             totals.duplicates += fetched.duplicates_dropped;
             totals.out_of_order += fetched.out_of_order_dropped;
         }
-        sink.emit(Event::TickerDone {
-            ticker: ticker.to_string(),
-            bars: totals.bars,
-            files: totals.files,
-            requests: totals.requests,
-            duplicates_dropped: totals.duplicates,
-            out_of_order_dropped: totals.out_of_order,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        });
+        emit(
+            sink,
+            Event::TickerDone {
+                ticker: ticker.to_string(),
+                bars: totals.bars,
+                files: totals.files,
+                requests: totals.requests,
+                duplicates_dropped: totals.duplicates,
+                out_of_order_dropped: totals.out_of_order,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            },
+        );
         Ok(TickerOutcome::Done { bars: totals.bars })
     }
 }

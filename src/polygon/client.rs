@@ -323,7 +323,10 @@ impl Client {
             if err.kind == ErrorKind::RateLimited
                 && let Some(b) = &self.budget
             {
-                b.penalize(delay);
+                // Everyone on the key waits what the API asked for; without a
+                // Retry-After, one base backoff. This request's own growing backoff
+                // stays its own: charged to all, a few 429s would stall every worker.
+                b.penalize(delay.min(failure.retry_after.unwrap_or(self.retry.base)));
             }
             attempt += 1;
             tracing::debug!(attempt, ?delay, kind = %err.kind, reason = %err.message, "retrying");

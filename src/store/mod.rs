@@ -15,6 +15,7 @@ pub mod identity;
 pub mod layout;
 pub mod schema;
 
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::ops::Range;
@@ -233,9 +234,9 @@ impl Store {
             }
             let mut merged = Bars::with_capacity(before.len() + incoming.len() + after.len());
             merged.extend(&slice(&stored.bars, before));
-            merged.extend(&incoming);
+            merged.extend(incoming.as_ref());
             merged.extend(&slice(&stored.bars, after));
-            merged
+            Cow::Owned(merged)
         } else {
             incoming
         };
@@ -413,12 +414,16 @@ fn slice(bars: &Bars, r: Range<usize>) -> Bars {
 
 /// `bars` restricted to `bounds`, sorted by strictly increasing timestamp (on a repeated
 /// timestamp the later bar wins). Already-sorted input (the normal case) is only sliced.
-fn sorted_within(ticker: &str, bars: &Bars, bounds: Range<i64>) -> Bars {
+fn sorted_within<'a>(ticker: &str, bars: &'a Bars, bounds: Range<i64>) -> Cow<'a, Bars> {
     let ts = &bars.timestamp;
     let sorted = ts.windows(2).all(|w| w[0] < w[1]);
     let out = if sorted {
         let a = ts.partition_point(|&t| t < bounds.start);
         let b = ts.partition_point(|&t| t < bounds.end);
+        if a == 0 && b == ts.len() {
+            // The usual case: no copy of a ticker-year, which bounds a worker's memory.
+            return Cow::Borrowed(bars);
+        }
         slice(bars, a..b)
     } else {
         let mut idx: Vec<usize> = (0..ts.len()).filter(|&i| bounds.contains(&ts[i])).collect();
@@ -442,7 +447,7 @@ fn sorted_within(ticker: &str, bars: &Bars, bounds: Range<i64>) -> Bars {
             "bars outside the written range or repeated were dropped"
         );
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `requested` widened to the requested range recorded in an existing file's metadata,

@@ -26,6 +26,7 @@ pub(crate) const SPAWN_OPTIONS: &[&str] = &[
     "retries",
     "backoff",
     "max_backoff",
+    "in_flight",
     "timeout",
     "attempt",
     "id",
@@ -87,6 +88,7 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
         retries: small("retries")?,
         backoff: secs("backoff")?,
         max_backoff: secs("max_backoff")?,
+        in_flight: small("in_flight")?,
         timeout: secs("timeout")?,
         attempt: small("attempt")?,
         id: small("id")?,
@@ -214,7 +216,8 @@ pub mod batches_fns {
     /// `opts` (unknown keys are an error): `outdir`, `from`, `to` (required,
     /// `YYYY-MM-DD`); `adjusted` (bool, default true); `max_rps` (shared request
     /// budget: `50`, `"50/s"`, `"5/min"`); `base_url`; `request_timeout`, `backoff`,
-    /// `max_backoff` (seconds); `retries` (attempts per request); `timeout` (wall time
+    /// `max_backoff` (seconds); `retries` (attempts per request); `in_flight`
+    /// (tickers the worker fetches at once, default 2); `timeout` (wall time
     /// of the batch in seconds: then SIGTERM, SIGKILL); `id` and `attempt` (to retry a
     /// batch under its id: `attempt: r.attempt + 1`); `label` (free text for logs).
     ///

@@ -429,6 +429,7 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
         range,
         today: today_ny(),
         cancel: &cancel,
+        in_flight: crate::ingest::DEFAULT_IN_FLIGHT,
     };
     let mut sink = |e: Event| {
         if !quiet && let Some(line) = event_line(&e) {
