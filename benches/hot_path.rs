@@ -39,61 +39,41 @@ fn hot_path(c: &mut Criterion) {
     let range = DateRange::parse("2020-01-01", "2020-12-31").expect("valid range");
     let provenance = Provenance::now(true, range);
 
-    let mut by_bars = c.benchmark_group("hot_path_bars");
-    by_bars.throughput(Throughput::Elements(bars.len() as u64));
-    by_bars.bench_function("decode", |b| {
-        b.iter(|| decode_page(black_box(&json)).expect("decodes"))
-    });
-    by_bars.bench_function("arrow", |b| {
-        b.iter(|| bars_to_batch(TICKER, black_box(&bars)).expect("arrow"))
-    });
-    by_bars.bench_function("parquet", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(1 << 20);
-            let props = writer_properties(&provenance);
-            let mut w = ArrowWriter::try_new(&mut out, bars_schema(), Some(props)).expect("writer");
-            w.write(black_box(&batch)).expect("write");
-            w.close().expect("close");
-            out
-        })
-    });
-    by_bars.bench_function("total", |b| {
-        b.iter(|| {
-            let page = decode_page(black_box(&json)).expect("decodes");
-            let mut out = Vec::with_capacity(1 << 20);
-            encode_parquet(TICKER, &page.bars, &provenance, &mut out).expect("encodes");
-            out
-        })
-    });
-    by_bars.finish();
-
-    let mut by_bytes = c.benchmark_group("hot_path_json_bytes");
-    by_bytes.throughput(Throughput::Bytes(json.len() as u64));
-    by_bytes.bench_function("decode", |b| {
-        b.iter(|| decode_page(black_box(&json)).expect("decodes"))
-    });
-    by_bytes.bench_function("arrow", |b| {
-        b.iter(|| bars_to_batch(TICKER, black_box(&bars)).expect("arrow"))
-    });
-    by_bytes.bench_function("parquet", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(1 << 20);
-            let props = writer_properties(&provenance);
-            let mut w = ArrowWriter::try_new(&mut out, bars_schema(), Some(props)).expect("writer");
-            w.write(black_box(&batch)).expect("write");
-            w.close().expect("close");
-            out
-        })
-    });
-    by_bytes.bench_function("total", |b| {
-        b.iter(|| {
-            let page = decode_page(black_box(&json)).expect("decodes");
-            let mut out = Vec::with_capacity(1 << 20);
-            encode_parquet(TICKER, &page.bars, &provenance, &mut out).expect("encodes");
-            out
-        })
-    });
-    by_bytes.finish();
+    // The same four stages, reported once per bar and once per byte of JSON.
+    let groups = [
+        ("hot_path_bars", Throughput::Elements(bars.len() as u64)),
+        ("hot_path_json_bytes", Throughput::Bytes(json.len() as u64)),
+    ];
+    for (name, throughput) in groups {
+        let mut group = c.benchmark_group(name);
+        group.throughput(throughput);
+        group.bench_function("decode", |b| {
+            b.iter(|| decode_page(black_box(&json)).expect("decodes"))
+        });
+        group.bench_function("arrow", |b| {
+            b.iter(|| bars_to_batch(TICKER, black_box(&bars)).expect("arrow"))
+        });
+        group.bench_function("parquet", |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(1 << 20);
+                let props = writer_properties(&provenance);
+                let mut w =
+                    ArrowWriter::try_new(&mut out, bars_schema(), Some(props)).expect("writer");
+                w.write(black_box(&batch)).expect("write");
+                w.close().expect("close");
+                out
+            })
+        });
+        group.bench_function("total", |b| {
+            b.iter(|| {
+                let page = decode_page(black_box(&json)).expect("decodes");
+                let mut out = Vec::with_capacity(1 << 20);
+                encode_parquet(TICKER, &page.bars, &provenance, &mut out).expect("encodes");
+                out
+            })
+        });
+        group.finish();
+    }
 }
 
 criterion_group! {

@@ -52,17 +52,22 @@ pub struct Bars {
 impl Bars {
     /// Empty bars with room for `n`.
     pub fn with_capacity(n: usize) -> Bars {
-        Bars {
-            timestamp: Vec::with_capacity(n),
-            open: Vec::with_capacity(n),
-            high: Vec::with_capacity(n),
-            low: Vec::with_capacity(n),
-            close: Vec::with_capacity(n),
-            volume: Vec::with_capacity(n),
-            vwap: Vec::with_capacity(n),
-            transactions: Vec::with_capacity(n),
-            otc: Vec::with_capacity(n),
-        }
+        let mut bars = Bars::default();
+        bars.reserve(n);
+        bars
+    }
+
+    /// Makes room for `n` more bars in every column.
+    pub fn reserve(&mut self, n: usize) {
+        self.timestamp.reserve(n);
+        self.open.reserve(n);
+        self.high.reserve(n);
+        self.low.reserve(n);
+        self.close.reserve(n);
+        self.volume.reserve(n);
+        self.vwap.reserve(n);
+        self.transactions.reserve(n);
+        self.otc.reserve(n);
     }
 
     /// Number of bars.

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::bars::Bars;
+use crate::bars::{Bar, Bars};
 
 /// One decoded page of the aggregates endpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -215,26 +215,14 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
         // serde_json gives no size hint; a full page is 50,000 bars, so grow in big
         // steps instead of doubling from zero.
         let want = seq.size_hint().unwrap_or(4096);
-        reserve(bars, want);
+        bars.reserve(want);
         while seq.next_element_seed(BarSeed(&mut *bars))?.is_some() {
             if bars.timestamp.len() == bars.timestamp.capacity() {
-                reserve(bars, bars.len().max(4096));
+                bars.reserve(bars.len().max(4096));
             }
         }
         Ok(())
     }
-}
-
-fn reserve(b: &mut Bars, n: usize) {
-    b.timestamp.reserve(n);
-    b.open.reserve(n);
-    b.high.reserve(n);
-    b.low.reserve(n);
-    b.close.reserve(n);
-    b.volume.reserve(n);
-    b.vwap.reserve(n);
-    b.transactions.reserve(n);
-    b.otc.reserve(n);
 }
 
 /// One bar object, pushed onto the columns once all its fields are read.
@@ -307,16 +295,17 @@ impl<'de> Visitor<'de> for BarSeed<'_> {
                 missing.join(", ")
             )));
         }
-        let b = self.0;
-        b.timestamp.push(t);
-        b.open.push(o);
-        b.high.push(h);
-        b.low.push(l);
-        b.close.push(c);
-        b.volume.push(v);
-        b.vwap.push(vw);
-        b.transactions.push(n);
-        b.otc.push(otc);
+        self.0.push(Bar {
+            timestamp: t,
+            open: o,
+            high: h,
+            low: l,
+            close: c,
+            volume: v,
+            vwap: vw,
+            transactions: n,
+            otc,
+        });
         Ok(())
     }
 }
