@@ -64,7 +64,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cli.verbose);
+    // The in-process worker of the REPL logs each piece at info level while `ingest`
+    // already prints a line per event: there, quiet unless asked.
+    let quiet = matches!(cli.command, Command::Repl(_));
+    init_logging(cli.verbose, quiet);
     // Input errors of the worker are exit 2 by contract; elsewhere an error is 1.
     let (result, error_code) = match cli.command {
         Command::Run(a) => (run::run(a), 1),
@@ -101,8 +104,9 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",

@@ -78,16 +78,6 @@ pub fn run(args: ReplArgs) -> anyhow::Result<ExitCode> {
         scripts: args.scripts,
         history: Some(default_history()),
     };
-    // The in-process worker logs each piece at info level; `ingest` already prints a
-    // line per event, so the REPL shows warnings only unless BARSMITH_LOG says otherwise.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BARSMITH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let log = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .finish();
-    let code =
-        tracing::subscriber::with_default(log, || crate::repl::run(Host::new(config), options));
+    let code = crate::repl::run(Host::new(config), options);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
