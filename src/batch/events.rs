@@ -1,111 +1,10 @@
-//! Reads the worker's stdout event lines (see `ingest::events` for the writer side) and
-//! folds them into per-ticker outcomes.
-//!
-//! The batch runner parses events itself instead of reusing the worker's types: it must
-//! stay readable by an older or newer worker, so unknown events and fields are ignored
-//! and missing numbers count as zero.
+//! Folds the worker's stdout events (`crate::ingest::events`, read leniently) into
+//! per-ticker outcomes.
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-
 use super::result::{TickerFailure, TickerOutcome, TickerStatus};
-
-/// One event a worker printed, as far as the runner cares.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum WorkerEvent {
-    /// Work on a ticker began.
-    TickerStarted {
-        /// Symbol.
-        ticker: String,
-    },
-    /// Already complete on disk.
-    TickerSkipped {
-        /// Symbol.
-        ticker: String,
-        /// Why (`complete`).
-        #[serde(default)]
-        reason: String,
-    },
-    /// One page of bars arrived (one successful request).
-    Page {
-        /// Symbol.
-        ticker: String,
-        /// Bars on the page.
-        #[serde(default)]
-        bars: u64,
-    },
-    /// A request failed and will be retried.
-    Retry {
-        /// Symbol.
-        ticker: String,
-        /// Error kind (snake_case).
-        #[serde(default)]
-        kind: String,
-        /// Human-readable cause.
-        #[serde(default)]
-        reason: String,
-        /// Wait before the next attempt.
-        #[serde(default)]
-        delay_ms: u64,
-    },
-    /// The ticker's range is complete.
-    TickerDone {
-        /// Symbol.
-        ticker: String,
-        /// Bars written.
-        #[serde(default)]
-        bars: u64,
-        /// Requests made, retries included.
-        #[serde(default)]
-        requests: u64,
-    },
-    /// The ticker failed.
-    TickerFailed {
-        /// Symbol.
-        ticker: String,
-        /// The classified error.
-        #[serde(flatten)]
-        error: TickerFailure,
-    },
-    /// The worker is about to exit.
-    Finished {
-        /// Bars written in total.
-        #[serde(default)]
-        bars: u64,
-        /// The exit status that follows.
-        #[serde(default)]
-        exit_code: i32,
-    },
-    /// Any event this runner does not know.
-    #[serde(other)]
-    Other,
-}
-
-impl WorkerEvent {
-    /// The ticker the event is about, if any.
-    pub fn ticker(&self) -> Option<&str> {
-        match self {
-            WorkerEvent::TickerStarted { ticker }
-            | WorkerEvent::TickerSkipped { ticker, .. }
-            | WorkerEvent::Page { ticker, .. }
-            | WorkerEvent::Retry { ticker, .. }
-            | WorkerEvent::TickerDone { ticker, .. }
-            | WorkerEvent::TickerFailed { ticker, .. } => Some(ticker),
-            WorkerEvent::Finished { .. } | WorkerEvent::Other => None,
-        }
-    }
-}
-
-/// Parses one stdout line; `None` for anything that is not a JSON event object.
-pub fn parse_event_line(line: &str) -> Option<WorkerEvent> {
-    let line = line.trim();
-    if !line.starts_with('{') {
-        return None;
-    }
-    serde_json::from_str(line).ok()
-}
+use crate::ingest::events::Event;
 
 #[derive(Debug, Default, Clone)]
 struct TickerTally {
@@ -143,30 +42,30 @@ impl EventTally {
     }
 
     /// Applies one event. Events about tickers outside the batch still count in totals.
-    pub fn apply(&mut self, event: &WorkerEvent) {
+    pub fn apply(&mut self, event: &Event) {
         let entry = event
             .ticker()
             .map(|t| self.tickers.entry(t.to_string()).or_default());
         match (event, entry) {
-            (WorkerEvent::TickerSkipped { .. }, Some(t)) => t.status = Some(TickerStatus::Skipped),
-            (WorkerEvent::Page { bars, .. }, Some(t)) => {
-                t.bars_seen += bars;
+            (Event::TickerSkipped { .. }, Some(t)) => t.status = Some(TickerStatus::Skipped),
+            (Event::Page { bars, .. }, Some(t)) => {
+                t.bars_seen += *bars as u64;
                 t.requests_seen += 1;
             }
-            (WorkerEvent::Retry { .. }, Some(t)) => {
+            (Event::Retry { .. }, Some(t)) => {
                 t.requests_seen += 1;
                 self.retries += 1;
             }
-            (WorkerEvent::TickerDone { bars, requests, .. }, Some(t)) => {
+            (Event::TickerDone { bars, requests, .. }, Some(t)) => {
                 t.status = Some(TickerStatus::Ok);
                 t.bars_done = *bars;
-                t.requests_done = Some(*requests);
+                t.requests_done = Some(u64::from(*requests));
             }
-            (WorkerEvent::TickerFailed { error, .. }, Some(t)) => {
+            (Event::TickerFailed { error, .. }, Some(t)) => {
                 t.status = Some(TickerStatus::Failed);
-                t.error = Some(error.clone());
+                t.error = Some(TickerFailure::from(error));
             }
-            (WorkerEvent::Finished { .. }, _) => self.finished = true,
+            (Event::Finished { .. }, _) => self.finished = true,
             _ => {}
         }
     }
@@ -230,21 +129,22 @@ impl TickerTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::events::parse_line as parse_event_line;
 
     #[test]
     fn parses_contract_events_and_ignores_noise() {
         let failed = r#"{"event":"ticker_failed","ticker":"X","class":"retryable","kind":"timeout","status":null,"message":"slow","attempts":8,"ts":"2025-01-01T00:00:00Z"}"#;
         match parse_event_line(failed) {
-            Some(WorkerEvent::TickerFailed { ticker, error }) => {
+            Some(Event::TickerFailed { ticker, error }) => {
                 assert_eq!(ticker, "X");
-                assert_eq!(error.kind, "timeout");
+                assert_eq!(error.kind.as_str(), "timeout");
                 assert_eq!(error.attempts, 8);
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
             parse_event_line(r#"{"event":"something_new","x":1}"#),
-            Some(WorkerEvent::Other)
+            Some(Event::Other)
         );
         assert_eq!(parse_event_line("plain text"), None);
         assert_eq!(parse_event_line("{broken"), None);

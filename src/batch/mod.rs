@@ -31,7 +31,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use cancel::{CHECK_INTERVAL, CancelFlag, install_signal_handlers, last_signal};
-pub use events::{EventTally, WorkerEvent, parse_event_line};
+pub use events::EventTally;
 pub use executor::{Execution, Executor, ExitInfo, LaunchSpec};
 pub use options::{BatchOptions, LineSink, ProgressMode, RunConfig, WorkerCommand};
 pub use process::LocalProcessExecutor;

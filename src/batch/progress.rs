@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::events::WorkerEvent;
 use super::options::{LineSink, ProgressMode};
 use super::records::thousands;
 use super::result::{BatchResult, TickerStatus};
+use crate::ingest::events::Event;
 
 /// Window over which rates (bars/s, req/s) are measured.
 const RATE_WINDOW: Duration = Duration::from_secs(15);
@@ -168,29 +168,29 @@ impl Progress {
     }
 
     /// A worker event arrived.
-    pub fn on_event(&self, event: &WorkerEvent) {
+    pub fn on_event(&self, event: &Event) {
         let changed = {
             let mut c = self.inner.lock();
             match event {
-                WorkerEvent::Page { bars, .. } => {
+                Event::Page { bars, .. } => {
                     c.requests += 1;
-                    c.bars += bars;
+                    c.bars += *bars as u64;
                     false
                 }
-                WorkerEvent::Retry { .. } => {
+                Event::Retry { .. } => {
                     c.requests += 1;
                     c.retries += 1;
                     false
                 }
-                WorkerEvent::TickerDone { .. } => {
+                Event::TickerDone { .. } => {
                     c.tickers_ok += 1;
                     true
                 }
-                WorkerEvent::TickerSkipped { .. } => {
+                Event::TickerSkipped { .. } => {
                     c.tickers_skipped += 1;
                     true
                 }
-                WorkerEvent::TickerFailed { .. } => {
+                Event::TickerFailed { .. } => {
                     c.tickers_failed += 1;
                     true
                 }

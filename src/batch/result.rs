@@ -61,6 +61,18 @@ pub struct TickerFailure {
     pub attempts: u32,
 }
 
+impl From<&crate::polygon::FetchError> for TickerFailure {
+    fn from(e: &crate::polygon::FetchError) -> TickerFailure {
+        TickerFailure {
+            class: e.class.as_str().to_string(),
+            kind: e.kind.as_str().to_string(),
+            status: e.status,
+            message: e.message.clone(),
+            attempts: e.attempts,
+        }
+    }
+}
+
 /// One ticker's outcome in one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TickerOutcome {

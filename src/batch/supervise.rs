@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::cancel::CancelFlag;
-use super::events::{EventTally, parse_event_line};
+use super::events::EventTally;
 use super::executor::{Execution, ExitInfo};
 use super::progress::Progress;
 use super::result::{BatchResult, TickerFailure};
 use super::secrets::Secrets;
+use crate::ingest::events::parse_line as parse_event_line;
 
 /// How often the supervisor looks at the worker and the stop conditions.
 const POLL: Duration = Duration::from_millis(25);

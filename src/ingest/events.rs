@@ -2,7 +2,9 @@
 //!
 //! A parent process (the batch runner) reads these to build per-ticker results and
 //! progress; they are the worker's whole interface besides the exit status. Keep the
-//! field names stable: scripts and older run records depend on them.
+//! field names stable: scripts and older run records depend on them. The read side is
+//! lenient — missing numbers are zero and unknown events are [`Event::Other`] — so a
+//! runner survives a worker of another version.
 
 use std::io::Write;
 
@@ -19,10 +21,13 @@ pub enum Event {
         /// Symbol.
         ticker: String,
         /// Requested first day.
+        #[serde(default)]
         from: String,
         /// Requested last day.
+        #[serde(default)]
         to: String,
         /// Ranges not yet covered, as `[from, to]` pairs.
+        #[serde(default)]
         missing: Vec<[String; 2]>,
     },
     /// Nothing to do: coverage already spans the range.
@@ -30,6 +35,7 @@ pub enum Event {
         /// Symbol.
         ticker: String,
         /// Why it was skipped (`complete`).
+        #[serde(default)]
         reason: String,
     },
     /// One page of bars arrived.
@@ -37,6 +43,7 @@ pub enum Event {
         /// Symbol.
         ticker: String,
         /// Bars on the page.
+        #[serde(default)]
         bars: usize,
     },
     /// A request failed and will be retried after `delay_ms`.
@@ -44,12 +51,16 @@ pub enum Event {
         /// Symbol.
         ticker: String,
         /// The attempt that failed (1-based).
+        #[serde(default)]
         attempt: u32,
         /// Error kind, snake_case (`rate_limited`, `server`, `timeout`, ...).
+        #[serde(default)]
         kind: String,
         /// Human-readable cause.
+        #[serde(default)]
         reason: String,
         /// Wait before the next attempt.
+        #[serde(default)]
         delay_ms: u64,
     },
     /// The ticker's range is now complete on disk.
@@ -57,16 +68,22 @@ pub enum Event {
         /// Symbol.
         ticker: String,
         /// Bars fetched and written in this run.
+        #[serde(default)]
         bars: u64,
         /// Parquet files written.
+        #[serde(default)]
         files: u32,
         /// HTTP requests made, retries included.
+        #[serde(default)]
         requests: u32,
         /// Bars dropped because their timestamp was already seen.
+        #[serde(default)]
         duplicates_dropped: u64,
         /// Bars dropped because they went back in time.
+        #[serde(default)]
         out_of_order_dropped: u64,
         /// Wall time for the ticker.
+        #[serde(default)]
         elapsed_ms: u64,
     },
     /// The ticker could not be completed; `error` says why and how bad it is.
@@ -80,16 +97,24 @@ pub enum Event {
     /// The worker is about to exit.
     Finished {
         /// Tickers completed in this run.
+        #[serde(default)]
         ok: u32,
         /// Tickers already complete.
+        #[serde(default)]
         skipped: u32,
         /// Tickers that failed.
+        #[serde(default)]
         failed: u32,
         /// Bars written in total.
+        #[serde(default)]
         bars: u64,
         /// The process exit status that follows.
+        #[serde(default)]
         exit_code: i32,
     },
+    /// An event this version does not know (read side only): ignored, not an error.
+    #[serde(other)]
+    Other,
 }
 
 impl Event {
@@ -102,7 +127,7 @@ impl Event {
             | Event::Retry { ticker, .. }
             | Event::TickerDone { ticker, .. }
             | Event::TickerFailed { ticker, .. } => Some(ticker),
-            Event::Finished { .. } => None,
+            Event::Finished { .. } | Event::Other => None,
         }
     }
 }
@@ -139,5 +164,9 @@ impl<F: FnMut(Event) + Send> EventSink for F {
 
 /// Parses one line a worker printed; `None` for lines that are not events.
 pub fn parse_line(line: &str) -> Option<Event> {
-    serde_json::from_str(line.trim()).ok()
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(line).ok()
 }

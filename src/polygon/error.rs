@@ -130,10 +130,13 @@ pub struct FetchError {
     /// What went wrong.
     pub kind: ErrorKind,
     /// The HTTP status, when a response arrived.
+    #[serde(default)]
     pub status: Option<u16>,
     /// Human-readable explanation (key redacted, body excerpts capped).
+    #[serde(default)]
     pub message: String,
     /// Attempts made for the request that failed (1 when not retried).
+    #[serde(default)]
     pub attempts: u32,
 }
 

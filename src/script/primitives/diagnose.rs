@@ -389,7 +389,7 @@ fn event_line(e: &Event) -> Option<String> {
             error.kind.as_str(),
             error.message
         ),
-        Event::Finished { .. } => return None,
+        Event::Finished { .. } | Event::Other => return None,
     })
 }
 
