@@ -304,3 +304,35 @@ fn sigterm_stops_batches_writes_the_records_and_exits_non_zero() {
     assert_eq!(run_json["exit"], 143, "{run_json}");
     assert!(run_dir.join("summary.txt").is_file());
 }
+
+#[test]
+fn the_wrapper_documents_every_flag_in_its_help() {
+    let out = Command::new(env!("CARGO_BIN_EXE_barsmith"))
+        .arg("run")
+        .arg(wrapper())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    let flags: Vec<&str> = help
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--"))
+        .collect();
+    assert!(flags.len() >= 15, "{help}");
+    for line in flags {
+        let text = line
+            .split_whitespace()
+            .skip(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            !text.starts_with('[') && !text.starts_with('('),
+            "undocumented: {line}"
+        );
+    }
+    assert!(
+        help.contains("tickers per worker process [default: 25]"),
+        "{help}"
+    );
+}

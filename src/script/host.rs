@@ -78,6 +78,9 @@ pub struct ScriptInfo {
     pub args: Vec<String>,
     /// The `//!` doc comment at the top of the script (usage text).
     pub doc: String,
+    /// Trailing `// comments` of `key: value,` lines, by key: the flags' help when
+    /// `args` gets no `help` map, so a commented defaults map documents itself.
+    pub flag_comments: std::collections::HashMap<String, String>,
 }
 
 /// How a script asked to stop early, recorded by `exit` and `args` before they end

@@ -24,6 +24,7 @@ pub fn run_file(path: &Path, args: Vec<String>, host: Arc<Host>) -> Result<i32, 
         path: Some(path.to_path_buf()),
         args,
         doc: String::new(),
+        flag_comments: crate::script::primitives::flags::flag_comments(&text),
     });
     let engine = engine::build(Arc::clone(&host));
     let sources = Sources {

@@ -5,6 +5,7 @@
 //! comma-separated list. Two keys are not flags: `description` (usage text; otherwise
 //! the script's `//!` doc is used) and `help` (a map from flag key to a one-line help).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use rhai::plugin::*;
@@ -86,10 +87,43 @@ pub(crate) enum Parsed {
     Help,
 }
 
+/// The trailing comment of each `key: value, // comment` line of `source`, by key (the
+/// first commented occurrence wins): `args(#{ batch_size: 25, // tickers per batch })`
+/// needs no separate `help` map.
+pub(crate) fn flag_comments(source: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for line in source.lines() {
+        let t = line.trim_start();
+        let key_len = t
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        if key_len == 0 || !t[key_len..].trim_start().starts_with(':') {
+            continue;
+        }
+        // A `//` inside a string (a URL default) is not a comment: count quotes before it.
+        let Some(at) = t.match_indices("//").map(|(i, _)| i).find(|&i| {
+            t[..i].matches('"').count() % 2 == 0 && t[..i].matches('`').count() % 2 == 0
+        }) else {
+            continue;
+        };
+        let comment = t[at + 2..].trim();
+        if !comment.is_empty() {
+            out.entry(t[..key_len].to_string())
+                .or_insert_with(|| comment.to_string());
+        }
+    }
+    out
+}
+
 impl FlagSet {
     /// Reads the declarations; `doc` is the script's `//!` doc (used when there is no
     /// `description` key).
-    pub(crate) fn declare(defaults: &Map, doc: &str) -> Result<FlagSet, String> {
+    pub(crate) fn declare(
+        defaults: &Map,
+        doc: &str,
+        comments: &HashMap<String, String>,
+    ) -> Result<FlagSet, String> {
         let help = match defaults.get("help") {
             None => Map::new(),
             Some(h) => h
@@ -118,6 +152,7 @@ impl FlagSet {
                 help: help
                     .get(key.as_str())
                     .map(|h| h.to_string())
+                    .or_else(|| comments.get(key.as_str()).cloned())
                     .unwrap_or_default(),
             });
         }
@@ -294,7 +329,8 @@ pub mod flags_fns {
     /// a required flag, `tickers: []` takes a comma-separated list. Values are parsed and
     /// type-checked against the defaults. The key `description` (or the script's `//!`
     /// doc) is the usage text, and `help: #{batch_size: "tickers per batch"}` documents
-    /// flags. `--help` prints the usage and ends the script; an unknown flag, a bad value
+    /// flags; without it, a trailing `// comment` on a `key: value,` line is that flag's
+    /// help. `--help` prints the usage and ends the script; an unknown flag, a bad value
     /// or a missing required flag ends it with the usage and exit status 2.
     ///
     /// Example: `let cfg = args(#{ batch_size: 25, resume: true, outdir: () });`
@@ -302,7 +338,8 @@ pub mod flags_fns {
     pub fn script_args(ctx: NativeCallContext, defaults: Map) -> Fallible<Map> {
         let host = host(&ctx)?;
         let script = host.script();
-        let set = FlagSet::declare(&defaults, &script.doc).map_err(crate::script::value::error)?;
+        let set = FlagSet::declare(&defaults, &script.doc, &script.flag_comments)
+            .map_err(crate::script::value::error)?;
         let name = script
             .path
             .as_deref()
@@ -351,7 +388,9 @@ mod tests {
 
     fn parse(argv: &[&str]) -> Result<Parsed, String> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        FlagSet::declare(&defaults(), "").unwrap().parse(&argv)
+        FlagSet::declare(&defaults(), "", &HashMap::new())
+            .unwrap()
+            .parse(&argv)
     }
 
     fn values(argv: &[&str]) -> Map {
@@ -406,7 +445,7 @@ mod tests {
     fn help_wins_and_usage_lists_flags_with_defaults() {
         assert!(matches!(parse(&["--bogus", "--help"]), Ok(Parsed::Help)));
         assert!(matches!(parse(&["-h"]), Ok(Parsed::Help)));
-        let u = FlagSet::declare(&defaults(), "Backfills things.")
+        let u = FlagSet::declare(&defaults(), "Backfills things.", &HashMap::new())
             .unwrap()
             .usage("w.rhai");
         assert!(
@@ -420,5 +459,15 @@ mod tests {
             u.contains("--outdir <TEXT>") && u.contains("(required)"),
             "{u}"
         );
+    }
+
+    #[test]
+    fn trailing_comments_of_a_defaults_map_become_flag_help() {
+        let src = "let cfg = args(#{\n    batch_size: 25,   // tickers per worker\n    \
+                   base: \"http://x\", // the API\n    plain: 1,\n});\nbatch_size: 3, // later\n";
+        let c = flag_comments(src);
+        assert_eq!(c["batch_size"], "tickers per worker");
+        assert_eq!(c["base"], "the API");
+        assert!(!c.contains_key("plain"));
     }
 }
