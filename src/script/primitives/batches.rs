@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
-use crate::batch::{BatchError, BatchOptions, BatchResult, TickerFailure, TickerOutcome};
+use crate::batch::{BatchError, BatchOptions, BatchResult, TickerOutcome};
 use crate::script::host::Host;
+use crate::script::primitives::net::failure_map;
 use crate::script::primitives::util::cancelled;
 use crate::script::types::batch_handle::ScriptBatchHandle;
 use crate::script::value::{Fallible, Options, error, strings};
@@ -97,20 +98,6 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
     })
 }
 
-fn failure_map(f: &TickerFailure) -> Dynamic {
-    let mut m = Map::new();
-    m.insert("class".into(), f.class.clone().into());
-    m.insert("kind".into(), f.kind.clone().into());
-    m.insert(
-        "status".into(),
-        f.status
-            .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s))),
-    );
-    m.insert("message".into(), f.message.clone().into());
-    m.insert("attempts".into(), Dynamic::from_int(i64::from(f.attempts)));
-    Dynamic::from_map(m)
-}
-
 fn outcome_map(t: &TickerOutcome) -> Dynamic {
     let mut m = Map::new();
     m.insert("ticker".into(), t.ticker.clone().into());
@@ -119,7 +106,9 @@ fn outcome_map(t: &TickerOutcome) -> Dynamic {
     m.insert("requests".into(), Dynamic::from_int(t.requests as i64));
     m.insert(
         "error".into(),
-        t.error.as_ref().map_or(Dynamic::UNIT, failure_map),
+        t.error
+            .as_ref()
+            .map_or(Dynamic::UNIT, |f| Dynamic::from_map(failure_map(f))),
     );
     Dynamic::from_map(m)
 }

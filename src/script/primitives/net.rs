@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Map};
 
+use crate::batch::TickerFailure;
 use crate::budget::{Budget, Rate, default_state_dir};
 use crate::polygon::{ClientConfig, FetchError};
 use crate::script::host::Host;
@@ -82,15 +83,20 @@ pub(crate) fn block_on_cancellable<T>(
 
 /// A classified error as the map scripts catch: `#{class, kind, status, message, attempts}`.
 pub(crate) fn fetch_error_map(e: &FetchError) -> Map {
+    failure_map(&TickerFailure::from(e))
+}
+
+/// The same map for a ticker's failure as a batch result records it.
+pub(crate) fn failure_map(f: &TickerFailure) -> Map {
     let mut m = Map::new();
-    m.insert("class".into(), e.class.as_str().into());
-    m.insert("kind".into(), e.kind.as_str().into());
+    m.insert("class".into(), f.class.clone().into());
+    m.insert("kind".into(), f.kind.clone().into());
     m.insert(
         "status".into(),
-        e.status
+        f.status
             .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s))),
     );
-    m.insert("message".into(), e.message.clone().into());
-    m.insert("attempts".into(), Dynamic::from_int(i64::from(e.attempts)));
+    m.insert("message".into(), f.message.clone().into());
+    m.insert("attempts".into(), Dynamic::from_int(i64::from(f.attempts)));
     m
 }
