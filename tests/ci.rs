@@ -1,0 +1,65 @@
+//! `.ci/run` itself: whatever the tests do, it prints the closing total, removes its
+//! temporary log and exits with the tests' status. Run with a stand-in `cargo` on PATH
+//! so the real toolchain is not re-entered.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Writes an executable `cargo` that succeeds for every subcommand but `test`, which
+/// prints two test-binary summaries and exits with `test_status`.
+fn fake_cargo(dir: &Path, test_status: i32) {
+    let script = format!(
+        "#!/bin/sh\n\
+         if [ \"$1\" = test ]; then\n\
+         echo 'test result: ok. 5 passed; 0 failed; 0 ignored'\n\
+         echo 'test result: FAILED. 2 passed; 1 failed; 0 ignored'\n\
+         exit {test_status}\n\
+         fi\n\
+         exit 0\n"
+    );
+    let path = dir.join("cargo");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn run_ci(test_status: i32) -> (std::process::Output, tempfile::TempDir) {
+    let bin = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    fake_cargo(bin.path(), test_status);
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run"))
+        .env("PATH", path)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    (out, tmp)
+}
+
+#[test]
+fn a_failing_test_run_still_prints_the_total_cleans_up_and_keeps_its_status() {
+    let (out, tmp) = run_ci(101);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(101), "{stdout:?}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("total: 7 passed, 1 failed"),
+        "{stdout:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[test]
+fn a_passing_test_run_prints_the_total_and_exits_zero() {
+    let (out, tmp) = run_ci(0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout:?}");
+    assert!(stdout.contains("total: 7 passed, 1 failed"), "{stdout:?}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
