@@ -69,6 +69,12 @@ case $mode in
     kill -9 $$;;
   exit)
     exit "$code";;
+  refuse)
+    echo "error: invalid value 'abc' for '--max-rps <RATE>'" >&2
+    exit 2;;
+  setup)
+    ev '{"event":"setup_failed","kind":"store","message":"output folder /x is not writable: fix its permissions","exit_code":4}'
+    exit 4;;
   hang)
     trap '' TERM
     sleep 30 &
@@ -225,6 +231,36 @@ fn a_clean_batch_succeeds() {
     assert_eq!(r.bars, 200);
     assert_eq!(r.status_text(), "success");
     assert_eq!(runner.running(), 0);
+}
+
+#[test]
+fn a_worker_that_refuses_its_setup_is_fatal_with_its_own_reason() {
+    let fx = Fixture::new();
+    let runner = fx.runner();
+    let refused = runner
+        .spawn(
+            tickers(&["AAA", "BBB"]),
+            fx.opts(&["--fake-mode", "refuse"]),
+        )
+        .unwrap();
+    let setup = runner
+        .spawn(tickers(&["AAA"]), fx.opts(&["--fake-mode", "setup"]))
+        .unwrap();
+
+    // Exit 2 with no event: the reason is the worker's own `error:` line.
+    let r = runner.wait(&refused).unwrap();
+    assert!(r.fatal, "exit 2 before any ticker is a setup error");
+    assert!(r.retryable_tickers().is_empty(), "{r:?}");
+    let e = r.tickers[1].error.as_ref().unwrap();
+    assert_eq!((e.class.as_str(), e.kind.as_str()), ("run", "setup"));
+    assert_eq!(e.message, "invalid value 'abc' for '--max-rps <RATE>'");
+
+    // A `setup_failed` event carries its kind and message to every ticker.
+    let r = runner.wait(&setup).unwrap();
+    assert!(r.fatal);
+    let e = r.tickers[0].error.as_ref().unwrap();
+    assert_eq!((e.class.as_str(), e.kind.as_str()), ("run", "store"));
+    assert!(e.message.contains("not writable"), "{e:?}");
 }
 
 #[test]
@@ -749,4 +785,44 @@ fn spawning_from_a_short_lived_thread_is_safe() {
     };
     let r = runner.wait(&h).unwrap();
     assert!(r.success(), "{r:?}");
+}
+
+#[test]
+fn a_run_folder_that_holds_a_run_is_never_mixed_into() {
+    let fx = Fixture::new();
+    {
+        let runner = fx.runner();
+        let h = runner.spawn(tickers(&["AAA"]), fx.opts(&[])).unwrap();
+        runner.wait(&h).unwrap();
+    }
+    let joblog = fx.root.join("run").join("joblog.jsonl");
+    let before = std::fs::read_to_string(&joblog).unwrap();
+    match BatchRunner::new(fx.config()) {
+        Err(BatchError::Setup(m)) => {
+            assert!(m.contains("already holds a run"), "{m}");
+            assert!(m.contains("--run-dir"), "names the fix: {m}");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a used run folder was accepted"),
+    }
+    assert_eq!(std::fs::read_to_string(&joblog).unwrap(), before);
+}
+
+#[test]
+fn a_rate_that_does_not_parse_stops_before_any_worker() {
+    let fx = Fixture::new();
+    let runner = fx.runner();
+    let mut opts = fx.opts(&[]);
+    opts.max_rps = Some("5/mn".into());
+    match runner.spawn(tickers(&["AAA"]), opts) {
+        Err(BatchError::Setup(m)) => assert!(m.contains(r#"max_rps "5/mn""#), "{m}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a worker was started with a bad rate"),
+    }
+    let logs: Vec<_> = std::fs::read_dir(fx.root.join("run"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .collect();
+    assert!(logs.is_empty(), "no worker may start: {logs:?}");
 }

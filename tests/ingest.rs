@@ -576,39 +576,8 @@ fn bad_input_is_refused_before_any_request_with_one_line() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_refused(&fx, &refs, needle);
     }
-    // An outdir that cannot be created: its parent is a regular file.
-    let blocker = fx.dir.path().join("plain-file");
-    std::fs::write(&blocker, b"x").unwrap();
-    let unwritable = blocker.join("out").display().to_string();
-    assert_refused(
-        &fx,
-        &[
-            "--tickers",
-            "AAPL",
-            "--outdir",
-            &unwritable,
-            "--from",
-            "2024-01-01",
-            "--to",
-            "2024-01-02",
-            "--base-url",
-            &url,
-        ],
-        "plain-file",
-    );
-    // No key in the environment.
-    let mut cmd = fx.barsmith();
-    cmd.env_remove("POLYGON_API_KEY").arg("ingest").args(base(&[
-        "--tickers",
-        "AAPL",
-        "--from",
-        "2024-01-01",
-        "--to",
-        "2024-01-02",
-    ]));
-    let no_key = run(cmd);
-    assert_eq!(no_key.status.code(), Some(2));
-    assert!(stderr(&no_key).contains("POLYGON_API_KEY"));
+    // A missing key and an unusable outdir are setup errors, fatal for the run (exit
+    // 4): tests/setup_errors.rs.
     assert_eq!(
         fx.sandbox.stats().requests,
         0,

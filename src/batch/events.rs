@@ -25,6 +25,8 @@ pub struct EventTally {
     pub retries: u64,
     /// Set when the worker printed `finished`.
     pub finished: bool,
+    /// The worker could not start work: why (`setup_failed`).
+    pub setup_failure: Option<TickerFailure>,
 }
 
 impl EventTally {
@@ -38,6 +40,7 @@ impl EventTally {
                 .collect(),
             retries: 0,
             finished: false,
+            setup_failure: None,
         }
     }
 
@@ -56,14 +59,35 @@ impl EventTally {
                 t.requests_seen += 1;
                 self.retries += 1;
             }
-            (Event::TickerDone { bars, requests, .. }, Some(t)) => {
+            (
+                Event::TickerDone {
+                    bars,
+                    requests,
+                    pending_from,
+                    ..
+                },
+                Some(t),
+            ) => {
                 t.status = Some(TickerStatus::Ok);
+                if let Some(from) = pending_from {
+                    t.status = Some(TickerStatus::Pending);
+                    t.error = Some(TickerFailure::not_yet_available(from));
+                }
                 t.bars_done = *bars;
                 t.requests_done = Some(u64::from(*requests));
             }
             (Event::TickerFailed { error, .. }, Some(t)) => {
                 t.status = Some(TickerStatus::Failed);
                 t.error = Some(TickerFailure::from(error));
+            }
+            (Event::SetupFailed { kind, message, .. }, _) => {
+                self.setup_failure = Some(TickerFailure {
+                    class: "run".into(),
+                    kind: kind.as_str().into(),
+                    status: None,
+                    message: message.clone(),
+                    attempts: 0,
+                });
             }
             (Event::Finished { .. }, _) => self.finished = true,
             _ => {}
@@ -97,7 +121,7 @@ impl EventTally {
                 let status = t.status.unwrap_or(TickerStatus::NotRun);
                 let error = match status {
                     TickerStatus::NotRun => Some(not_run_error.clone()),
-                    TickerStatus::Failed => t.error.clone(),
+                    TickerStatus::Failed | TickerStatus::Pending => t.error.clone(),
                     _ => None,
                 };
                 TickerOutcome {
@@ -114,7 +138,7 @@ impl EventTally {
 
 impl TickerTally {
     fn bars(&self) -> u64 {
-        if self.status == Some(TickerStatus::Ok) {
+        if matches!(self.status, Some(TickerStatus::Ok | TickerStatus::Pending)) {
             self.bars_done
         } else {
             self.bars_seen

@@ -55,6 +55,10 @@ pub enum BatchError {
     /// Bad tickers or options; the message says which and how to fix it.
     #[error("invalid batch: {0}")]
     InvalidOptions(String),
+    /// A run setting no batch can get past (a rate that does not parse, no API key, a
+    /// run folder already used): the run must stop, not retry. Says what to fix.
+    #[error("{0}")]
+    Setup(String),
     /// The handle is not from this runner.
     #[error("unknown batch handle ({0}): it was not started by this runner")]
     UnknownHandle(String),

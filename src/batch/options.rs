@@ -169,6 +169,30 @@ impl Default for BatchOptions {
 }
 
 impl BatchOptions {
+    /// Checks the worker settings the worker would otherwise refuse on start, so a
+    /// typo stops the run once, before any worker, instead of failing every batch.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(rate) = &self.max_rps {
+            rate.parse::<crate::budget::Rate>().map_err(|_| {
+                format!(
+                    "max_rps \"{rate}\" is not a request rate: use N/s or N/min, e.g. 50/s, \
+                     or 5/min on Polygon's free plan"
+                )
+            })?;
+        }
+        let positive = |name: &str, d: Option<Duration>| match d {
+            Some(d) if d.is_zero() => Err(format!("{name} must be more than 0 seconds")),
+            _ => Ok(()),
+        };
+        positive("request_timeout", self.request_timeout)?;
+        for (name, n) in [("retries", self.retries), ("in_flight", self.in_flight)] {
+            if n == Some(0) {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
     /// The worker flags for these options (after `--tickers-file F`).
     pub fn worker_args(&self) -> Vec<String> {
         let mut args = vec![

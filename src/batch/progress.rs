@@ -218,8 +218,14 @@ impl Progress {
     }
 
     /// Prints one line above the bars (or as a plain line).
+    ///
+    /// With no progress display the line still goes to stderr: `--progress none` hides
+    /// progress, never a warning or the reason for a halt.
     pub fn println(&self, line: &str) {
-        self.inner.emit(line);
+        match self.inner.display {
+            Display::Quiet => eprintln!("{line}"),
+            _ => self.inner.emit(line),
+        }
     }
 
     /// The current status line (`Progress 13/124 batches = 10.5% | ...`).

@@ -97,6 +97,9 @@ pub struct JoblogEntry {
     pub tickers_failed: usize,
     /// Of those, never finished by the worker.
     pub tickers_not_run: usize,
+    /// Tickers fetched so far whose range reaches days not over yet (not failures).
+    #[serde(default)]
+    pub tickers_pending: usize,
     /// Bars written.
     pub bars: u64,
     /// Requests made.
@@ -123,10 +126,9 @@ impl JoblogEntry {
             fatal: r.fatal,
             tickers_ok: r.count(TickerStatus::Ok),
             tickers_skipped: r.count(TickerStatus::Skipped),
-            tickers_failed: r.tickers.len()
-                - r.count(TickerStatus::Ok)
-                - r.count(TickerStatus::Skipped),
+            tickers_failed: r.count(TickerStatus::Failed) + r.count(TickerStatus::NotRun),
             tickers_not_run: r.count(TickerStatus::NotRun),
+            tickers_pending: r.count(TickerStatus::Pending),
             bars: r.bars,
             requests: r.requests,
             retries: r.retries,
@@ -150,6 +152,7 @@ struct RecordState {
     retries: u64,
     planned_batches: Option<u64>,
     cancelled: bool,
+    exit: Option<i32>,
 }
 
 /// The records of one run, shared by the runner's threads.
@@ -163,12 +166,32 @@ pub struct RunRecords {
 }
 
 impl RunRecords {
-    /// Opens (creating if needed) the run folder and its joblog.
+    /// Refuses a folder that already holds a run's records: a second run would
+    /// overwrite its batch logs and append to its joblog.
+    pub fn check_unused(dir: &Path) -> io::Result<()> {
+        for name in [names::JOBLOG, names::RUN_JSON] {
+            if dir.join(name).exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "run folder {} already holds a run ({name}); pass a new --run-dir, \
+                         or leave it out for a fresh runs/<timestamp>/",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the run folder (or takes an empty or unused one) and its joblog.
+    /// A folder that already holds a run is refused ([`check_unused`](Self::check_unused)).
     pub fn create(dir: &Path, secrets: Secrets) -> io::Result<RunRecords> {
+        RunRecords::check_unused(dir)?;
         fs::create_dir_all(dir)?;
         let dir = std::path::absolute(dir)?;
         let joblog = OpenOptions::new()
-            .create(true)
+            .create_new(true)
             .append(true)
             .open(dir.join(names::JOBLOG))?;
         Ok(RunRecords {
@@ -187,6 +210,11 @@ impl RunRecords {
 
     fn state(&self) -> std::sync::MutexGuard<'_, RecordState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes the run's exit status (for the summary's verdict).
+    pub fn set_exit(&self, code: i32) {
+        self.state().exit = Some(code);
     }
 
     /// Notes how many batches the script plans (for the summary).
@@ -249,12 +277,16 @@ impl RunRecords {
             attempts_timed_out: s.timed_out,
             tickers_ok: count(&|t| t.status == TickerStatus::Ok),
             tickers_skipped: count(&|t| t.status == TickerStatus::Skipped),
-            tickers_failed: count(&|t| !t.status.is_complete()),
+            tickers_failed: count(&|t| {
+                matches!(t.status, TickerStatus::Failed | TickerStatus::NotRun)
+            }),
+            tickers_pending: count(&|t| t.status == TickerStatus::Pending),
             bars: s.bars,
             requests: s.requests,
             retries: s.retries,
             elapsed_s: self.started.elapsed().as_secs_f64(),
             cancelled: s.cancelled,
+            exit: s.exit,
         }
     }
 
@@ -344,6 +376,8 @@ pub struct Summary {
     pub tickers_skipped: u64,
     /// Distinct tickers whose latest outcome is failed or not run.
     pub tickers_failed: u64,
+    /// Distinct tickers whose range reaches days not over yet (not failures).
+    pub tickers_pending: u64,
     /// Bars written, all attempts.
     pub bars: u64,
     /// Requests made, all attempts.
@@ -354,6 +388,8 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// The run was cancelled.
     pub cancelled: bool,
+    /// The run's exit status, once known.
+    pub exit: Option<i32>,
 }
 
 /// `1234567` → `1,234,567`.
@@ -380,19 +416,37 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
+impl Summary {
+    /// The mark and word of the first line. ✓ only for a run that exits 0: a summary
+    /// must never look like success above an error or a non-zero status.
+    fn verdict(&self) -> (&'static str, String) {
+        let word = if self.cancelled {
+            "CANCELLED".to_string()
+        } else {
+            match self.exit {
+                // Batches that failed but whose tickers a later attempt or pass
+                // completed are history, not an outcome.
+                Some(0) | None if self.tickers_failed == 0 && self.tickers_pending == 0 => {
+                    "COMPLETED".into()
+                }
+                Some(1) => "STOPPED BY A SCRIPT ERROR (exit 1)".into(),
+                Some(4) => "HALTED ON A FATAL ERROR (exit 4)".into(),
+                Some(5) => "HALTED BY THE FAILURE BUDGET (exit 5)".into(),
+                _ if self.tickers_failed > 0 => "COMPLETED WITH FAILURES".into(),
+                _ if self.tickers_pending > 0 => "NOT YET AVAILABLE".into(),
+                Some(code) => format!("INCOMPLETE (exit {code})"),
+                None => "INCOMPLETE".into(),
+            }
+        };
+        (if word == "COMPLETED" { "✓" } else { "✗" }, word)
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rule = "=".repeat(60);
         let finished = self.batches_ok + self.batches_failed;
-        let (mark, word) = if self.cancelled {
-            ("✗", "CANCELLED")
-        } else if self.tickers_failed == 0 {
-            // Batches that failed but whose tickers a later attempt or pass completed
-            // are history, not an outcome.
-            ("✓", "COMPLETED")
-        } else {
-            ("✗", "COMPLETED WITH FAILURES")
-        };
+        let (mark, word) = self.verdict();
         writeln!(f, "{rule}")?;
         write!(
             f,
@@ -407,13 +461,22 @@ impl fmt::Display for Summary {
             " | {} attempts ({} timed out)",
             self.attempts, self.attempts_timed_out
         )?;
-        writeln!(
+        write!(
             f,
             "Tickers: {} ok | {} already complete | {} failed",
             thousands(self.tickers_ok),
             thousands(self.tickers_skipped),
             thousands(self.tickers_failed)
         )?;
+        if self.tickers_pending > 0 {
+            write!(
+                f,
+                " | {} not yet available (the range reaches days not over yet in New York; \
+                 run again after they close)",
+                thousands(self.tickers_pending)
+            )?;
+        }
+        writeln!(f)?;
         writeln!(
             f,
             "Bars: {} | requests {} | retries {}",

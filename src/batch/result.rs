@@ -19,6 +19,10 @@ pub enum TickerStatus {
     Failed,
     /// The worker never finished it: crash, timeout, kill, cancel or a run-fatal stop.
     NotRun,
+    /// Fetched as far as possible, but the range reaches today or later (New York):
+    /// not complete until those days are over. Not a failure, and retrying now will
+    /// not help (error class `pending`, kind `not_yet_available`).
+    Pending,
 }
 
 impl TickerStatus {
@@ -29,6 +33,7 @@ impl TickerStatus {
             TickerStatus::Skipped => "skipped",
             TickerStatus::Failed => "failed",
             TickerStatus::NotRun => "not_run",
+            TickerStatus::Pending => "pending",
         }
     }
 
@@ -46,7 +51,7 @@ impl TickerStatus {
 /// `retryable` (or `run` when the batch stopped on a run-fatal error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TickerFailure {
-    /// `retryable`, `ticker` or `run`.
+    /// `retryable`, `ticker`, `run`, or `pending` (the range reaches days not over yet).
     pub class: String,
     /// snake_case kind: `rate_limited`, `timeout`, `not_found`, `unauthorized`, `not_run`, ...
     pub kind: String,
@@ -59,6 +64,22 @@ pub struct TickerFailure {
     /// Request attempts made before giving up.
     #[serde(default)]
     pub attempts: u32,
+}
+
+impl TickerFailure {
+    /// The failure of a ticker whose range reaches `from`, a day not over yet.
+    pub fn not_yet_available(from: &str) -> TickerFailure {
+        TickerFailure {
+            class: "pending".into(),
+            kind: "not_yet_available".into(),
+            status: None,
+            message: format!(
+                "not yet available: the days from {from} on are not over in New York; \
+                 run again after they close (bars before then are written)"
+            ),
+            attempts: 0,
+        }
+    }
 }
 
 impl From<&crate::polygon::FetchError> for TickerFailure {
@@ -127,9 +148,14 @@ pub struct BatchResult {
 }
 
 impl BatchResult {
-    /// Every ticker ok or skipped and the worker exited 0.
+    /// The worker exited 0 and every ticker is ok, skipped or pending (as complete as
+    /// it can be today): nothing in the batch is worth another attempt.
     pub fn success(&self) -> bool {
-        self.exit_code == Some(0) && self.tickers.iter().all(|t| t.status.is_complete())
+        self.exit_code == Some(0)
+            && self
+                .tickers
+                .iter()
+                .all(|t| t.status.is_complete() || t.status == TickerStatus::Pending)
     }
 
     /// Short status like the seed's: `success`, `failed(rc=3)`, `timeout`, `killed(signal 9)`.
@@ -165,11 +191,11 @@ impl BatchResult {
             .collect()
     }
 
-    /// Tickers not ok/skipped (failed or not run), in batch order.
+    /// Tickers failed or not run, in batch order (pending ones are not failures).
     pub fn incomplete_tickers(&self) -> Vec<String> {
         self.tickers
             .iter()
-            .filter(|t| !t.status.is_complete())
+            .filter(|t| matches!(t.status, TickerStatus::Failed | TickerStatus::NotRun))
             .map(|t| t.ticker.clone())
             .collect()
     }

@@ -105,9 +105,12 @@ impl BatchRunner {
         };
         let secrets = Arc::new(Secrets::from_env(&config.env));
         let records =
-            RunRecords::create(&dir, (*secrets).clone()).map_err(|source| BatchError::Io {
-                path: dir.clone(),
-                source,
+            RunRecords::create(&dir, (*secrets).clone()).map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => BatchError::Setup(source.to_string()),
+                _ => BatchError::Io {
+                    path: dir.clone(),
+                    source,
+                },
             })?;
         let progress = Progress::new(&config.progress, config.progress_interval);
         Ok(BatchRunner {
@@ -330,6 +333,7 @@ impl BatchRunner {
         if opts.timeout == Some(Duration::ZERO) {
             return invalid("`timeout` must be positive".into());
         }
+        opts.check().map_err(BatchError::Setup)?;
         let args = opts.worker_args();
         if args.iter().any(|a| self.secrets.found_in(a))
             || self
@@ -539,6 +543,7 @@ impl BatchRunner {
             path: dir.clone(),
             source,
         };
+        self.records.set_exit(exit);
         self.records.write_failed_tickers().map_err(io)?;
         let summary = self.records.write_summary().map_err(io)?;
         self.records

@@ -117,12 +117,20 @@ pub(crate) fn supervise(
             });
         readers += spawned.is_ok() as usize;
     }
+    // The worker's last `error:` line: the reason when it stops before reporting
+    // anything (e.g. a flag it refused), so the run can show it instead of a status.
+    let last_error: Arc<Mutex<Option<String>>> = Arc::default();
     if let Some(err) = exec.take_stderr() {
-        let (log, done) = (log.clone(), done_tx.clone());
+        let (log, done, last_error) = (log.clone(), done_tx.clone(), last_error.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("batch-{:04}-err", a.id))
             .spawn(move || {
-                pump(err, log, |_| {});
+                pump(err, log, |line| {
+                    if let Some(msg) = line.strip_prefix("error: ") {
+                        *last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(msg.to_string());
+                    }
+                });
                 let _ = done.send(());
             });
         readers += spawned.is_ok() as usize;
@@ -199,28 +207,27 @@ pub(crate) fn supervise(
     let exit_code = exit.and_then(|e| e.code);
     let signal = exit.and_then(|e| e.signal);
     let reason = stop.map(|(r, _)| r);
-    let fatal = exit_code == Some(4) || tally.has_run_failure();
-    let not_run_message = match reason {
-        Some(StopReason::TimedOut) => "the batch timed out before this ticker finished".to_string(),
-        Some(StopReason::Killed) => "the batch was killed before this ticker finished".into(),
-        Some(StopReason::Cancelled) => "the run was cancelled before this ticker finished".into(),
-        None if fatal => "the worker stopped on a run-fatal error before this ticker".into(),
-        None => match (exit_code, signal) {
-            (_, Some(sig)) => {
-                format!("the worker died by signal {sig} before finishing this ticker")
-            }
-            (Some(rc), _) => {
-                format!("the worker exited with status {rc} without reporting this ticker")
-            }
-            (None, None) => "the worker could not be watched".into(),
+    // Exit 2 (input refused) and 4 (fatal) come before or instead of any ticker
+    // work: the setup is wrong, and another attempt would fail the same way.
+    let setup_exit = matches!(exit_code, Some(2 | 4)) && reason.is_none();
+    let fatal = setup_exit || tally.setup_failure.is_some() || tally.has_run_failure();
+    let last_error = last_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let not_run = match (&tally.setup_failure, last_error) {
+        (Some(setup), _) => setup.clone(),
+        (None, Some(message)) if setup_exit => TickerFailure {
+            class: "run".into(),
+            kind: "setup".into(),
+            status: None,
+            message,
+            attempts: 0,
         },
-    };
-    let not_run = TickerFailure {
-        class: if fatal { "run" } else { "retryable" }.into(),
-        kind: "not_run".into(),
-        status: None,
-        message: not_run_message,
-        attempts: 0,
+        _ => TickerFailure {
+            class: if fatal { "run" } else { "retryable" }.into(),
+            kind: "not_run".into(),
+            status: None,
+            message: not_run_message(reason, fatal, exit_code, signal),
+            attempts: 0,
+        },
     };
     let result = BatchResult {
         id: a.id,
@@ -257,4 +264,28 @@ pub(crate) fn supervise(
         result.bars
     ));
     result
+}
+
+/// Why a ticker the worker never reported did not run.
+fn not_run_message(
+    reason: Option<StopReason>,
+    fatal: bool,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+) -> String {
+    match reason {
+        Some(StopReason::TimedOut) => "the batch timed out before this ticker finished".into(),
+        Some(StopReason::Killed) => "the batch was killed before this ticker finished".into(),
+        Some(StopReason::Cancelled) => "the run was cancelled before this ticker finished".into(),
+        None if fatal => "the worker stopped on a run-fatal error before this ticker".into(),
+        None => match (exit_code, signal) {
+            (_, Some(sig)) => {
+                format!("the worker died by signal {sig} before finishing this ticker")
+            }
+            (Some(rc), _) => {
+                format!("the worker exited with status {rc} without reporting this ticker")
+            }
+            (None, None) => "the worker could not be watched".into(),
+        },
+    }
 }

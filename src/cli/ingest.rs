@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 
 use crate::budget::{Budget, Rate, default_state_dir};
 use crate::calendar::{DateRange, today_ny};
-use crate::ingest::events::JsonLines;
-use crate::ingest::{DEFAULT_IN_FLIGHT, EXIT_USAGE, Ingest};
-use crate::polygon::{Client, ClientConfig, DEFAULT_BASE_URL, RetryPolicy};
+use crate::ingest::events::{Event, EventSink, JsonLines};
+use crate::ingest::{DEFAULT_IN_FLIGHT, EXIT_USAGE, Ingest, SetupError, SetupKind};
+use crate::polygon::{Client, ClientConfig, DEFAULT_BASE_URL, ErrorKind, RetryPolicy};
 use crate::secret::ApiKey;
 use crate::store::{DatasetIdentity, Store};
 use crate::ticker::clean_tickers;
@@ -24,7 +24,9 @@ Events: one JSON object per line on stdout (ticker_started, page, retry, ticker_
 ticker_failed, finished); a human log on stderr.
 
 Exit status: 0 every ticker complete; 3 some tickers failed (the rest are complete);
-4 fatal for the whole run (key missing or rejected, output unwritable); 2 bad input.
+4 fatal for the whole run (key missing or rejected, output unwritable or holding other
+data, budget file unusable); 2 bad input (arguments, dates, tickers). A setup failure
+(2 or 4 before any request) is also reported as one `setup_failed` event.
 
 The API key is read from POLYGON_API_KEY or MASSIVE_API_KEY, never from a flag.
 
@@ -80,19 +82,79 @@ pub struct IngestArgs {
     pub max_backoff_ms: u64,
 }
 
+/// Everything the worker needs, checked before any request.
+struct Prepared {
+    tickers: Vec<String>,
+    range: DateRange,
+    store: Store,
+    client: Client,
+}
+
 /// Runs the worker.
+///
+/// A setup failure (bad input, no key, unusable output folder or budget) is reported
+/// as one `setup_failed` event on stdout and one `error:` line on stderr, and exits 2
+/// (bad input) or 4 (fatal for the run), as `--help` documents.
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let tickers = read_tickers(&args)?;
-    let range = DateRange::parse(&args.from, &args.to)?;
-    let api_key = ApiKey::from_env().context(
-        "no API key: set POLYGON_API_KEY (or MASSIVE_API_KEY) in the environment; \
-         for a keyless try, run `barsmith demo`",
-    )?;
+    let mut sink = JsonLines(std::io::stdout());
+    let prepared = match prepare(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            let exit_code = e.kind.exit_code();
+            sink.emit(Event::SetupFailed {
+                kind: e.kind,
+                message: e.message,
+                exit_code,
+            });
+            return Ok(ExitCode::from(exit_code as u8));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ingest = Ingest {
+        client: &prepared.client,
+        store: &prepared.store,
+        range: prepared.range,
+        today: today_ny(),
+        cancel: &|| false,
+        in_flight: args.in_flight,
+    };
+    let report = runtime.block_on(ingest.run(&prepared.tickers, &mut sink));
+    if let Some(fatal) = &report.fatal {
+        tracing::error!("stopping: {}", fatal.message);
+    }
+    Ok(ExitCode::from(report.exit_code() as u8))
+}
+
+/// Checks the input, then the key, the output folder, the budget and the client, in
+/// that order: the cheapest mistakes are named first.
+fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
+    let bad_input = |e: anyhow::Error| SetupError::new(SetupKind::BadInput, format!("{e:#}"));
+    let tickers = read_tickers(args).map_err(bad_input)?;
+    let range = DateRange::parse(&args.from, &args.to)
+        .map_err(|e| SetupError::new(SetupKind::BadInput, e.to_string()))?;
+    let api_key = ApiKey::from_env().ok_or_else(|| {
+        SetupError::new(
+            SetupKind::MissingKey,
+            "no API key: set POLYGON_API_KEY (or MASSIVE_API_KEY) in the environment; \
+             for a keyless try, run `barsmith demo`",
+        )
+    })?;
     let identity = DatasetIdentity::minute(!args.unadjusted);
-    let store = Store::open(&args.outdir, &identity)?;
-    let budget = Budget::open(&default_state_dir(), &api_key, args.max_rps).context(
-        "cannot open the shared request budget (set BARSMITH_STATE_DIR to a writable folder)",
-    )?;
+    let store = Store::open(&args.outdir, &identity)
+        .map_err(|e| SetupError::new(SetupKind::Store, e.to_string()))?;
+    let budget = Budget::open(&default_state_dir(), &api_key, args.max_rps).map_err(|e| {
+        SetupError::new(
+            SetupKind::Budget,
+            format!(
+                "cannot open the shared request budget in {}: {e} \
+                 (set BARSMITH_STATE_DIR to a writable folder)",
+                default_state_dir().display()
+            ),
+        )
+    })?;
     let client = Client::new(ClientConfig {
         base_url: args.base_url.clone(),
         api_key,
@@ -105,24 +167,20 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             ..RetryPolicy::default()
         },
         budget: Some(budget),
+    })
+    .map_err(|e| {
+        let kind = match e.kind {
+            ErrorKind::Tls => SetupKind::Client,
+            _ => SetupKind::BadInput,
+        };
+        SetupError::new(kind, e.message)
     })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let ingest = Ingest {
-        client: &client,
-        store: &store,
+    Ok(Prepared {
+        tickers,
         range,
-        today: today_ny(),
-        cancel: &|| false,
-        in_flight: args.in_flight,
-    };
-    let mut sink = JsonLines(std::io::stdout());
-    let report = runtime.block_on(ingest.run(&tickers, &mut sink));
-    if let Some(fatal) = &report.fatal {
-        tracing::error!("stopping: {}", fatal.message);
-    }
-    Ok(ExitCode::from(report.exit_code() as u8))
+        store,
+        client,
+    })
 }
 
 fn read_tickers(args: &IngestArgs) -> anyhow::Result<Vec<String>> {

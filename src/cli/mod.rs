@@ -84,14 +84,24 @@ pub fn main() -> ExitCode {
     })
 }
 
-/// Clap's first line (what is wrong) plus where to look, instead of a usage dump.
+/// Clap's first line (what is wrong) plus where to look, instead of a usage dump. The
+/// indented lines right after it (the missing arguments) are kept on the same line:
+/// `error: the following required arguments were not provided: --outdir <DIR>`.
 fn one_line_usage_error(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
-    let first = rendered
-        .lines()
+    let mut lines = rendered.lines();
+    let mut first = lines
         .next()
         .unwrap_or("error: invalid arguments")
-        .trim_end();
+        .trim_end()
+        .to_string();
+    let details: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if !details.is_empty() {
+        first = format!("{first} {}", details.join(", "));
+    }
     let sub = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     match sub {
         Some(sub) => format!("{first}; see `barsmith {sub} --help`"),

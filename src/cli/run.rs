@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::batch::{CancelFlag, ProgressMode, install_signal_handlers};
+use crate::batch::{CancelFlag, ProgressMode, RunRecords, install_signal_handlers};
 use crate::script::{Host, HostConfig, ScriptError, run_file};
 
 /// How batch progress is shown.
@@ -26,7 +26,9 @@ pub enum ProgressArg {
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 Exit status: the script's exit(code), else 0; 1 for a script error (shown as
-file:line:col with the source line); 2 for a bad script flag; 130 on Ctrl-C
+file:line:col with the source line); 2 for a bad script flag or a --run-dir that
+already holds a run; 4 for a setting no batch can get past (no API key, a --max-rps
+that is not a rate), before any worker starts; 130 on Ctrl-C
 (143 on SIGTERM) after running batches are stopped and the records written.
 
 Example:
@@ -81,6 +83,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (_, ProgressArg::Bars) => ProgressMode::Bars,
         (_, ProgressArg::Plain) => ProgressMode::Plain,
     };
+    if let Some(dir) = &args.run_dir
+        && let Err(e) = RunRecords::check_unused(dir)
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     let config = HostConfig {
         run_dir: args.run_dir,
         base_url: args.base_url,

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::polygon::FetchError;
 
+use super::setup::SetupKind;
+
 /// One thing that happened in a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -85,6 +87,11 @@ pub enum Event {
         /// Wall time for the ticker.
         #[serde(default)]
         elapsed_ms: u64,
+        /// Set when the range reaches today or later (New York): the first such day.
+        /// Bars so far are written, but those days are not complete until they are
+        /// over, so the ticker is reported "not yet available", not complete.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pending_from: Option<String>,
     },
     /// The ticker could not be completed; `error` says why and how bad it is.
     TickerFailed {
@@ -93,6 +100,18 @@ pub enum Event {
         /// The classified error (class, kind, status, message, attempts).
         #[serde(flatten)]
         error: FetchError,
+    },
+    /// The worker could not start work (bad input, no key, unusable output folder);
+    /// it exits with `exit_code` right after, having reported no ticker.
+    SetupFailed {
+        /// What failed.
+        kind: SetupKind,
+        /// What is wrong and what to do.
+        #[serde(default)]
+        message: String,
+        /// The process exit status that follows (2 or 4).
+        #[serde(default)]
+        exit_code: i32,
     },
     /// The worker is about to exit.
     Finished {
@@ -127,7 +146,7 @@ impl Event {
             | Event::Retry { ticker, .. }
             | Event::TickerDone { ticker, .. }
             | Event::TickerFailed { ticker, .. } => Some(ticker),
-            Event::Finished { .. } | Event::Other => None,
+            Event::SetupFailed { .. } | Event::Finished { .. } | Event::Other => None,
         }
     }
 }

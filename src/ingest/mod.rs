@@ -4,7 +4,10 @@
 //! in-process. Output is a stream of [`events::Event`]s and an [`IngestReport`].
 
 pub mod events;
+mod setup;
 mod worker;
+
+pub use setup::{SetupError, SetupKind};
 
 pub use worker::{
     DEFAULT_IN_FLIGHT, EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Ingest, IngestReport,

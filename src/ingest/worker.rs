@@ -31,6 +31,9 @@ pub struct IngestReport {
     pub ok: Vec<String>,
     /// Tickers that were already complete.
     pub skipped: Vec<String>,
+    /// Tickers fetched as far as possible whose range reaches today or later: not
+    /// complete until those days are over (not a failure; exit status 0).
+    pub pending: Vec<String>,
     /// Tickers that failed, with the classified error.
     pub failed: Vec<(String, FetchError)>,
     /// Bars written.
@@ -99,9 +102,13 @@ impl Ingest<'_> {
             match outcome {
                 Ok(TickerOutcome::Cancelled) => {}
                 Ok(TickerOutcome::Skipped) => report.skipped.push(ticker.clone()),
-                Ok(TickerOutcome::Done { bars }) => {
+                Ok(TickerOutcome::Done { bars, pending }) => {
                     report.bars += bars;
-                    report.ok.push(ticker.clone());
+                    if pending {
+                        report.pending.push(ticker.clone());
+                    } else {
+                        report.ok.push(ticker.clone());
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%ticker, kind = ?error.kind, "{}", error.message);
@@ -169,7 +176,12 @@ impl Ingest<'_> {
             return Ok(TickerOutcome::Skipped);
         }
         let mut totals = Totals::default();
-        for piece in missing.iter().flat_map(DateRange::split_by_year) {
+        // Days after today have no bars yet: asking for them costs requests for nothing.
+        let pieces = missing
+            .iter()
+            .flat_map(DateRange::split_by_year)
+            .filter(|p| p.from <= self.today);
+        for piece in pieces {
             if (self.cancel)() {
                 return Ok(TickerOutcome::Cancelled);
             }
@@ -231,13 +243,23 @@ impl Ingest<'_> {
                 duplicates_dropped: totals.duplicates,
                 out_of_order_dropped: totals.out_of_order,
                 elapsed_ms: started.elapsed().as_millis() as u64,
+                pending_from: self.pending_from().map(|d| d.to_string()),
             },
         );
-        Ok(TickerOutcome::Done { bars: totals.bars })
+        Ok(TickerOutcome::Done {
+            bars: totals.bars,
+            pending: self.pending_from().is_some(),
+        })
     }
 }
 
 impl Ingest<'_> {
+    /// The first day of the range that cannot be complete yet (today or later in New
+    /// York), if the range reaches it.
+    fn pending_from(&self) -> Option<Date> {
+        (self.range.to >= self.today).then(|| self.range.from.max(self.today))
+    }
+
     fn adjusted(&self) -> bool {
         self.store.identity().is_none_or(|i| i.adjusted)
     }
@@ -246,7 +268,7 @@ impl Ingest<'_> {
 enum TickerOutcome {
     Cancelled,
     Skipped,
-    Done { bars: u64 },
+    Done { bars: u64, pending: bool },
 }
 
 #[derive(Default)]

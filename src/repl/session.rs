@@ -250,6 +250,7 @@ impl Session {
             (_, Some(Ending::Usage { message, usage })) => {
                 Reply::Error(format!("error: {message}\n\n{usage}"))
             }
+            (_, Some(Ending::Setup(message))) => Reply::Error(format!("error: {message}")),
             (Err(e), None) if matches!(*e, EvalAltResult::Exit(..)) => Reply::Quit(0),
             (Err(e), None) => match self.locate(&e, &sources) {
                 ScriptError::Cancelled => Reply::Cancelled,

@@ -130,6 +130,10 @@ pub enum ScriptError {
         /// The script's usage text.
         usage: String,
     },
+    /// A run setting no batch can get past (bad rate, no API key, run folder in use):
+    /// the run stops before starting (more) workers.
+    #[error("{0}")]
+    Setup(String),
     /// Stopped by Ctrl-C, SIGTERM or the REPL.
     #[error("cancelled")]
     Cancelled,
@@ -143,15 +147,18 @@ impl ScriptError {
             ScriptError::Syntax(l) | ScriptError::Runtime(l) => l.render(),
             ScriptError::Usage { message, usage } => format!("error: {message}\n\n{usage}"),
             ScriptError::Cancelled => "cancelled".to_string(),
+            ScriptError::Setup(message) => format!("error: {message}"),
             e @ ScriptError::Read { .. } => e.to_string(),
         }
     }
 
-    /// The process exit status for this error: 2 for flag errors, 128 + the signal
+    /// The process exit status for this error: 2 for flag errors, 4 for a setup error
+    /// (as for a run halted on a fatal error), 128 + the signal
     /// when cancelled (130 for Ctrl-C, 143 for SIGTERM), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
             ScriptError::Usage { .. } => 2,
+            ScriptError::Setup(_) => 4,
             ScriptError::Cancelled => crate::batch::last_signal().map_or(130, |s| 128 + s),
             _ => 1,
         }

@@ -96,6 +96,8 @@ pub enum Ending {
         /// The script's usage text.
         usage: String,
     },
+    /// A setting no batch can get past (see [`BatchError::Setup`]): exit 4.
+    Setup(String),
 }
 
 /// Everything a running script can reach outside the engine.
@@ -232,6 +234,15 @@ impl Host {
     }
 
     fn run_config(&self) -> Result<RunConfig, BatchError> {
+        // The real worker cannot start without a key: say so once, before any batch,
+        // rather than through every worker's exit status.
+        if self.config.worker.is_none() && self.api_key().is_none() {
+            return Err(BatchError::Setup(
+                "no API key: set POLYGON_API_KEY (or MASSIVE_API_KEY) in the environment; \
+                 for a keyless try, run `barsmith demo`"
+                    .into(),
+            ));
+        }
         let worker = match &self.config.worker {
             Some(w) => w.clone(),
             None => WorkerCommand::current_exe().map_err(|source| BatchError::Spawn {
@@ -286,6 +297,9 @@ impl Host {
         runner.shutdown();
         let flags = lock(&self.flags).clone();
         match runner.finish(&self.script_name(), &flags, self.started, code) {
+            // A summary of no batch at all (the script stopped first) is only noise
+            // above the reason; the records are still written.
+            Ok(summary) if summary.attempts == 0 => {}
             Ok(summary) => self.emit_stderr(&summary.to_string()),
             Err(e) => self.warn(&format!("cannot write the run records: {e}")),
         }

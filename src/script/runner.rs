@@ -71,6 +71,7 @@ fn finish(
             None => Ok(0),
             Some(Ending::Exit(code)) => Ok(code),
             Some(Ending::Usage { message, usage }) => Err(ScriptError::Usage { message, usage }),
+            Some(Ending::Setup(message)) => Err(ScriptError::Setup(message)),
         },
     }
 }

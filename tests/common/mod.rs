@@ -178,3 +178,34 @@ pub fn python_with_readers() -> PathBuf {
     std::fs::write(&marker, wanted).expect("venv marker");
     python
 }
+
+impl Fixture {
+    /// `barsmith run --progress none scripts/wrapper.rhai` on this fixture into run
+    /// folder `runs/<run>`, with `args` after the script (give `--tickers-csv`,
+    /// `--from`, `--to`; `--outdir` is the fixture's).
+    pub fn wrapper_run(&self, run: &str, args: &[&str]) -> Command {
+        let mut cmd = self.barsmith();
+        cmd.arg("run")
+            .arg("--run-dir")
+            .arg(self.run_dir(run))
+            .args(["--progress", "none", "--base-url", &self.sandbox.base_url()])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wrapper.rhai"))
+            .arg("--outdir")
+            .arg(self.outdir())
+            .args(["--retry-delay", "0", "--request-retries", "2"])
+            .args(args);
+        cmd
+    }
+
+    /// The run folder `runs/<run>` of this fixture.
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.dir.path().join("runs").join(run)
+    }
+
+    /// Writes a universe CSV with these tickers and returns its path as text.
+    pub fn universe(&self, tickers: &[&str]) -> String {
+        let path = self.dir.path().join("universe.csv");
+        std::fs::write(&path, format!("ticker\n{}\n", tickers.join("\n"))).unwrap();
+        path.display().to_string()
+    }
+}

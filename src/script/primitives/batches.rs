@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
-use crate::batch::{BatchError, BatchOptions, BatchResult, TickerOutcome};
-use crate::script::host::Host;
+use crate::batch::{BatchError, BatchOptions, BatchResult, TickerOutcome, TickerStatus};
+use crate::script::host::{Ending, Host};
 use crate::script::primitives::net::failure_map;
 use crate::script::primitives::util::cancelled;
 use crate::script::types::batch_handle::ScriptBatchHandle;
@@ -34,10 +34,16 @@ pub(crate) const SPAWN_OPTIONS: &[&str] = &[
     "label",
 ];
 
-/// A batch error as a script error (cancellation ends the script).
-pub(crate) fn batch_error(function: &str, e: BatchError) -> Box<EvalAltResult> {
+/// A batch error as a script error. Cancellation ends the script; a setup error ends
+/// it too, with exit 4 and its own one-line reason (no script can fix it by catching).
+pub(crate) fn batch_error(host: &Host, function: &str, e: BatchError) -> Box<EvalAltResult> {
     match e {
         BatchError::Cancelled => cancelled(),
+        // The message names the setting; which primitive met it first is noise.
+        BatchError::Setup(message) => {
+            host.set_ending(Ending::Setup(message));
+            Box::new(EvalAltResult::Exit(Dynamic::UNIT, rhai::Position::NONE))
+        }
         e => error(format!("{function}: {e}")),
     }
 }
@@ -157,6 +163,10 @@ pub(crate) fn result_map(r: &BatchResult) -> Map {
     m.insert("ok".into(), names(complete));
     m.insert("failed".into(), names(r.incomplete_tickers()));
     m.insert("retryable".into(), names(r.retryable_tickers()));
+    m.insert(
+        "pending".into(),
+        names(r.tickers_with(TickerStatus::Pending)),
+    );
     m
 }
 
@@ -223,11 +233,17 @@ pub mod batches_fns {
         let host = host(&ctx)?;
         let tickers = batch_tickers(&tickers)?;
         let options = batch_options(&host, opts)?;
-        let runner = host.runner().map_err(|e| batch_error("spawn_batch", e))?;
+        // Checked before the runner exists, so a typo leaves no empty run folder.
+        options
+            .check()
+            .map_err(|m| batch_error(&host, "spawn_batch", BatchError::Setup(m)))?;
+        let runner = host
+            .runner()
+            .map_err(|e| batch_error(&host, "spawn_batch", e))?;
         runner
             .spawn(tickers, options)
             .map(ScriptBatchHandle)
-            .map_err(|e| batch_error("spawn_batch", e))
+            .map_err(|e| batch_error(&host, "spawn_batch", e))
     }
 
     /// Blocks until the batch finishes and returns its result map: `id`, `attempt`,
@@ -237,18 +253,20 @@ pub mod batches_fns {
     /// (seconds), `started_at`, `log`, `bars`, `requests`, `retries`, `tickers` (one
     /// map per ticker: `ticker`, `status` ok/skipped/failed/not_run, `bars`,
     /// `requests`, `error` = `()` or `#{class, kind, status, message, attempts}`), and
-    /// the lists `ok`, `failed` and `retryable` (failed with class `retryable`).
+    /// the lists `ok`, `failed` and `retryable` (failed with class `retryable`), and
+    /// `pending` (fetched so far, but the range reaches days not over yet).
     /// Ctrl-C ends the script. Waiting again on a finished handle returns the same
     /// result.
     ///
     /// Example: `let r = wait(h); if !r.success { queue += r.retryable; }`
     #[rhai_fn(return_raw)]
     pub fn wait(ctx: NativeCallContext, handle: ScriptBatchHandle) -> Fallible<Map> {
-        let runner = host(&ctx)?.runner().map_err(|e| batch_error("wait", e))?;
+        let host = host(&ctx)?;
+        let runner = host.runner().map_err(|e| batch_error(&host, "wait", e))?;
         runner
             .wait(&handle.0)
             .map(|r| result_map(&r))
-            .map_err(|e| batch_error("wait", e))
+            .map_err(|e| batch_error(&host, "wait", e))
     }
 
     /// Blocks until one of `handles` finishes; returns `#{index, result}` (remove
@@ -284,12 +302,13 @@ pub mod batches_fns {
                 "wait_any: the timeout must be a finite number of seconds",
             ));
         };
-        let runner = host(&ctx)?
+        let host = host(&ctx)?;
+        let runner = host
             .runner()
-            .map_err(|e| batch_error("wait_any", e))?;
+            .map_err(|e| batch_error(&host, "wait_any", e))?;
         match runner
             .wait_any(&list, timeout)
-            .map_err(|e| batch_error("wait_any", e))?
+            .map_err(|e| batch_error(&host, "wait_any", e))?
         {
             None => Ok(Dynamic::UNIT),
             Some((index, result)) => {
@@ -318,7 +337,8 @@ pub mod batches_fns {
     /// Example: `let r = poll(h); if r != () { log(r.status); }`
     #[rhai_fn(return_raw)]
     pub fn poll(ctx: NativeCallContext, handle: ScriptBatchHandle) -> Fallible<Dynamic> {
-        let runner = host(&ctx)?.runner().map_err(|e| batch_error("poll", e))?;
+        let host = host(&ctx)?;
+        let runner = host.runner().map_err(|e| batch_error(&host, "poll", e))?;
         Ok(runner
             .poll(&handle.0)
             .map_or(Dynamic::UNIT, |r| Dynamic::from_map(result_map(&r))))
@@ -330,7 +350,8 @@ pub mod batches_fns {
     /// Example: `for h in running { kill(h); }`
     #[rhai_fn(return_raw)]
     pub fn kill(ctx: NativeCallContext, handle: ScriptBatchHandle) -> Fallible<bool> {
-        let runner = host(&ctx)?.runner().map_err(|e| batch_error("kill", e))?;
+        let host = host(&ctx)?;
+        let runner = host.runner().map_err(|e| batch_error(&host, "kill", e))?;
         Ok(runner.kill(&handle.0))
     }
 
@@ -353,9 +374,10 @@ pub mod batches_fns {
         if batches < 0 || tickers < 0 {
             return Err(error("set_total: totals cannot be negative"));
         }
-        let runner = host(&ctx)?
+        let host = host(&ctx)?;
+        let runner = host
             .runner()
-            .map_err(|e| batch_error("set_total", e))?;
+            .map_err(|e| batch_error(&host, "set_total", e))?;
         runner.set_total(batches as u64, tickers as u64);
         Ok(())
     }
@@ -379,9 +401,10 @@ pub mod batches_fns {
     /// Example: `write_csv(`${run_dir()}/todo.csv`, rows);`
     #[rhai_fn(return_raw)]
     pub fn run_dir(ctx: NativeCallContext) -> Fallible<String> {
-        let runner = host(&ctx)?
+        let host = host(&ctx)?;
+        let runner = host
             .runner()
-            .map_err(|e| batch_error("run_dir", e))?;
+            .map_err(|e| batch_error(&host, "run_dir", e))?;
         Ok(runner.run_dir().display().to_string())
     }
 }

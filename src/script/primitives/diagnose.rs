@@ -389,6 +389,7 @@ fn event_line(e: &Event) -> Option<String> {
             error.kind.as_str(),
             error.message
         ),
+        Event::SetupFailed { message, .. } => format!("cannot start: {message}"),
         Event::Finished { .. } | Event::Other => return None,
     })
 }

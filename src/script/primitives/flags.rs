@@ -369,6 +369,76 @@ pub mod flags_fns {
             })),
         }
     }
+
+    /// Checks flag values against bounds before anything runs, so that a value no run
+    /// can use is refused with the flag named instead of failing later. `rules` maps a
+    /// flag key to its smallest value (`1`) or to an inclusive range (`0..=100`).
+    /// A value out of bounds ends the script with exit status 2, like a bad flag.
+    ///
+    /// Errors when a rule names a key that `cfg` lacks, or a value or rule is not a
+    /// number or an integer range.
+    ///
+    /// Example: `check_flags(cfg, #{ batch_size: 1, max_concurrent: 1, max_failed_pct: 0..=100 });`
+    #[rhai_fn(return_raw)]
+    pub fn check_flags(ctx: NativeCallContext, cfg: Map, rules: Map) -> Fallible<()> {
+        let host = host(&ctx)?;
+        for (key, rule) in &rules {
+            let value = cfg.get(key.as_str()).ok_or_else(|| {
+                crate::script::value::error(format!("check_flags: no flag '{key}' in cfg"))
+            })?;
+            if let Some(message) = out_of_bounds(key, value, rule)? {
+                let script = host.script();
+                let name = script
+                    .path
+                    .as_deref()
+                    .map_or_else(|| "SCRIPT".to_string(), |p| p.display().to_string());
+                host.set_ending(Ending::Usage {
+                    message,
+                    usage: format!("`barsmith run {name} --help` lists the flags."),
+                });
+                return Err(Box::new(EvalAltResult::Exit(Dynamic::UNIT, Position::NONE)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The message for a flag value outside its rule (`Ok(None)` when inside).
+fn out_of_bounds(
+    key: &str,
+    value: &Dynamic,
+    rule: &Dynamic,
+) -> Result<Option<String>, Box<EvalAltResult>> {
+    let flag = format!("--{}", key.replace('_', "-"));
+    let v = value
+        .as_int()
+        .map(|i| i as f64)
+        .or_else(|_| value.as_float())
+        .map_err(|_| {
+            crate::script::value::error(format!(
+                "check_flags: {flag} is {}, not a number",
+                value.type_name()
+            ))
+        })?;
+    let (lo, hi) = if let Ok(min) = rule.as_int() {
+        (min, i64::MAX)
+    } else if let Some(r) = rule.read_lock::<std::ops::RangeInclusive<i64>>() {
+        (*r.start(), *r.end())
+    } else if let Some(r) = rule.read_lock::<std::ops::Range<i64>>() {
+        (r.start, r.end.saturating_sub(1))
+    } else {
+        return Err(crate::script::value::error(format!(
+            "check_flags: the rule for '{key}' must be a minimum (1) or a range (0..=100), got {}",
+            rule.type_name()
+        )));
+    };
+    Ok(if v < lo as f64 {
+        Some(format!("{flag} must be at least {lo}, got {value}"))
+    } else if v > hi as f64 {
+        Some(format!("{flag} must be at most {hi}, got {value}"))
+    } else {
+        None
+    })
 }
 
 #[cfg(test)]
