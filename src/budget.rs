@@ -9,8 +9,18 @@
 //! after which the caller sleeps until its slot without holding anything. A 429 seen
 //! by any process pushes the TAT forward for all of them ([`Budget::penalize`]).
 //!
-//! There is no burst allowance: requests are spaced evenly at `1/rate`, which is what
-//! keeps a free-plan key (`5/min`) from ever seeing a 429.
+//! A handle may allow a *burst*: after an idle spell, up to `burst` requests go at
+//! once, then they are spaced at `1/rate` again (GCRA with a tolerance of
+//! `burst - 1` intervals). Workers use [`Rate::default_burst`], 0.8 s worth of
+//! requests, so that a run's first requests do not wait a whole latency for the
+//! schedule to fill; at a free-plan rate (`5/min`) that is 1, so requests stay evenly
+//! spaced and never draw a 429.
+//!
+//! The schedule adapts to a server stricter than the rate (AIMD): a 429 makes the key
+//! more cautious for every process — the first drops the burst to 1, later ones slow
+//! the rate by 3% a step (to at most 25% slower); each 2 s without a 429 takes one
+//! step back (the burst comes back by doublings). The file then holds
+//! `tat caution last_429_ns`.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -49,7 +59,26 @@ impl Rate {
     fn interval_ns(self) -> u64 {
         (1e9 / self.0).round().max(1.0) as u64
     }
+
+    /// The burst a worker allows: [`BURST_SECONDS`] worth of requests, at least 1 (so a
+    /// rate under 1.25 req/s is evenly spaced from the first request).
+    pub fn default_burst(self) -> u32 {
+        ((self.0 * BURST_SECONDS).floor() as u32).max(1)
+    }
 }
+
+/// How much of a second's requests may go at once after an idle spell. Under one
+/// second, so a server limiting "N per second" with a burst of N is never exceeded.
+pub const BURST_SECONDS: f64 = 0.8;
+/// One step of caution is taken back after this long without a 429.
+const RECOVER_NS: u64 = 2_000_000_000;
+/// 429s closer together than this count as one: the requests in flight when the
+/// server starts refusing all see it, and that is one signal, not many.
+const SAME_429_NS: u64 = 1_000_000_000;
+/// Slowest rate caution reaches, as a share of the configured rate.
+const MIN_RATE_SHARE: f64 = 0.75;
+/// Steps of 3% that reach [`MIN_RATE_SHARE`] (0.97^10 ≈ 0.74).
+const MAX_SLOW_STEPS: u32 = 10;
 
 impl Default for Rate {
     fn default() -> Rate {
@@ -130,6 +159,7 @@ pub struct Budget {
 struct Inner {
     path: PathBuf,
     rate: Rate,
+    burst: u32,
     /// Serialises this process's tasks: `flock` does not exclude two threads that
     /// share one open file, so the in-process mutex comes first.
     state: Mutex<State>,
@@ -139,8 +169,43 @@ struct State {
     file: File,
     /// Used only when the file cannot be read or written: the budget then degrades to
     /// a per-process schedule instead of failing requests.
-    local_tat: u64,
+    local: Schedule,
     warned: bool,
+}
+
+/// What the shared file holds: `tat caution last_429_ns` (a file holding only `tat`,
+/// as older versions wrote it, reads as no caution).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Schedule {
+    /// Theoretical arrival time: the next free slot at the (cautious) rate, ns.
+    tat: u64,
+    /// Steps of caution after 429s (see the module doc).
+    caution: u32,
+    /// When the last counted 429 was seen, ns.
+    last_429: u64,
+}
+
+impl Schedule {
+    fn parse(text: &str) -> Schedule {
+        let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+        let mut next = || it.next().flatten().unwrap_or(0);
+        Schedule {
+            tat: next(),
+            caution: next().min(64) as u32,
+            last_429: next(),
+        }
+    }
+
+    fn text(self) -> String {
+        format!("{} {} {}\n", self.tat, self.caution, self.last_429)
+    }
+
+    /// Caution still in force at `now`: one step less per [`RECOVER_NS`] without a 429.
+    fn caution_at(self, now: u64) -> u32 {
+        let quiet = now.saturating_sub(self.last_429) / RECOVER_NS;
+        self.caution
+            .saturating_sub(u32::try_from(quiet).unwrap_or(u32::MAX))
+    }
 }
 
 impl fmt::Debug for Budget {
@@ -152,21 +217,21 @@ impl fmt::Debug for Budget {
     }
 }
 
-/// Read-modify-write of the TAT file while holding the exclusive lock: `f` maps the
-/// stored TAT to the new one.
-fn with_locked_tat(file: &mut File, f: impl FnOnce(u64) -> u64) -> io::Result<()> {
+/// Read-modify-write of the schedule file while holding the exclusive lock: `f` maps
+/// the stored schedule to the new one.
+fn with_locked_schedule(file: &mut File, f: impl FnOnce(Schedule) -> Schedule) -> io::Result<()> {
     file.lock()?;
     let result = (|| {
         let mut text = String::new();
         file.seek(SeekFrom::Start(0))?;
         file.read_to_string(&mut text)?;
         // An empty or damaged file means "no reservation yet".
-        let tat = text.trim().parse::<u64>().unwrap_or(0);
-        let new_tat = f(tat);
-        if new_tat != tat {
+        let old = Schedule::parse(&text);
+        let new = f(old);
+        if new != old {
             file.seek(SeekFrom::Start(0))?;
             file.set_len(0)?;
-            file.write_all(format!("{new_tat}\n").as_bytes())?;
+            file.write_all(new.text().as_bytes())?;
         }
         Ok(())
     })();
@@ -185,8 +250,20 @@ fn now_ns() -> u64 {
 const MAX_AHEAD_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 impl Budget {
-    /// Opens (creating if needed) `budget-<fingerprint>.gcra` in `state_dir`.
+    /// Opens (creating if needed) `budget-<fingerprint>.gcra` in `state_dir`, with
+    /// no burst: requests evenly spaced at `rate`.
     pub fn open(state_dir: &Path, key: &ApiKey, rate: Rate) -> io::Result<Budget> {
+        Budget::open_with_burst(state_dir, key, rate, 1)
+    }
+
+    /// Like [`open`](Self::open), allowing up to `burst` requests at once after an
+    /// idle spell (see the module doc).
+    pub fn open_with_burst(
+        state_dir: &Path,
+        key: &ApiKey,
+        rate: Rate,
+        burst: u32,
+    ) -> io::Result<Budget> {
         if !(rate.0.is_finite() && rate.0 > 0.0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -205,9 +282,10 @@ impl Budget {
             inner: Arc::new(Inner {
                 path,
                 rate,
+                burst: burst.max(1),
                 state: Mutex::new(State {
                     file,
-                    local_tat: 0,
+                    local: Schedule::default(),
                     warned: false,
                 }),
             }),
@@ -240,43 +318,106 @@ impl Budget {
         }
     }
 
-    /// Records a 429: nobody using this key sends again before `now + delay`.
+    /// Records a 429: nobody using this key sends again before `now + delay`, and
+    /// the key becomes more cautious (see the module doc) until it has been quiet for
+    /// a while.
     ///
     /// Synchronous: it runs the same tiny locked section as `acquire`, once per 429,
     /// which is rare enough not to matter to the runtime.
     pub fn penalize(&self, delay: Duration) {
-        let until = now_ns().saturating_add(delay.as_nanos().min(u128::from(MAX_AHEAD_NS)) as u64);
-        self.update(|_, tat| (tat.max(until), ()));
+        self.note_429(|_| Some(delay));
+    }
+
+    /// Records a 429 seen by a request: every process on the key waits the server's
+    /// `Retry-After` when it sent one. Without one, caution alone (a smaller burst, a
+    /// slower rate) answers it while it can, and the key pauses for `fallback` only
+    /// once the rate is as slow as caution makes it: a pause per 429 would cost a
+    /// strict server half its budget, none at all would let a badly set rate storm.
+    pub fn rate_limited(&self, retry_after: Option<Duration>, fallback: Duration) {
+        let floor = self.inner.burst.ilog2() + MAX_SLOW_STEPS;
+        self.note_429(|caution| match retry_after {
+            Some(ra) => Some(ra),
+            None => (caution >= floor).then_some(fallback),
+        });
+    }
+
+    /// Counts a 429 (simultaneous ones once) and pushes the schedule past the pause
+    /// `pause(new caution)` returns, if any.
+    fn note_429(&self, pause: impl Fn(u32) -> Option<Duration>) {
+        self.update(|now, s| {
+            let mut next = s;
+            if now.saturating_sub(s.last_429) >= SAME_429_NS {
+                // The first 429 drops the burst at once (halving it step by step would
+                // draw a storm of 429s from a server that allows none); later ones slow
+                // the rate.
+                let halvings = self.inner.burst.ilog2();
+                next.caution = (s.caution_at(now) + 1).max(halvings).min(64);
+                next.last_429 = now;
+            }
+            if let Some(delay) = pause(next.caution) {
+                let ns = delay.as_nanos().min(u128::from(MAX_AHEAD_NS)) as u64;
+                next.tat = s.tat.max(now.saturating_add(ns));
+            }
+            (next, ())
+        });
+    }
+
+    /// True when a request made now would not wait for the schedule: the key has
+    /// room for more requests in flight. Workers grow their concurrency only then.
+    pub fn has_room(&self) -> bool {
+        self.update(|now, s| {
+            let (_, tolerance) = self.spacing(s.caution_at(now));
+            (s, s.tat.saturating_sub(tolerance) <= now)
+        })
+    }
+
+    /// The interval between requests and the burst tolerance at `caution`, in ns.
+    fn spacing(&self, caution: u32) -> (u64, u64) {
+        let base = self.inner.rate.interval_ns();
+        // Halvings that bring the burst down to 1 (floor of log2); caution beyond
+        // them slows the rate.
+        let halvings = self.inner.burst.ilog2();
+        let burst = (self.inner.burst >> caution.min(31)).max(1);
+        let slow = caution.saturating_sub(halvings);
+        let share = 0.97f64
+            .powi(slow.min(MAX_SLOW_STEPS) as i32)
+            .max(MIN_RATE_SHARE);
+        let interval = (base as f64 / share).round() as u64;
+        (interval, interval * u64::from(burst - 1))
     }
 
     /// Reserves the next slot and returns how long to wait for it.
     fn reserve(&self) -> Duration {
-        let step = self.inner.rate.interval_ns();
-        self.update(|now, tat| {
-            let slot = tat.max(now);
-            (slot.saturating_add(step), Duration::from_nanos(slot - now))
+        self.update(|now, s| {
+            let (interval, tolerance) = self.spacing(s.caution_at(now));
+            let slot = s.tat.saturating_sub(tolerance).max(now);
+            let next = Schedule {
+                tat: s.tat.max(now).saturating_add(interval),
+                ..s
+            };
+            (next, Duration::from_nanos(slot - now))
         })
     }
 
-    /// Applies `f(now, tat) -> (new_tat, result)` to the shared TAT under the lock.
-    fn update<R>(&self, f: impl Fn(u64, u64) -> (u64, R)) -> R {
+    /// Applies `f(now, schedule) -> (new schedule, result)` to the shared schedule
+    /// under the lock.
+    fn update<R>(&self, f: impl Fn(u64, Schedule) -> (Schedule, R)) -> R {
         let mut st = match self.inner.state.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let now = now_ns();
-        let sane = |tat: u64| {
-            if tat > now.saturating_add(MAX_AHEAD_NS) {
-                0
-            } else {
-                tat
+        let sane = |mut s: Schedule| {
+            if s.tat > now.saturating_add(MAX_AHEAD_NS) || s.last_429 > now {
+                s = Schedule::default();
             }
+            s
         };
         let mut out = None;
-        let res = with_locked_tat(&mut st.file, |tat| {
-            let (new_tat, r) = f(now, sane(tat));
+        let res = with_locked_schedule(&mut st.file, |s| {
+            let (new, r) = f(now, sane(s));
             out = Some(r);
-            new_tat
+            new
         });
         if let Err(e) = res
             && !st.warned
@@ -290,8 +431,100 @@ impl Budget {
         }
         // The lock or the read failed before `f` ran: fall back to this process's own
         // schedule rather than failing (or flooding) requests.
-        let (new_tat, r) = f(now, sane(st.local_tat));
-        st.local_tat = new_tat;
+        let (new, r) = f(now, sane(st.local));
+        st.local = new;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(rate: f64, burst: u32) -> (tempfile::TempDir, Budget) {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Budget::open_with_burst(dir.path(), &ApiKey::new("k"), Rate(rate), burst).unwrap();
+        (dir, b)
+    }
+
+    #[test]
+    fn an_older_file_with_only_a_tat_reads_as_no_caution() {
+        assert_eq!(
+            Schedule::parse("123\n"),
+            Schedule {
+                tat: 123,
+                caution: 0,
+                last_429: 0
+            }
+        );
+        assert_eq!(Schedule::parse("garbage"), Schedule::default());
+        let s = Schedule {
+            tat: 5,
+            caution: 2,
+            last_429: 7,
+        };
+        assert_eq!(Schedule::parse(&s.text()), s);
+    }
+
+    #[test]
+    fn caution_halves_the_burst_then_slows_the_rate() {
+        let (_d, b) = budget(100.0, 80);
+        let i = 10_000_000; // 10 ms at 100/s
+        assert_eq!(b.spacing(0), (i, 79 * i));
+        assert_eq!(b.spacing(1), (i, 39 * i));
+        assert_eq!(b.spacing(6), (i, 0), "80 >> 6 = 1: no burst left");
+        let (slower, tolerance) = b.spacing(8);
+        assert_eq!(tolerance, 0);
+        assert_eq!(slower, (i as f64 / 0.97f64.powi(2)).round() as u64);
+        let (slowest, _) = b.spacing(64);
+        assert_eq!(slowest, (i as f64 / MIN_RATE_SHARE).round() as u64);
+    }
+
+    #[test]
+    fn caution_steps_back_after_quiet_spells() {
+        let s = Schedule {
+            tat: 0,
+            caution: 3,
+            last_429: 1_000,
+        };
+        assert_eq!(s.caution_at(1_000 + RECOVER_NS - 1), 3);
+        assert_eq!(s.caution_at(1_000 + 2 * RECOVER_NS), 1);
+        assert_eq!(s.caution_at(1_000 + 10 * RECOVER_NS), 0);
+    }
+
+    #[test]
+    fn a_burst_goes_at_once_then_requests_are_spaced() {
+        let (_d, b) = budget(10.0, 4);
+        let waits: Vec<Duration> = (0..6).map(|_| b.reserve()).collect();
+        assert!(waits[..4].iter().all(|w| w.is_zero()), "{waits:?}");
+        assert!(waits[4] > Duration::from_millis(50), "{waits:?}");
+        assert!(waits[5] > waits[4] + Duration::from_millis(50), "{waits:?}");
+        assert!(!b.has_room());
+    }
+
+    #[test]
+    fn a_429_counts_once_for_the_requests_in_flight_and_drops_the_burst() {
+        let (_d, b) = budget(10.0, 4);
+        assert!(b.has_room());
+        for _ in 0..5 {
+            b.penalize(Duration::ZERO);
+        }
+        let s = b.update(|_, s| (s, s));
+        assert_eq!(
+            s.caution, 2,
+            "simultaneous 429s are one step, to burst 1 at once"
+        );
+        let waits: Vec<Duration> = (0..2).map(|_| b.reserve()).collect();
+        assert!(waits[0].is_zero(), "{waits:?}");
+        assert!(waits[1] > Duration::from_millis(50), "{waits:?}");
+    }
+
+    #[test]
+    fn the_free_plan_rate_has_no_burst() {
+        assert_eq!(Rate::FREE_PLAN.default_burst(), 1);
+        assert_eq!(Rate(100.0).default_burst(), 80);
+        let (_d, b) = budget(5.0 / 60.0, Rate::FREE_PLAN.default_burst());
+        assert!(b.reserve().is_zero());
+        assert!(b.reserve() >= Duration::from_secs(11));
     }
 }

@@ -96,9 +96,15 @@ impl EventTally {
 
     /// True if some ticker failed with class `run`.
     pub fn has_run_failure(&self) -> bool {
-        self.tickers
-            .values()
-            .any(|t| t.error.as_ref().is_some_and(|e| e.class == "run"))
+        self.run_failure().is_some()
+    }
+
+    /// The failure of class `run` that stopped the worker, if a ticker had one.
+    pub fn run_failure(&self) -> Option<&TickerFailure> {
+        self.order
+            .iter()
+            .filter_map(|t| self.tickers.get(t)?.error.as_ref())
+            .find(|e| e.class == "run")
     }
 
     /// Bars over all tickers (written for done tickers, received so far for others).

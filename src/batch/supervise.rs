@@ -225,7 +225,11 @@ pub(crate) fn supervise(
             class: if fatal { "run" } else { "retryable" }.into(),
             kind: "not_run".into(),
             status: None,
-            message: not_run_message(reason, fatal, exit_code, signal),
+            message: match tally.run_failure() {
+                // The reason the worker stopped, not only that it did.
+                Some(f) if reason.is_none() => format!("not run: {}", f.message),
+                _ => not_run_message(reason, fatal, exit_code, signal),
+            },
             attempts: 0,
         },
     };

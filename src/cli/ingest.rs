@@ -73,8 +73,10 @@ pub struct IngestArgs {
     /// First backoff delay in milliseconds; it doubles per attempt, with jitter.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub backoff_ms: u64,
-    /// Tickers fetched at once: more keeps a budget busy when the API is slow; each
-    /// costs at most one ticker-year of memory.
+    /// Most tickers fetched at once. The worker starts with 2 and doubles while the
+    /// shared budget has room and it is not CPU-bound, halving on a 429, so a slow API
+    /// still gets enough requests in flight; each ticker costs at most one ticker-year
+    /// of memory.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_IN_FLIGHT)]
     pub in_flight: usize,
     /// Longest backoff delay in milliseconds.
@@ -145,16 +147,18 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
     let identity = DatasetIdentity::minute(!args.unadjusted);
     let store = Store::open(&args.outdir, &identity)
         .map_err(|e| SetupError::new(SetupKind::Store, e.to_string()))?;
-    let budget = Budget::open(&default_state_dir(), &api_key, args.max_rps).map_err(|e| {
-        SetupError::new(
-            SetupKind::Budget,
-            format!(
-                "cannot open the shared request budget in {}: {e} \
+    let burst = args.max_rps.default_burst();
+    let budget = Budget::open_with_burst(&default_state_dir(), &api_key, args.max_rps, burst)
+        .map_err(|e| {
+            SetupError::new(
+                SetupKind::Budget,
+                format!(
+                    "cannot open the shared request budget in {}: {e} \
                  (set BARSMITH_STATE_DIR to a writable folder)",
-                default_state_dir().display()
-            ),
-        )
-    })?;
+                    default_state_dir().display()
+                ),
+            )
+        })?;
     let client = Client::new(ClientConfig {
         base_url: args.base_url.clone(),
         api_key,

@@ -5,6 +5,7 @@
 
 pub mod events;
 mod setup;
+pub mod window;
 mod worker;
 
 pub use setup::{SetupError, SetupKind};

@@ -10,8 +10,12 @@ use futures_util::stream::FuturesUnordered;
 
 use jiff::civil::Date;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::bars::Bars;
 use crate::calendar::DateRange;
 use crate::ingest::events::{Event, EventSink};
+use crate::ingest::window::Window;
 use crate::polygon::{Client, ClientEvent, ErrorClass, ErrorKind, FetchError};
 use crate::store::{Provenance, Store, StoreError};
 
@@ -67,14 +71,17 @@ pub struct Ingest<'a> {
     pub today: Date,
     /// Checked between tickers and pieces; set it to stop early (REPL Ctrl-C).
     pub cancel: &'a dyn Fn() -> bool,
-    /// Tickers fetched at once. One request in flight cannot fill a budget when the
-    /// API is slow (6 workers at 150 ms a page top out at 40 req/s); each extra
-    /// ticker costs at most one ticker-year of memory.
+    /// Most tickers fetched at once. The window adapts below it
+    /// ([`super::window`]): one request in flight cannot fill a budget when the API is
+    /// slow (100 req/s at 1 s latency needs 100 at once); each ticker costs at most
+    /// one ticker-year of memory.
     pub in_flight: usize,
 }
 
-/// Tickers a worker fetches at once unless told otherwise.
-pub const DEFAULT_IN_FLIGHT: usize = 2;
+/// Most tickers a worker fetches at once unless told otherwise.
+pub const DEFAULT_IN_FLIGHT: usize = 32;
+/// How often the window is re-sized while nothing finishes.
+const TICK: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Sends one event; the lock is never held across an await.
 fn emit(sink: &Mutex<&mut dyn EventSink>, event: Event) {
@@ -89,15 +96,26 @@ impl Ingest<'_> {
         let sink = Mutex::new(sink);
         let mut report = IngestReport::default();
         let mut pending = tickers.iter();
+        // Declared before the futures that borrow it.
+        let window = Window::new(self.in_flight);
         let mut in_flight = FuturesUnordered::new();
+        let has_room = || self.client.budget().is_some_and(|b| b.has_room());
         loop {
-            while in_flight.len() < self.in_flight.max(1) && !(self.cancel)() {
+            while in_flight.len() < window.size() && !(self.cancel)() {
                 let Some(ticker) = pending.next() else { break };
-                let sink = &sink;
-                in_flight.push(async move { (ticker, self.ticker(ticker, sink).await) });
+                let (sink, window) = (&sink, &window);
+                in_flight.push(async move { (ticker, self.ticker(ticker, sink, window).await) });
             }
-            let Some((ticker, outcome)) = in_flight.next().await else {
+            if in_flight.is_empty() {
                 break;
+            }
+            let next = tokio::select! {
+                next = in_flight.next() => next,
+                () = tokio::time::sleep(TICK) => None,
+            };
+            window.adjust(in_flight.len(), pending.len() > 0, has_room);
+            let Some((ticker, outcome)) = next else {
+                continue;
             };
             match outcome {
                 Ok(TickerOutcome::Cancelled) => {}
@@ -146,6 +164,7 @@ impl Ingest<'_> {
         &self,
         ticker: &str,
         sink: &Mutex<&mut dyn EventSink>,
+        window: &Window,
     ) -> Result<TickerOutcome, FetchError> {
         let started = Instant::now();
         let missing = self
@@ -185,8 +204,11 @@ impl Ingest<'_> {
             if (self.cancel)() {
                 return Ok(TickerOutcome::Cancelled);
             }
+            let received = AtomicU64::new(0);
             let mut on_event = |e: ClientEvent| match e {
                 ClientEvent::Page { bars, .. } => {
+                    window.hold(bars as u64);
+                    received.fetch_add(bars as u64, Ordering::Relaxed);
                     emit(
                         sink,
                         Event::Page {
@@ -201,6 +223,9 @@ impl Ingest<'_> {
                     delay,
                     kind,
                 } => {
+                    if kind == ErrorKind::RateLimited {
+                        window.rate_limited();
+                    }
                     tracing::info!(%ticker, attempt, ?delay, "retry: {reason}");
                     emit(
                         sink,
@@ -214,21 +239,15 @@ impl Ingest<'_> {
                     );
                 }
             };
-            let fetched = self.client.fetch_bars(ticker, piece, &mut on_event).await?;
-            let provenance = Provenance::now(self.adjusted(), piece);
-            if self
-                .store
-                .write_piece(ticker, piece, &fetched.bars, &provenance)
-                .map_err(store_error)?
-                .is_some()
-            {
-                totals.files += 1;
-            }
-            self.store
-                .mark_complete(ticker, piece, self.today)
-                .map_err(store_error)?;
-            tracing::info!(%ticker, %piece, bars = fetched.bars.len(), "piece written");
-            totals.bars += fetched.bars.len() as u64;
+            let fetched = self.client.fetch_bars(ticker, piece, &mut on_event).await;
+            let held = received.load(Ordering::Relaxed);
+            let fetched = fetched.inspect_err(|_| window.release(held))?;
+            let n = fetched.bars.len() as u64;
+            let wrote = self.write(ticker, piece, fetched.bars).await;
+            window.release(held);
+            totals.files += u32::from(wrote?);
+            tracing::info!(%ticker, %piece, bars = n, "piece written");
+            totals.bars += n;
             totals.requests += fetched.requests;
             totals.duplicates += fetched.duplicates_dropped;
             totals.out_of_order += fetched.out_of_order_dropped;
@@ -254,6 +273,28 @@ impl Ingest<'_> {
 }
 
 impl Ingest<'_> {
+    /// Writes one piece and records it complete, on the blocking pool: Parquet
+    /// encoding and fsyncs never hold up the requests of the other tickers in flight.
+    /// The coverage record still follows the file, so a kill at any instant leaves
+    /// nothing recorded that is not on disk. True when a file was written.
+    async fn write(&self, ticker: &str, piece: DateRange, bars: Bars) -> Result<bool, FetchError> {
+        let (store, ticker, today) = (self.store.clone(), ticker.to_string(), self.today);
+        let provenance = Provenance::now(self.adjusted(), piece);
+        let job = move || -> Result<bool, StoreError> {
+            let file = store.write_piece(&ticker, piece, &bars, &provenance)?;
+            store.mark_complete(&ticker, piece, today)?;
+            Ok(file.is_some())
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok(written) => written.map_err(store_error),
+            Err(e) => Err(FetchError::new(
+                ErrorKind::Store,
+                None,
+                format!("the writer task failed: {e}"),
+            )),
+        }
+    }
+
     /// The first day of the range that cannot be complete yet (today or later in New
     /// York), if the range reaches it.
     fn pending_from(&self) -> Option<Date> {

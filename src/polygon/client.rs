@@ -183,6 +183,11 @@ impl Client {
         })
     }
 
+    /// The shared request budget, if the client has one.
+    pub fn budget(&self) -> Option<&Budget> {
+        self.budget.as_ref()
+    }
+
     /// The configured base URL.
     pub fn base_url(&self) -> &str {
         self.base.as_str()
@@ -324,9 +329,11 @@ impl Client {
                 && let Some(b) = &self.budget
             {
                 // Everyone on the key waits what the API asked for; without a
-                // Retry-After, one base backoff. This request's own growing backoff
-                // stays its own: charged to all, a few 429s would stall every worker.
-                b.penalize(delay.min(failure.retry_after.unwrap_or(self.retry.base)));
+                // Retry-After the budget slows down first (Budget::rate_limited). This
+                // request's own growing backoff stays its own: charged to all, a few
+                // 429s would stall every worker.
+                let asked = failure.retry_after.map(|ra| delay.min(ra));
+                b.rate_limited(asked, delay.min(self.retry.base));
             }
             attempt += 1;
             tracing::debug!(attempt, ?delay, kind = %err.kind, reason = %err.message, "retrying");
