@@ -281,3 +281,51 @@ fn a_rejected_key_shows_its_reason_even_without_progress() {
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("halting:") && err.contains("401"), "{err}");
 }
+
+#[test]
+fn the_key_is_never_sent_in_clear_off_loopback() {
+    // Refused before any connection: nothing is sent to this (non-loopback) address.
+    let remote = "http://192.0.2.2:18080";
+    let fx = Fixture::with_faults(&[]);
+    let mut cmd = fx.barsmith();
+    cmd.args(["ingest", "--tickers", "AAA", "--from", FROM, "--to", TO])
+        .arg("--outdir")
+        .arg(fx.outdir())
+        .args(["--base-url", remote]);
+    let out = run(cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("refusing to send the API key in clear text to http://192.0.2.2:18080")
+            && err.contains("--allow-insecure-http"),
+        "{err}"
+    );
+    assert!(stdout_has_setup_event(&out, "bad_input"));
+
+    // Through a run: the first worker refuses, the run halts with that reason.
+    let csv = fx.universe(&["AAA"]);
+    let mut cmd = fx.barsmith();
+    cmd.args(["run", "--progress", "none", "--run-dir"])
+        .arg(fx.run_dir("insecure"))
+        .args(["--base-url", remote])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wrapper.rhai"))
+        .args([
+            "--tickers-csv",
+            &csv,
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--outdir",
+        ])
+        .arg(fx.outdir());
+    let out = run(cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("refusing to send the API key in clear text"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(fx.run_dir("insecure").join("joblog.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1, "not retried: {log}");
+}

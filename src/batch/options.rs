@@ -123,6 +123,8 @@ pub struct BatchOptions {
     pub max_rps: Option<String>,
     /// API base URL (`--base-url`).
     pub base_url: Option<String>,
+    /// Allow a plain-http base URL off loopback (`--allow-insecure-http`).
+    pub allow_insecure_http: bool,
     /// Timeout of one HTTP request (`--timeout`, seconds).
     pub request_timeout: Option<Duration>,
     /// Attempts per request (`--retries`).
@@ -154,6 +156,7 @@ impl Default for BatchOptions {
             adjusted: true,
             max_rps: None,
             base_url: None,
+            allow_insecure_http: false,
             request_timeout: None,
             retries: None,
             backoff: None,
@@ -205,6 +208,9 @@ impl BatchOptions {
         ];
         if !self.adjusted {
             args.push("--unadjusted".into());
+        }
+        if self.allow_insecure_http {
+            args.push("--allow-insecure-http".into());
         }
         let mut flag = |name: &str, value: Option<String>| {
             if let Some(v) = value {

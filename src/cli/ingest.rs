@@ -64,6 +64,10 @@ pub struct IngestArgs {
     /// API base URL.
     #[arg(long, value_name = "URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
+    /// Allow an http:// base URL on a host other than loopback. The API key then
+    /// crosses the network in clear text: only for a trusted proxy; prints a warning.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
     /// Timeout of one HTTP request, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 40.0)]
     pub timeout: f64,
@@ -171,6 +175,7 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
             ..RetryPolicy::default()
         },
         budget: Some(budget),
+        allow_insecure_http: args.allow_insecure_http,
     })
     .map_err(|e| {
         let kind = match e.kind {

@@ -39,6 +39,10 @@ pub struct ReplArgs {
     /// sandbox's http://127.0.0.1:PORT); the default is Massive's.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// Allow an http:// base URL on a host other than loopback. The API key then
+    /// crosses the network in clear text: only for a trusted proxy; prints a warning.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
     /// Script files to load first, like `:load` (their functions and variables stay).
     #[arg(value_name = "SCRIPT")]
     pub scripts: Vec<PathBuf>,
@@ -69,6 +73,7 @@ pub fn run(args: ReplArgs) -> anyhow::Result<ExitCode> {
     });
     let config = HostConfig {
         base_url: args.base_url,
+        allow_insecure_http: args.allow_insecure_http,
         progress: ProgressMode::Lines(lines),
         cancel: CancelFlag::global(),
         ..HostConfig::default()

@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// http://127.0.0.1:PORT); the default is Massive's.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// Allow an http:// base URL on a host other than loopback. The API key then
+    /// crosses the network in clear text: only for a trusted proxy; prints a warning.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
     /// Hide log lines and progress; warnings, errors and the summary still show.
     #[arg(long, short)]
     pub quiet: bool,
@@ -92,6 +96,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = HostConfig {
         run_dir: args.run_dir,
         base_url: args.base_url,
+        allow_insecure_http: args.allow_insecure_http,
         quiet: args.quiet,
         progress,
         cancel: CancelFlag::global(),
@@ -99,7 +104,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if script.as_os_str().to_string_lossy().starts_with('-') {
         anyhow::bail!(
-            "unknown runner flag {}: runner flags are --run-dir, --base-url, --quiet and --progress; put them before the script path",
+            "unknown runner flag {}: runner flags are --run-dir, --base-url, --allow-insecure-http, --quiet and --progress; put them before the script path",
             script.display()
         );
     }

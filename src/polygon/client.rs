@@ -43,6 +43,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// The machine-wide request budget; `None` sends as fast as responses come.
     pub budget: Option<Budget>,
+    /// Allow an `http://` base URL on a host other than loopback: the key would cross
+    /// the network in clear. Off by default; when on, a warning names the host.
+    pub allow_insecure_http: bool,
 }
 
 impl ClientConfig {
@@ -55,6 +58,7 @@ impl ClientConfig {
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             budget: None,
+            allow_insecure_http: false,
         }
     }
 }
@@ -156,6 +160,7 @@ impl Client {
             ));
         }
         let base = parse_base(&cfg.base_url)?;
+        check_transport(&base, cfg.allow_insecure_http)?;
         let auth = bearer(&cfg.api_key)?;
         // Only the first install wins; later calls (other clients) get an Err to ignore.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -417,6 +422,43 @@ fn body_error(e: &reqwest::Error, status: u16, key: &ApiKey) -> FetchError {
     err
 }
 
+/// The key goes only over TLS, except to loopback (the sandbox): a plain `http://`
+/// base URL on any other host is refused unless explicitly allowed, with a warning.
+fn check_transport(base: &Url, allow_insecure_http: bool) -> Result<(), FetchError> {
+    if base.scheme() != "http" || is_loopback(base) {
+        return Ok(());
+    }
+    let origin = base.origin().ascii_serialization();
+    if allow_insecure_http {
+        tracing::warn!(
+            "--allow-insecure-http: the API key goes to {origin} in clear text; anyone on \
+             the network path can read it"
+        );
+        return Ok(());
+    }
+    Err(FetchError::new(
+        ErrorKind::BadRequest,
+        None,
+        format!(
+            "refusing to send the API key in clear text to {origin}: use https://, \
+             or pass --allow-insecure-http if you really mean it"
+        ),
+    )
+    .with_class(ErrorClass::Run))
+}
+
+/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1).
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 /// Appends the attempt count and page to a final error message.
 fn with_context(mut e: FetchError, page: u32) -> FetchError {
     let tries = if e.attempts > 1 {
@@ -475,6 +517,35 @@ fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> usize {
 mod tests {
     use super::*;
     use crate::bars::Bar;
+
+    fn transport(base: &str, allow: bool) -> Result<(), FetchError> {
+        check_transport(&parse_base(base).unwrap(), allow)
+    }
+
+    #[test]
+    fn the_key_goes_in_clear_only_to_loopback_unless_allowed() {
+        for ok in [
+            "https://api.massive.com",
+            "http://127.0.0.1:8787",
+            "http://127.8.9.10",
+            "http://localhost:1234",
+            "http://[::1]:99",
+        ] {
+            assert!(transport(ok, false).is_ok(), "{ok}");
+        }
+        for remote in [
+            "http://192.0.2.2:18080",
+            "http://api.massive.com",
+            "http://[2001:db8::1]",
+        ] {
+            let e = transport(remote, false).unwrap_err();
+            assert!(e.message.contains("--allow-insecure-http"), "{e:?}");
+            assert!(e.message.contains("https://"), "{e:?}");
+            assert_eq!(e.class, ErrorClass::Run);
+            // Allowed explicitly: accepted (with a warning), and nothing is sent here.
+            assert!(transport(remote, true).is_ok(), "{remote}");
+        }
+    }
 
     fn bars(ts: &[i64]) -> Bars {
         let mut b = Bars::default();

@@ -24,6 +24,8 @@ pub struct HostConfig {
     pub runs_root: PathBuf,
     /// API base URL for workers and in-process fetches; `None` = the client default.
     pub base_url: Option<String>,
+    /// Allow a plain-http base URL off loopback (workers and in-process clients).
+    pub allow_insecure_http: bool,
     /// The API key for workers and in-process fetches; `None` = read
     /// `POLYGON_API_KEY` / `MASSIVE_API_KEY` when needed. Never shown to scripts.
     pub api_key: Option<ApiKey>,
@@ -48,6 +50,7 @@ impl Default for HostConfig {
             run_dir: None,
             runs_root: PathBuf::from("runs"),
             base_url: None,
+            allow_insecure_http: false,
             api_key: None,
             quiet: false,
             progress: ProgressMode::Auto,

@@ -91,6 +91,7 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
         base_url: o
             .string("base_url")?
             .or_else(|| host.config().base_url.clone()),
+        allow_insecure_http: host.config().allow_insecure_http,
         request_timeout: secs("request_timeout")?,
         retries: small("retries")?,
         backoff: secs("backoff")?,

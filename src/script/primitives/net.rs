@@ -28,6 +28,7 @@ pub(crate) fn client_config(host: &Host, o: &Options, function: &str) -> Fallibl
     {
         cfg.base_url = url;
     }
+    cfg.allow_insecure_http = host.config().allow_insecure_http;
     if let Some(a) = o.bool("adjusted")? {
         cfg.adjusted = a;
     }
