@@ -108,6 +108,11 @@ impl Bars {
         })
     }
 
+    /// The last bar, if any.
+    pub fn last(&self) -> Option<Bar> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
     /// Iterates the bars in order.
     pub fn iter(&self) -> impl Iterator<Item = Bar> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))

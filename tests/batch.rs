@@ -33,7 +33,7 @@ ok() {
   ev "{\"event\":\"ticker_started\",\"ticker\":\"$1\",\"from\":\"2024-01-02\",\"to\":\"2024-01-05\",\"missing\":[[\"2024-01-02\",\"2024-01-05\"]],\"ts\":\"2025-01-01T00:00:00Z\"}"
   ev "{\"event\":\"page\",\"ticker\":\"$1\",\"bars\":60}"
   ev "{\"event\":\"page\",\"ticker\":\"$1\",\"bars\":40}"
-  ev "{\"event\":\"ticker_done\",\"ticker\":\"$1\",\"bars\":100,\"files\":1,\"requests\":2,\"duplicates_dropped\":0,\"out_of_order_dropped\":0,\"elapsed_ms\":5}"
+  ev "{\"event\":\"ticker_done\",\"ticker\":\"$1\",\"bars\":100,\"files\":1,\"requests\":2,\"duplicates_dropped\":0,\"reordered\":0,\"elapsed_ms\":5}"
 }
 fail() {
   ev "{\"event\":\"retry\",\"ticker\":\"$1\",\"attempt\":1,\"kind\":\"server\",\"reason\":\"HTTP 502\",\"delay_ms\":1}"

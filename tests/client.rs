@@ -349,7 +349,7 @@ async fn cursor_loop_is_detected_not_followed_forever() {
 }
 
 #[tokio::test]
-async fn duplicates_out_of_order_and_out_of_range_bars_are_dropped_and_counted() {
+async fn bars_out_of_order_are_sorted_repeats_removed_and_out_of_range_dropped() {
     let server = Server::start(|req, _| {
         let base = format!("http://{}", req.header("host").unwrap());
         if req.target.contains("cursor") {
@@ -375,10 +375,45 @@ async fn duplicates_out_of_order_and_out_of_range_bars_are_dropped_and_counted()
     .await;
     let (r, _) = fetch(&client(&server.base)).await;
     let f = r.unwrap();
-    assert_eq!(f.bars.timestamp, minutes(0, 5));
+    let mut want = minutes(0, 5);
+    want.insert(1, T0 + MIN / 2);
+    assert_eq!(f.bars.timestamp, want);
     assert_eq!(f.duplicates_dropped, 3);
-    assert_eq!(f.out_of_order_dropped, 1);
+    assert_eq!(
+        f.reordered, 2,
+        "the repeat of minute 1 and the new bar behind it"
+    );
     assert_eq!(f.out_of_range_dropped, 1);
+}
+
+#[tokio::test]
+async fn a_page_in_reverse_keeps_every_bar() {
+    // The issue's case: [t+60s, t, t] used to keep one bar.
+    let server = Server::start(|_, _| json(200, page(&[T0 + MIN, T0, T0], None))).await;
+    let f = fetch(&client(&server.base)).await.0.unwrap();
+    assert_eq!(f.bars.timestamp, minutes(0, 2));
+    assert_eq!((f.duplicates_dropped, f.reordered), (1, 2));
+}
+
+#[tokio::test]
+async fn two_different_bars_for_one_minute_fail_retryable() {
+    let server = Server::start(|_, _| {
+        // A second bar for the first minute, with another close, ahead of the page.
+        let other = bar_json(T0).replace(r#""c":10.02"#, r#""c":10.07"#);
+        let body = page(&minutes(0, 2), None);
+        json(
+            200,
+            body.replace(r#""results":["#, &format!(r#""results":[{other},"#)),
+        )
+    })
+    .await;
+    let e = fetch(&client(&server.base)).await.0.unwrap_err();
+    assert_eq!(
+        (e.class, e.kind),
+        (ErrorClass::Retryable, ErrorKind::ConflictingBars),
+        "{e}"
+    );
+    assert!(e.message.contains("two different bars"), "{e}");
 }
 
 #[tokio::test]
@@ -863,7 +898,7 @@ mod against_sandbox {
             f.bars == synth::bars_for("AAPL", multi_page(), sb.config()),
             "bars differ"
         );
-        assert_eq!((f.duplicates_dropped, f.out_of_order_dropped), (0, 0));
+        assert_eq!((f.duplicates_dropped, f.reordered), (0, 0));
     }
 
     #[tokio::test]

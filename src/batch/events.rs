@@ -23,6 +23,10 @@ pub struct EventTally {
     tickers: HashMap<String, TickerTally>,
     /// Requests that were retried (`retry` events).
     pub retries: u64,
+    /// Exact repeats of a bar removed, over the batch's done tickers.
+    pub duplicates_dropped: u64,
+    /// Bars sorted into place, over the batch's done tickers.
+    pub reordered: u64,
     /// Set when the worker printed `finished`.
     pub finished: bool,
     /// The worker could not start work: why (`setup_failed`).
@@ -39,6 +43,8 @@ impl EventTally {
                 .map(|t| (t.clone(), TickerTally::default()))
                 .collect(),
             retries: 0,
+            duplicates_dropped: 0,
+            reordered: 0,
             finished: false,
             setup_failure: None,
         }
@@ -64,10 +70,14 @@ impl EventTally {
                     bars,
                     requests,
                     pending_from,
+                    duplicates_dropped,
+                    reordered,
                     ..
                 },
                 Some(t),
             ) => {
+                self.duplicates_dropped += duplicates_dropped;
+                self.reordered += reordered;
                 t.status = Some(TickerStatus::Ok);
                 if let Some(from) = pending_from {
                     t.status = Some(TickerStatus::Pending);

@@ -106,6 +106,12 @@ pub struct JoblogEntry {
     pub requests: u64,
     /// Requests retried.
     pub retries: u64,
+    /// Exact repeats of a bar the API sent, removed.
+    #[serde(default)]
+    pub duplicates_dropped: u64,
+    /// Bars the API sent out of order, sorted into place.
+    #[serde(default)]
+    pub reordered: u64,
     /// Log file name (inside the run folder).
     pub log: String,
 }
@@ -132,6 +138,8 @@ impl JoblogEntry {
             bars: r.bars,
             requests: r.requests,
             retries: r.retries,
+            duplicates_dropped: r.duplicates_dropped,
+            reordered: r.reordered,
             log: r
                 .log_path
                 .file_name()

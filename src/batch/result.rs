@@ -145,6 +145,10 @@ pub struct BatchResult {
     pub requests: u64,
     /// Requests that were retried.
     pub retries: u64,
+    /// Exact repeats of a bar the API sent, removed (no data lost).
+    pub duplicates_dropped: u64,
+    /// Bars the API sent out of order, sorted into place (no data lost).
+    pub reordered: u64,
 }
 
 impl BatchResult {

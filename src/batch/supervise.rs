@@ -250,6 +250,8 @@ pub(crate) fn supervise(
         bars: tally.bars(),
         requests: tally.requests(),
         retries: tally.retries,
+        duplicates_dropped: tally.duplicates_dropped,
+        reordered: tally.reordered,
     };
     let opt = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     log.line(&format!(

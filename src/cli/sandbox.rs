@@ -129,6 +129,8 @@ Faults: {VALID_FAULTS}.
   403 / 401                 not entitled / unknown key
   cursor-loop               next_url repeats the cursor just used (paginated fetches)
   repeat-page               a page repeats the previous page's last bars (paginated)
+  disorder                  a page's bars in reverse order, the earliest one twice
+  conflict                  a page with two different bars for its first minute
 
 Example: --fault AAPL=429:2 --fault MSFT=drop:1 --fault '*=503:1'"))]
     pub faults: Vec<FaultRule>,

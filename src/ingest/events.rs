@@ -78,12 +78,12 @@ pub enum Event {
         /// HTTP requests made, retries included.
         #[serde(default)]
         requests: u32,
-        /// Bars dropped because their timestamp was already seen.
+        /// Exact repeats of a bar already received, removed.
         #[serde(default)]
         duplicates_dropped: u64,
-        /// Bars dropped because they went back in time.
+        /// Bars that arrived after a later minute and were sorted into place.
         #[serde(default)]
-        out_of_order_dropped: u64,
+        reordered: u64,
         /// Wall time for the ticker.
         #[serde(default)]
         elapsed_ms: u64,

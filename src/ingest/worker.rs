@@ -250,7 +250,7 @@ impl Ingest<'_> {
             totals.bars += n;
             totals.requests += fetched.requests;
             totals.duplicates += fetched.duplicates_dropped;
-            totals.out_of_order += fetched.out_of_order_dropped;
+            totals.reordered += fetched.reordered;
         }
         emit(
             sink,
@@ -260,7 +260,7 @@ impl Ingest<'_> {
                 files: totals.files,
                 requests: totals.requests,
                 duplicates_dropped: totals.duplicates,
-                out_of_order_dropped: totals.out_of_order,
+                reordered: totals.reordered,
                 elapsed_ms: started.elapsed().as_millis() as u64,
                 pending_from: self.pending_from().map(|d| d.to_string()),
             },
@@ -318,7 +318,7 @@ struct Totals {
     files: u32,
     requests: u32,
     duplicates: u64,
-    out_of_order: u64,
+    reordered: u64,
 }
 
 /// A store that cannot be written stops the run: every later ticker would fail the same way.

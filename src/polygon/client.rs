@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
 
-use crate::bars::Bars;
+use crate::bars::{Bar, Bars};
 use crate::budget::Budget;
 use crate::calendar::{DateRange, ny_day_start_ms};
 use crate::secret::{ApiKey, redact};
@@ -96,10 +96,11 @@ pub struct Fetched {
     pub pages: u32,
     /// HTTP requests sent (retries included).
     pub requests: u32,
-    /// Bars dropped because a bar with the same timestamp was already kept.
+    /// Exact repeats of a bar already received (same minute, same values), removed.
     pub duplicates_dropped: u64,
-    /// Bars dropped because they came before the last kept bar (and were new).
-    pub out_of_order_dropped: u64,
+    /// Bars that arrived after a later minute and were sorted into place (none is
+    /// dropped for its order).
+    pub reordered: u64,
     /// Bars dropped because their New York date is outside the requested range.
     pub out_of_range_dropped: u64,
 }
@@ -199,8 +200,9 @@ impl Client {
     }
 
     /// All minute bars of one ticker in one range (one year piece at most in
-    /// practice), following `next_url` to the end. Duplicate, out-of-order and
-    /// out-of-range bars are dropped and counted.
+    /// practice), following `next_url` to the end. Bars are sorted, exact repeats
+    /// removed and out-of-range bars dropped, all counted; two different bars for one
+    /// minute fail the fetch ([`ErrorKind::ConflictingBars`]).
     pub async fn fetch_bars(
         &self,
         ticker: &str,
@@ -227,6 +229,7 @@ impl Client {
             });
             tracing::debug!(ticker, page = page_no, bars = kept, ?elapsed, "page");
             let Some(next) = page.next_url.filter(|n| !n.trim().is_empty()) else {
+                settle(&mut out).map_err(|e| with_context(e, page_no))?;
                 return Ok(out);
             };
             let next = checked_next_url(&self.base, &url, &next, &self.key)
@@ -470,16 +473,15 @@ fn with_context(mut e: FetchError, page: u32) -> FetchError {
     e
 }
 
-/// Appends the page's bars that are new, in order and in range; returns how many.
+/// Appends the page's bars that are in range; returns how many. Order is settled
+/// once the last page is in ([`settle`]).
 fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> usize {
     let ts = &page.timestamp;
     let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
         return 0;
     };
-    // Fast path (every well-behaved page): strictly increasing, after what we have,
-    // inside the range.
-    let after_kept = out.bars.timestamp.last().is_none_or(|&l| first > l);
-    if after_kept && first >= lo && last < hi && ts.windows(2).all(|w| w[0] < w[1]) {
+    // Fast path (every well-behaved page): inside the range, appended whole.
+    if first >= lo && last < hi && ts.iter().all(|t| (lo..hi).contains(t)) {
         let n = ts.len();
         if out.bars.is_empty() {
             out.bars = page;
@@ -490,27 +492,62 @@ fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> usize {
     }
     let before = out.bars.len();
     for (i, &t) in ts.iter().enumerate() {
-        if t < lo || t >= hi {
-            out.out_of_range_dropped += 1;
-            continue;
-        }
-        match out.bars.timestamp.last() {
-            Some(&l) if t == l => out.duplicates_dropped += 1,
-            Some(&l) if t < l => {
-                if out.bars.timestamp.binary_search(&t).is_ok() {
-                    out.duplicates_dropped += 1;
-                } else {
-                    out.out_of_order_dropped += 1;
-                }
-            }
-            _ => {
-                if let Some(bar) = page.get(i) {
-                    out.bars.push(bar);
-                }
-            }
+        match page.get(i) {
+            Some(bar) if (lo..hi).contains(&t) => out.bars.push(bar),
+            _ => out.out_of_range_dropped += 1,
         }
     }
     out.bars.len() - before
+}
+
+/// Makes the bars strictly increasing: a bar that came after a later minute is sorted
+/// into place (counted in `reordered`), an exact repeat is removed (counted in
+/// `duplicates_dropped`). Order is not a property of truth, so nothing is lost to it;
+/// two *different* bars for one minute are a server fault nobody can settle, so the
+/// fetch fails, retryable, and nothing is recorded.
+fn settle(out: &mut Fetched) -> Result<(), FetchError> {
+    let ts = &out.bars.timestamp;
+    if ts.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(());
+    }
+    let mut latest = i64::MIN;
+    for &t in ts {
+        if t < latest {
+            out.reordered += 1;
+        }
+        latest = latest.max(t);
+    }
+    let mut order: Vec<usize> = (0..ts.len()).collect();
+    order.sort_by_key(|&i| ts[i]); // stable: repeats keep their arrival order
+    let mut sorted = Bars::with_capacity(order.len());
+    for i in order {
+        let Some(bar) = out.bars.get(i) else { continue };
+        match sorted.last() {
+            Some(kept) if kept.timestamp == bar.timestamp && kept == bar => {
+                out.duplicates_dropped += 1;
+            }
+            Some(kept) if kept.timestamp == bar.timestamp => return Err(conflict(&kept, &bar)),
+            _ => sorted.push(bar),
+        }
+    }
+    out.bars = sorted;
+    Ok(())
+}
+
+/// The error for two different bars of one minute.
+fn conflict(a: &Bar, b: &Bar) -> FetchError {
+    let minute = jiff::Timestamp::from_millisecond(a.timestamp)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| a.timestamp.to_string());
+    FetchError::new(
+        ErrorKind::ConflictingBars,
+        Some(200),
+        format!(
+            "the API sent two different bars for {minute} (close {} and {}); nothing was \
+             recorded for this range: retry later",
+            a.close, b.close
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -566,22 +603,31 @@ mod tests {
     }
 
     #[test]
-    fn keep_drops_repeats_disorder_and_out_of_range() {
+    fn keep_then_settle_sorts_dedupes_and_drops_out_of_range() {
         let mut f = Fetched::default();
         assert_eq!(keep_new_bars(&mut f, bars(&[10, 20, 30]), 0, 100), 3);
-        // A repeated tail, one bar out of order (25: new but behind), one out of range.
+        // A repeated tail, one new bar behind (25), one out of range.
         assert_eq!(
             keep_new_bars(&mut f, bars(&[20, 30, 40, 25, 40, 50, 100]), 0, 100),
-            2
+            6
         );
-        assert_eq!(f.bars.timestamp, vec![10, 20, 30, 40, 50]);
+        settle(&mut f).unwrap();
+        assert_eq!(f.bars.timestamp, vec![10, 20, 25, 30, 40, 50]);
         assert_eq!(
-            (
-                f.duplicates_dropped,
-                f.out_of_order_dropped,
-                f.out_of_range_dropped
-            ),
-            (3, 1, 1)
+            (f.duplicates_dropped, f.reordered, f.out_of_range_dropped),
+            (3, 2, 1)
         );
+    }
+
+    #[test]
+    fn settle_refuses_two_different_bars_for_one_minute() {
+        let mut f = Fetched::default();
+        keep_new_bars(&mut f, bars(&[10, 20]), 0, 100);
+        let mut other = bars(&[10]);
+        other.close[0] += 1.0;
+        keep_new_bars(&mut f, other, 0, 100);
+        let e = settle(&mut f).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ConflictingBars);
+        assert_eq!(e.class, ErrorClass::Retryable);
     }
 }

@@ -43,6 +43,8 @@ pub enum ErrorKind {
     ApiError,
     /// The API's `next_url` repeated a cursor already followed in this fetch.
     CursorLoop,
+    /// Two different bars for the same minute: a server fault, retried later.
+    ConflictingBars,
     /// HTTP 400 (and other 4xx not listed): bad parameters for this ticker or range;
     /// also, with class `Run`, a request the client refuses to make at all.
     BadRequest,
@@ -81,6 +83,7 @@ impl ErrorKind {
             ErrorKind::Body => "body",
             ErrorKind::ApiError => "api_error",
             ErrorKind::CursorLoop => "cursor_loop",
+            ErrorKind::ConflictingBars => "conflicting_bars",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::NotFound => "not_found",
             ErrorKind::NotEntitled => "not_entitled",
@@ -100,7 +103,8 @@ impl ErrorKind {
             | ErrorKind::Tls
             | ErrorKind::Body
             | ErrorKind::ApiError
-            | ErrorKind::CursorLoop => ErrorClass::Retryable,
+            | ErrorKind::CursorLoop
+            | ErrorKind::ConflictingBars => ErrorClass::Retryable,
             ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::NotEntitled => {
                 ErrorClass::Ticker
             }

@@ -242,20 +242,20 @@ fn repeat_count(limit: u32) -> usize {
     }
 }
 
-/// Builds the JSON of one page, applying a paging fault when given.
+/// Builds the JSON of one page, applying a page fault when given.
 pub(crate) fn page(
     req: &AggsRequest,
     cfg: &SandboxConfig,
     base_url: &str,
     request_id: &str,
-    paging_fault: Option<Fault>,
+    page_fault: Option<Fault>,
 ) -> Vec<u8> {
     let model = TickerModel::new(&req.ticker, cfg);
     let c = req.cursor;
     let limit = c.limit as usize;
     let mut rows = Vec::with_capacity(limit.min(60_000) + 1);
     let paginated = req.raw_cursor.is_some();
-    if paginated && paging_fault == Some(Fault::RepeatPage) {
+    if paginated && page_fault == Some(Fault::RepeatPage) {
         model.collect_before(c.start, c.pos, repeat_count(c.limit), &mut rows);
     }
     let fresh_max = limit - rows.len();
@@ -264,10 +264,11 @@ pub(crate) fn page(
     let next_pos = (rows.len() - before > fresh_max)
         .then(|| rows.pop().map(|r| r.t))
         .flatten();
-    let next_cursor = match (&req.raw_cursor, paging_fault) {
+    let next_cursor = match (&req.raw_cursor, page_fault) {
         (Some(raw), Some(Fault::CursorLoop)) => Some(raw.clone()),
         _ => next_pos.map(|pos| Cursor { pos, ..c }.encode()),
     };
+    misshape(&mut rows, page_fault);
     let next_url =
         next_cursor.map(|cur| format!("{base_url}/v2/aggs/ticker/{}?cursor={cur}", req.raw_path));
     let mut out = Vec::with_capacity(rows.len() * 112 + 256);
@@ -280,6 +281,26 @@ pub(crate) fn page(
         next_url.as_deref(),
     );
     out
+}
+
+/// Applies the faults that break a page's shape, not its transport: `disorder`
+/// reverses the rows and repeats the (new) first one exactly; `conflict` adds a second,
+/// different bar for the first minute.
+fn misshape(rows: &mut Vec<Row>, fault: Option<Fault>) {
+    let Some(&first) = rows.first() else {
+        return;
+    };
+    match fault {
+        Some(Fault::Disorder) => {
+            rows.reverse();
+            rows.push(rows[rows.len() - 1]);
+        }
+        Some(Fault::Conflict) => rows.push(Row {
+            c: first.c + 0.01,
+            ..first
+        }),
+        _ => {}
+    }
 }
 
 /// The first page of `ticker` over `range` with `limit`, exactly as the server sends it

@@ -14,7 +14,7 @@ use super::synth::{fnv1a, mix2, unit};
 
 /// The faults the sandbox can inject, as named in spec strings.
 pub const VALID_FAULTS: &str = "429, 429-retry-after=S, 500, 502, 503, 504, 502-html, hang, \
-     drop, truncated, status-error, 403, 401, cursor-loop, repeat-page";
+     drop, truncated, status-error, 403, 401, cursor-loop, repeat-page, disorder, conflict";
 
 /// One kind of failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +43,10 @@ pub enum Fault {
     CursorLoop,
     /// `repeat-page`: a paginated page starts with the last bars of the previous page.
     RepeatPage,
+    /// `disorder`: the page's bars come in reverse order, the earliest one twice.
+    Disorder,
+    /// `conflict`: the page holds two different bars for its first minute.
+    Conflict,
 }
 
 impl Fault {
@@ -83,6 +87,8 @@ impl fmt::Display for Fault {
             Fault::Unauthorized => f.write_str("401"),
             Fault::CursorLoop => f.write_str("cursor-loop"),
             Fault::RepeatPage => f.write_str("repeat-page"),
+            Fault::Disorder => f.write_str("disorder"),
+            Fault::Conflict => f.write_str("conflict"),
         }
     }
 }
@@ -104,6 +110,8 @@ impl FromStr for Fault {
             "401" => Fault::Unauthorized,
             "cursor-loop" => Fault::CursorLoop,
             "repeat-page" => Fault::RepeatPage,
+            "disorder" => Fault::Disorder,
+            "conflict" => Fault::Conflict,
             _ => match t.strip_prefix("429-retry-after=") {
                 Some(secs) => Fault::RateLimitedRetryAfter(secs.parse().map_err(|_| {
                     FaultSpecError(format!(

@@ -304,10 +304,12 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Reply {
             body.truncate(body.len() / 2);
             Reply::Send(Response::json(200, body))
         }
-        Some(f @ (Fault::CursorLoop | Fault::RepeatPage)) => Reply::Send(Response::json(
-            200,
-            page(shared, aggs_req, id, Some(f)).await,
-        )),
+        Some(f @ (Fault::CursorLoop | Fault::RepeatPage | Fault::Disorder | Fault::Conflict)) => {
+            Reply::Send(Response::json(
+                200,
+                page(shared, aggs_req, id, Some(f)).await,
+            ))
+        }
         None => Reply::Send(Response::json(200, page(shared, aggs_req, id, None).await)),
     }
 }
