@@ -13,6 +13,7 @@ pub mod budget;
 pub mod calendar;
 pub mod cli;
 pub mod ingest;
+pub mod input;
 pub mod polygon;
 pub mod repl;
 pub mod sandbox;

@@ -62,8 +62,8 @@ where
 /// ignored), or one symbol per line. Blank lines, `#` comments and duplicates are dropped;
 /// an invalid symbol is an error naming the file and line.
 pub fn read_ticker_file(path: &std::path::Path) -> Result<Vec<String>, TickerError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| TickerError(format!("cannot read tickers from {}: {e}", path.display())))?;
+    let text = crate::input::read_text(path, crate::input::InputKind::Tickers)
+        .map_err(|e| TickerError(format!("tickers: {e}")))?;
     parse_ticker_list(&text).map_err(|e| TickerError(format!("{}:{}", path.display(), e.0)))
 }
 

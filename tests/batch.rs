@@ -25,6 +25,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# Ignore SIGTERM before the pid is published, so a test's kill never races the trap.
+case $mode in spin|hang) trap '' TERM;; esac
 if [ -n "$pidfile" ]; then echo $$ > "$pidfile.tmp"; mv "$pidfile.tmp" "$pidfile"; fi
 echo "fake worker pid $$ mode $mode key=${POLYGON_API_KEY:-none}" >&2
 tickers=$(grep -v '^ticker$' "$tf")

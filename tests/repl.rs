@@ -213,7 +213,7 @@ fn bad_input_gets_a_one_line_message_and_the_session_goes_on() {
         err.contains("unknown command :nope; commands: :help"),
         "{err}"
     );
-    assert!(err.contains("cannot load missing.rhai: "), "{err}");
+    assert!(err.contains(":load: cannot read missing.rhai: "), "{err}");
     assert!(
         err.contains("failures: no run folder at no/such/run"),
         "{err}"

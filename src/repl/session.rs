@@ -200,9 +200,9 @@ impl Session {
     /// Runs the script file `path` in this session (`:load`): its functions and
     /// top-level variables stay.
     pub fn load(&mut self, path: &Path) -> Reply {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::input::read_text(path, crate::input::InputKind::Script) {
             Ok(t) => t,
-            Err(e) => return Reply::Error(format!("cannot load {}: {e}", path.display())),
+            Err(e) => return Reply::Error(format!(":load: {e}")),
         };
         self.eval(&path.display().to_string(), &text)
     }

@@ -3,7 +3,12 @@
 use std::sync::Arc;
 
 use rhai::module_resolvers::FileModuleResolver;
-use rhai::{Dynamic, Engine, NativeCallContext};
+use rhai::{
+    AST, Dynamic, Engine, EvalAltResult, Module, ModuleResolver, NativeCallContext, Position,
+    Shared,
+};
+
+use crate::input::{InputError, InputKind, check_size};
 
 use crate::script::host::Host;
 use crate::script::primitives::THEMES;
@@ -59,9 +64,61 @@ pub fn build(host: Arc<Host>) -> Engine {
         Some(dir) => FileModuleResolver::new_with_path(dir),
         None => FileModuleResolver::new(),
     };
-    engine.set_module_resolver(resolver);
+    engine.set_module_resolver(BoundedResolver(resolver));
     engine.set_default_tag(Dynamic::from(host));
     engine
+}
+
+/// Rhai's file resolver, refusing modules that are not regular files within the
+/// script size limit (Rhai reads a module whole: `import "/dev/zero"` would not stop).
+/// Modules resolve through `resolve` (the default `resolve_raw` calls it), so relative
+/// imports keep resolving from the importing script's folder.
+struct BoundedResolver(FileModuleResolver);
+
+impl BoundedResolver {
+    fn check(
+        &self,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let dir = source.and_then(|p| std::path::Path::new(p).parent());
+        let file = self.0.get_file_path(path, dir);
+        match check_size(&file, InputKind::Script) {
+            Err(e @ InputError::TooLarge { .. }) => Err(Box::new(EvalAltResult::ErrorRuntime(
+                format!("import: {e}").into(),
+                pos,
+            ))),
+            // Missing or unreadable: Rhai's own error says so.
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ModuleResolver for BoundedResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        self.check(source, path, pos)?;
+        self.0.resolve(engine, source, path, pos)
+    }
+
+    fn resolve_ast(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Option<Result<AST, Box<EvalAltResult>>> {
+        if let Err(e) = self.check(source, path, pos) {
+            return Some(Err(e));
+        }
+        self.0.resolve_ast(engine, source, path, pos)
+    }
 }
 
 /// The host of the engine running a primitive.

@@ -108,14 +108,9 @@ impl Located {
 /// Why a script did not finish normally.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
-    /// The script file could not be read.
-    #[error("cannot read script {}: {source}", path.display())]
-    Read {
-        /// The path given.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The script file could not be read (missing, unreadable, too large, not text).
+    #[error("script: {0}")]
+    Read(#[from] crate::input::InputError),
     /// The script does not parse.
     #[error("{}: {}", .0.place(), .0.message)]
     Syntax(Box<Located>),
@@ -148,7 +143,7 @@ impl ScriptError {
             ScriptError::Usage { message, usage } => format!("error: {message}\n\n{usage}"),
             ScriptError::Cancelled => "cancelled".to_string(),
             ScriptError::Setup(message) => format!("error: {message}"),
-            e @ ScriptError::Read { .. } => e.to_string(),
+            e @ ScriptError::Read(_) => e.to_string(),
         }
     }
 

@@ -16,10 +16,7 @@ use crate::script::host::{Ending, Host, ScriptInfo};
 /// errors name the file), then run. Batches still running when the script ends are
 /// shut down and the run records written, whatever the outcome.
 pub fn run_file(path: &Path, args: Vec<String>, host: Arc<Host>) -> Result<i32, ScriptError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::input::read_text(path, crate::input::InputKind::Script)?;
     host.set_script(ScriptInfo {
         path: Some(path.to_path_buf()),
         args,

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rhai::{Array, Dynamic, Map};
 
+use crate::input::{InputKind, read_text};
 use crate::script::value::{Fallible, error};
 
 /// Writes `bytes` to `path` atomically, creating missing parent folders.
@@ -105,8 +106,7 @@ pub(crate) fn csv_text(rows: &Array, columns: Option<Vec<String>>) -> Fallible<S
 /// Reads a CSV file with a header row into one map per row (header → cell text).
 /// A leading BOM is dropped; a short row gives empty strings for its missing cells.
 pub(crate) fn read_csv_rows(path: &Path) -> Result<Vec<Map>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("read_csv: cannot read {}: {e}", path.display()))?;
+    let text = read_text(path, InputKind::Csv).map_err(|e| format!("read_csv: {e}"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -203,8 +203,9 @@ pub mod io_fns {
     /// Example: `let state = read_json("state.json");`
     #[rhai_fn(return_raw)]
     pub fn read_json(path: &str) -> Fallible<Dynamic> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| error(format!("read_json: cannot read {path}: {e}")))?;
+        let json = crate::input::InputKind::Json;
+        let text = crate::input::read_text(std::path::Path::new(path), json)
+            .map_err(|e| error(format!("read_json: {e}")))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| error(format!("read_json: {path} is not valid JSON: {e}")))?;
         Ok(from_json(value))

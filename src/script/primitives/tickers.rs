@@ -3,14 +3,14 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::input::{InputKind, read_text};
 use crate::ticker::validate_ticker;
 
 /// Reads a universe file: a CSV with a `ticker` column (header matched without regard
 /// to case) or one symbol per line. Blank lines, `#` comments and duplicates are
 /// dropped (first occurrence kept); every invalid symbol is reported with its line.
 pub(crate) fn read_universe(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("read_tickers: cannot read {}: {e}", path.display()))?;
+    let text = read_text(path, InputKind::Tickers).map_err(|e| format!("read_tickers: {e}"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let first = text
         .lines()
