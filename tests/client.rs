@@ -199,6 +199,7 @@ fn fast_retry(max_attempts: u32) -> RetryPolicy {
         base: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
         max_retry_after: Duration::from_millis(100),
+        same_error_limit: 0,
     }
 }
 

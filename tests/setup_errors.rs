@@ -1,5 +1,6 @@
 //! Setup errors stop a run at once with their own reason (exit 4), never as retries;
-//! summaries tell the truth; flags and run folders are checked before any batch.
+//! summaries tell the truth; flags and run folders are checked before any batch; a
+//! persistent error opens a ticker's circuit instead of costing minutes.
 
 mod common;
 
@@ -328,4 +329,65 @@ fn the_key_is_never_sent_in_clear_off_loopback() {
     );
     let log = std::fs::read_to_string(fx.run_dir("insecure").join("joblog.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 1, "not retried: {log}");
+}
+
+#[test]
+fn a_persistent_500_opens_the_circuit_and_a_later_run_retries_it() {
+    // 40 tickers, one answering 500 to its first 6 requests: with the defaults (8
+    // tries per request, 2 attempts per batch, 3 passes) it used to cost 48 requests
+    // and minutes of backoff. The breaker gives up after 3 identical errors, twice.
+    let fx = Fixture::with_faults(&["T20=500:6"]);
+    let names: Vec<String> = (0..40).map(|i| format!("T{i:02}")).collect();
+    let csv = fx.universe(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = ["--tickers-csv", &csv, "--from", FROM, "--to", TO];
+    let mut cmd = fx.wrapper_run("r1", &args);
+    cmd.args(["--request-retries", "8"]);
+    let out = run(cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("circuit open for [\"T20\"]"), "{err}");
+    assert_eq!(
+        fx.sandbox.stats().by_ticker["T20"],
+        6,
+        "3 tries × 2 attempts"
+    );
+    let failed = std::fs::read_to_string(fx.run_dir("r1").join("failed_tickers.csv")).unwrap();
+    let row = failed
+        .lines()
+        .find(|l| l.starts_with("T20,"))
+        .expect("T20 listed");
+    assert!(row.contains("retryable,server"), "{row}");
+    assert!(
+        row.contains("circuit open: the same error 3 times in a row"),
+        "{row}"
+    );
+    assert_eq!(failed.lines().count(), 2, "only T20 failed: {failed}");
+
+    // Nothing about the breaker is remembered: the next run retries T20, and the
+    // server has recovered.
+    let mut cmd = fx.wrapper_run("r2", &args);
+    cmd.args(["--request-retries", "8"]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn the_breaker_is_off_unless_asked_and_counts_only_identical_errors() {
+    let fx = Fixture::with_faults(&["AAA=500:3", "BBB=500:2", "BBB=503:1"]);
+    // Off: AAA rides out its three 500s.
+    let out = run(fx.ingest(&["AAA"], FROM, TO));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // On: BBB's errors change (500, 500, 503), so not 3 in a row: it completes.
+    let mut cmd = fx.ingest(&["BBB"], FROM, TO);
+    cmd.args(["--breaker", "3"]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // On, with the same error 3 times: gives up after 3 tries, circuit open.
+    let fx = Fixture::with_faults(&["CCC=500"]);
+    let mut cmd = fx.ingest(&["CCC"], FROM, TO);
+    cmd.args(["--breaker", "3"]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""circuit_open":true"#));
+    assert_eq!(fx.sandbox.stats().by_ticker["CCC"], 3);
 }

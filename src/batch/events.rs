@@ -94,9 +94,8 @@ impl EventTally {
                 self.setup_failure = Some(TickerFailure {
                     class: "run".into(),
                     kind: kind.as_str().into(),
-                    status: None,
                     message: message.clone(),
-                    attempts: 0,
+                    ..Default::default()
                 });
             }
             (Event::Finished { .. }, _) => self.finished = true,
@@ -206,9 +205,8 @@ mod tests {
         let not_run = TickerFailure {
             class: "retryable".into(),
             kind: "not_run".into(),
-            status: None,
             message: "crashed".into(),
-            attempts: 0,
+            ..Default::default()
         };
         let out = tally.outcomes(&not_run);
         assert_eq!(out[0].status, TickerStatus::Ok);

@@ -135,6 +135,9 @@ pub struct BatchOptions {
     pub max_backoff: Option<Duration>,
     /// Tickers the worker fetches at once (`--in-flight`).
     pub in_flight: Option<u32>,
+    /// Identical failed attempts in a row that open a request's circuit (`--breaker`;
+    /// 0 = off).
+    pub breaker: Option<u32>,
     /// Wall-time limit of the whole batch: SIGTERM then SIGKILL after the grace period.
     pub timeout: Option<Duration>,
     /// Attempt number; `None` = one more than the last attempt of this batch id.
@@ -162,6 +165,7 @@ impl Default for BatchOptions {
             backoff: None,
             max_backoff: None,
             in_flight: None,
+            breaker: None,
             timeout: None,
             attempt: None,
             id: None,
@@ -234,6 +238,7 @@ impl BatchOptions {
             self.max_backoff.map(|d| d.as_millis().to_string()),
         );
         flag("--in-flight", self.in_flight.map(|n| n.to_string()));
+        flag("--breaker", self.breaker.map(|n| n.to_string()));
         args.extend(self.extra_args.iter().cloned());
         args
     }

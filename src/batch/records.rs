@@ -315,9 +315,8 @@ impl RunRecords {
             let e = t.error.unwrap_or_else(|| super::result::TickerFailure {
                 class: "retryable".into(),
                 kind: t.status.as_str().into(),
-                status: None,
                 message: String::new(),
-                attempts: 0,
+                ..Default::default()
             });
             let message = self.secrets.redact(&e.message).replace(['\n', '\r'], " ");
             w.write_record([t.ticker.as_str(), &e.class, &e.kind, &message])

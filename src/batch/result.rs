@@ -49,7 +49,7 @@ impl TickerStatus {
 /// work: not found, not entitled) or `run` (the whole run is broken: key rejected, output
 /// unwritable). Tickers the worker never finished get `kind = "not_run"` and class
 /// `retryable` (or `run` when the batch stopped on a run-fatal error).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TickerFailure {
     /// `retryable`, `ticker`, `run`, or `pending` (the range reaches days not over yet).
     pub class: String,
@@ -64,6 +64,9 @@ pub struct TickerFailure {
     /// Request attempts made before giving up.
     #[serde(default)]
     pub attempts: u32,
+    /// The worker's circuit breaker opened: the same error kept coming back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub circuit_open: bool,
 }
 
 impl TickerFailure {
@@ -72,12 +75,11 @@ impl TickerFailure {
         TickerFailure {
             class: "pending".into(),
             kind: "not_yet_available".into(),
-            status: None,
             message: format!(
                 "not yet available: the days from {from} on are not over in New York; \
                  run again after they close (bars before then are written)"
             ),
-            attempts: 0,
+            ..Default::default()
         }
     }
 }
@@ -90,6 +92,7 @@ impl From<&crate::polygon::FetchError> for TickerFailure {
             status: e.status,
             message: e.message.clone(),
             attempts: e.attempts,
+            circuit_open: e.circuit_open,
         }
     }
 }

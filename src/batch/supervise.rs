@@ -217,9 +217,8 @@ pub(crate) fn supervise(
         (None, Some(message)) if setup_exit => TickerFailure {
             class: "run".into(),
             kind: "setup".into(),
-            status: None,
             message,
-            attempts: 0,
+            ..Default::default()
         },
         _ => TickerFailure {
             class: if fatal { "run" } else { "retryable" }.into(),
@@ -230,7 +229,7 @@ pub(crate) fn supervise(
                 Some(f) if reason.is_none() => format!("not run: {}", f.message),
                 _ => not_run_message(reason, fatal, exit_code, signal),
             },
-            attempts: 0,
+            ..Default::default()
         },
     };
     let result = BatchResult {

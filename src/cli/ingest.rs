@@ -86,6 +86,11 @@ pub struct IngestArgs {
     /// Longest backoff delay in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub max_backoff_ms: u64,
+    /// The circuit breaker: give up on a ticker's request after N attempts in a row
+    /// with the very same error (a persistent 500, say) instead of all --retries;
+    /// the ticker fails retryable with `circuit_open`. 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub breaker: u32,
 }
 
 /// Everything the worker needs, checked before any request.
@@ -172,6 +177,7 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
             max_attempts: args.retries.max(1),
             base: Duration::from_millis(args.backoff_ms),
             max_backoff: Duration::from_millis(args.max_backoff_ms),
+            same_error_limit: args.breaker,
             ..RetryPolicy::default()
         },
         budget: Some(budget),

@@ -16,7 +16,8 @@ use super::decode::{Page, decode_page};
 use super::error::{ErrorClass, ErrorKind, FetchError};
 use super::request::{aggs_url, bearer, checked_next_url, excerpt, parse_base, raw_url};
 use super::retry::{
-    RetryPolicy, classify_api_status, classify_status, classify_transport, parse_retry_after,
+    RetryPolicy, SameError, classify_api_status, classify_status, classify_transport,
+    parse_retry_after,
 };
 
 /// The API's base URL (`https://api.polygon.io` still works too).
@@ -318,6 +319,7 @@ impl Client {
     ) -> Result<(Page, Duration, u32), FetchError> {
         let max = self.retry.max_attempts.max(1);
         let mut backoff = self.retry.backoff();
+        let mut same = SameError::default();
         let mut attempt = 1;
         loop {
             if let Some(b) = &self.budget {
@@ -328,8 +330,16 @@ impl Client {
                 Ok(page) => return Ok((page, t0.elapsed(), attempt)),
                 Err(f) => f,
             };
-            let err = failure.err.with_attempts(attempt);
+            let mut err = failure.err.with_attempts(attempt);
             if !err.is_retryable() || attempt >= max {
+                return Err(err);
+            }
+            if same.opens(&err, &self.retry) {
+                err.circuit_open = true;
+                err.message = format!(
+                    "{} (circuit open: the same error {} times in a row)",
+                    err.message, self.retry.same_error_limit
+                );
                 return Err(err);
             }
             let delay = self.retry.delay(failure.retry_after, &mut backoff);

@@ -142,6 +142,10 @@ pub struct FetchError {
     /// Attempts made for the request that failed (1 when not retried).
     #[serde(default)]
     pub attempts: u32,
+    /// The circuit breaker opened: the request gave up early because its attempts
+    /// kept failing with the very same error. Still retryable in a later run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub circuit_open: bool,
 }
 
 impl FetchError {
@@ -153,6 +157,7 @@ impl FetchError {
             status,
             message: message.into(),
             attempts: 1,
+            circuit_open: false,
         }
     }
 
@@ -173,15 +178,10 @@ impl FetchError {
         self.class == ErrorClass::Retryable
     }
 
-    /// The event shape: `{"class","kind","status","message","attempts"}`.
+    /// The event shape: `{"class","kind","status","message","attempts"}`, plus
+    /// `"circuit_open": true` when the breaker opened.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "class": self.class,
-            "kind": self.kind,
-            "status": self.status,
-            "message": self.message,
-            "attempts": self.attempts,
-        })
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// Decodes the shape written by [`FetchError::to_json`] (extra fields, such as an

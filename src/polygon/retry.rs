@@ -21,6 +21,11 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Largest `Retry-After` honoured; longer values are clamped (default 60 s).
     pub max_retry_after: Duration,
+    /// The circuit breaker: give up on a request once this many attempts in a row
+    /// failed with the very same error (kind, status and message), before
+    /// `max_attempts`; 0 (the default) never gives up early. 429s never count: the
+    /// shared budget deals with them.
+    pub same_error_limit: u32,
 }
 
 impl Default for RetryPolicy {
@@ -30,6 +35,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(60),
+            same_error_limit: 0,
         }
     }
 }
@@ -51,6 +57,28 @@ impl RetryPolicy {
             Some(ra) => ra.min(self.max_retry_after),
             None => backoff.next_delay(),
         }
+    }
+}
+
+/// Counts attempts in a row that failed with the same error, for the circuit breaker.
+#[derive(Debug, Default)]
+pub struct SameError {
+    last: Option<(ErrorKind, Option<u16>, String)>,
+    count: u32,
+}
+
+impl SameError {
+    /// Records a failed attempt; true when the breaker of `policy` opens on it.
+    pub fn opens(&mut self, err: &FetchError, policy: &RetryPolicy) -> bool {
+        let sig = (err.kind, err.status, err.message.clone());
+        if self.last.as_ref() == Some(&sig) {
+            self.count += 1;
+        } else {
+            (self.last, self.count) = (Some(sig), 1);
+        }
+        policy.same_error_limit > 0
+            && err.kind != ErrorKind::RateLimited
+            && self.count >= policy.same_error_limit
     }
 }
 

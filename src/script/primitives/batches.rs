@@ -28,6 +28,7 @@ pub(crate) const SPAWN_OPTIONS: &[&str] = &[
     "backoff",
     "max_backoff",
     "in_flight",
+    "breaker",
     "timeout",
     "attempt",
     "id",
@@ -97,6 +98,16 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
         backoff: secs("backoff")?,
         max_backoff: secs("max_backoff")?,
         in_flight: small("in_flight")?,
+        breaker: o
+            .int("breaker")?
+            .map(|n| {
+                u32::try_from(n).map_err(|_| {
+                    error(format!(
+                        "spawn_batch: option 'breaker' must be 0 (off) or more, got {n}"
+                    ))
+                })
+            })
+            .transpose()?,
         timeout: secs("timeout")?,
         attempt: small("attempt")?,
         id: small("id")?,
@@ -217,7 +228,9 @@ pub mod batches_fns {
     /// `YYYY-MM-DD`); `adjusted` (bool, default true); `max_rps` (shared request
     /// budget: `50`, `"50/s"`, `"5/min"`); `base_url`; `request_timeout`, `backoff`,
     /// `max_backoff` (seconds); `retries` (attempts per request); `in_flight`
-    /// (tickers the worker fetches at once, default 2); `timeout` (wall time
+    /// (most tickers the worker fetches at once, default 32); `breaker` (give up on a
+    /// request after this many identical failed attempts in a row, 0 = off, the
+    /// default; the ticker's error then has `circuit_open: true`); `timeout` (wall time
     /// of the batch in seconds: then SIGTERM, SIGKILL); `id` and `attempt` (to retry a
     /// batch under its id: `attempt: r.attempt + 1`); `label` (free text for logs).
     ///

@@ -82,7 +82,8 @@ pub(crate) fn block_on_cancellable<T>(
     outcome.ok_or_else(cancelled)
 }
 
-/// A classified error as the map scripts catch: `#{class, kind, status, message, attempts}`.
+/// A classified error as the map scripts catch: `#{class, kind, status, message,
+/// attempts, circuit_open}`.
 pub(crate) fn fetch_error_map(e: &FetchError) -> Map {
     failure_map(&TickerFailure::from(e))
 }
@@ -99,5 +100,6 @@ pub(crate) fn failure_map(f: &TickerFailure) -> Map {
     );
     m.insert("message".into(), f.message.clone().into());
     m.insert("attempts".into(), Dynamic::from_int(i64::from(f.attempts)));
+    m.insert("circuit_open".into(), f.circuit_open.into());
     m
 }
