@@ -1,8 +1,8 @@
 //! End-to-end benchmark: the release `barsmith` binary against the sandbox on loopback.
 //!
 //! Prints one table: worker throughput (bars/s, CPU, peak RSS), memory growth with
-//! history length, rate-budget use under a server-side limit, resume cost over a
-//! complete dataset and the wrapper's overhead per batch.
+//! history length, request-budget use against the API's latency (under a server-side
+//! limit), resume cost over a complete dataset and the wrapper's overhead per batch.
 //!
 //! Run: `cargo bench --bench end_to_end` (builds the binary with the bench profile);
 //! `BARSMITH_BENCH_KEEP=1` keeps the temporary folder (data, run folders, logs).
@@ -15,6 +15,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barsmith::sandbox::{SANDBOX_API_KEY, Sandbox, SandboxConfig};
+
+// Scenario 3 (budget against latency) is long enough for its own file.
+#[path = "end_to_end/budget.rs"]
+mod budget;
 use jiff::civil::Date;
 
 const BIN: &str = env!("CARGO_BIN_EXE_barsmith");
@@ -23,10 +27,6 @@ const TODAY: Date = Date::constant(2026, 6, 30);
 /// Scenario 1: tickers × years for worker throughput.
 const THROUGHPUT_TICKERS: usize = 20;
 const THROUGHPUT_RANGE: (&str, &str) = ("2024-01-01", "2025-12-31");
-/// Scenario 3: the budget, the server-side limit and the per-page latency.
-const BUDGET_RPS: f64 = 50.0;
-const BUDGET_LATENCY: Duration = Duration::from_millis(150);
-const BUDGET_TICKERS: usize = 700;
 /// Scenario 4/5: the complete dataset.
 const RESUME_TICKERS: usize = 500;
 const SHORT_RANGE: (&str, &str) = ("2026-06-01", "2026-06-05");
@@ -48,9 +48,7 @@ fn main() {
 
     throughput(tmp.path(), &mut rows);
     memory_growth(tmp.path(), &mut rows);
-    budget_use(tmp.path(), 6, 2, BUDGET_TICKERS, &mut rows);
-    budget_use(tmp.path(), 10, 2, BUDGET_TICKERS, &mut rows);
-    budget_use(tmp.path(), 6, 1, 200, &mut rows);
+    budget::budget_vs_latency(tmp.path(), &mut rows);
     resume_and_overhead(tmp.path(), &mut rows);
 
     println!();
@@ -198,90 +196,6 @@ fn memory_growth(tmp: &Path, rows: &mut Vec<Row>) {
         ),
         "flat, <= 100 MB",
         Some(growth <= 1.25 && late <= 1.05 && peaks[2] <= 100 * 1024),
-    );
-}
-
-/// Scenario 3: `wrapper.rhai` with `concurrent` batches under --max-rps 50 against a sandbox
-/// with 150 ms latency and a server-side limit of 50 req/s with GCRA burst `burst`
-/// (burst 2 = 20 ms of tolerance for arrival jitter; burst 1 = none), `n` tickers of
-/// one request each. Runs of the strict variant are cut after 30 s.
-fn budget_use(tmp: &Path, concurrent: usize, burst: u32, n: usize, rows: &mut Vec<Row>) {
-    let names = tickers("B", n);
-    let sandbox = sandbox_with(&names, BUDGET_LATENCY, Some(BUDGET_RPS), burst);
-    let dir = tmp.join(format!("budget-{concurrent}-{burst}"));
-    let universe = universe(&dir, &names);
-    let p = run_child(
-        wrapper(
-            &dir,
-            &sandbox,
-            &universe,
-            &[
-                "--max-concurrent",
-                &concurrent.to_string(),
-                "--max-rps",
-                &BUDGET_RPS.to_string(),
-                "--batch-size",
-                "25",
-            ],
-        ),
-        &dir,
-        Duration::from_secs(if burst > 1 { 120 } else { 30 }),
-    );
-    let stats = sandbox.stats();
-    assert!(
-        p.status == 0 || (burst == 1 && p.killed),
-        "wrapper failed: see {}",
-        dir.display()
-    );
-    let achieved = stats.data_requests as f64 / p.wall.as_secs_f64();
-    let (steady, window) = steady_rate(&dir.join("run"));
-    let fraction = achieved / BUDGET_RPS;
-    eprintln!(
-        "budget x{concurrent} burst {burst}: {} requests in {:.2} s, {} 429s, steady {steady:.1} req/s over {window:.1} s, max {} in 1 s (load {})",
-        stats.data_requests,
-        p.wall.as_secs_f64(),
-        stats.rate_limited,
-        stats.max_rps_observed,
-        loadavg()
-    );
-    let target = if concurrent == 6 && burst > 1 {
-        ">= 90%"
-    } else {
-        "(extra)"
-    };
-    let cut = if p.killed { ", cut" } else { "" };
-    row(
-        rows,
-        &format!("3. budget: x{concurrent} batches, server burst {burst}: req/s (% of 50)"),
-        format!(
-            "{achieved:.1} = {:.0}% ({} req, {:.1} s{cut})",
-            fraction * 100.0,
-            stats.data_requests,
-            p.wall.as_secs_f64()
-        ),
-        target,
-        Some(fraction >= 0.9),
-    );
-    // Little's law: each batch has one request in flight at a time, so this is the
-    // mean time one request takes a batch (latency + budget wait + local work).
-    let per_request = concurrent as f64 * p.wall.as_secs_f64() / stats.data_requests.max(1) as f64;
-    row(
-        rows,
-        &format!("3. budget: x{concurrent}, burst {burst}: ms per request per batch"),
-        if window > 0.0 {
-            format!("{:.0} ms (joblog: {steady:.1} req/s)", per_request * 1e3)
-        } else {
-            format!("{:.0} ms", per_request * 1e3)
-        },
-        "",
-        None,
-    );
-    row(
-        rows,
-        &format!("3. budget: x{concurrent}, burst {burst}: 429s / most req in 1 s"),
-        format!("{} / {}", stats.rate_limited, stats.max_rps_observed),
-        "0 429s",
-        Some(stats.rate_limited == 0),
     );
 }
 
@@ -631,32 +545,6 @@ fn joblog(run: &Path) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
-}
-
-/// Requests per second while all batches overlapped: requests of the batches over the
-/// span from the first batch start to the last batch end (joblog).
-fn steady_rate(run: &Path) -> (f64, f64) {
-    let jobs = joblog(run);
-    let mut first: Option<jiff::Timestamp> = None;
-    let mut last: Option<jiff::Timestamp> = None;
-    let mut requests = 0u64;
-    for j in &jobs {
-        let Some(start) = ts(&j["start"]) else {
-            continue;
-        };
-        let dur = j["duration_s"].as_f64().unwrap_or(0.0);
-        let end = start + jiff::SignedDuration::from_secs_f64(dur);
-        first = Some(first.map_or(start, |f| f.min(start)));
-        last = Some(last.map_or(end, |l| l.max(end)));
-        requests += j["requests"].as_u64().unwrap_or(0);
-    }
-    match (first, last) {
-        (Some(f), Some(l)) => {
-            let span = l.duration_since(f).as_secs_f64();
-            (requests as f64 / span.max(1e-9), span)
-        }
-        _ => (0.0, 0.0),
-    }
 }
 
 /// Mean batch duration from the joblog and mean worker span (first event to

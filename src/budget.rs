@@ -19,8 +19,12 @@
 //! The schedule adapts to a server stricter than the rate (AIMD): a 429 makes the key
 //! more cautious for every process — the first drops the burst to 1, later ones slow
 //! the rate by 3% a step (to at most 25% slower); each 2 s without a 429 takes one
-//! step back (the burst comes back by doublings). The file then holds
-//! `tat caution last_429_ns`.
+//! step back (the burst comes back by doublings). 429s within a second count as one
+//! step (the requests in flight all see the same refusal), unless they are dense
+//! (every 5 more is a step, and at the slowest rate a pause: the rate is far above the
+//! plan's); a 429 to a request whose slot was taken before the last step counts for
+//! nothing (it was sent under the old schedule). The file then holds
+//! `tat caution last_429_ns recent_429s`.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -75,6 +79,9 @@ const RECOVER_NS: u64 = 2_000_000_000;
 /// 429s closer together than this count as one: the requests in flight when the
 /// server starts refusing all see it, and that is one signal, not many.
 const SAME_429_NS: u64 = 1_000_000_000;
+/// 429s within [`SAME_429_NS`] that count as one more step (and, at the slowest
+/// rate, call for a pause): a rate far above the plan's, not jitter.
+const DENSE_429S: u32 = 5;
 /// Slowest rate caution reaches, as a share of the configured rate.
 const MIN_RATE_SHARE: f64 = 0.75;
 /// Steps of 3% that reach [`MIN_RATE_SHARE`] (0.97^10 ≈ 0.74).
@@ -183,6 +190,8 @@ struct Schedule {
     caution: u32,
     /// When the last counted 429 was seen, ns.
     last_429: u64,
+    /// 429s seen since then (within [`SAME_429_NS`]), that one included.
+    recent: u32,
 }
 
 impl Schedule {
@@ -193,11 +202,18 @@ impl Schedule {
             tat: next(),
             caution: next().min(64) as u32,
             last_429: next(),
+            recent: next().min(u64::from(u32::MAX)) as u32,
         }
     }
 
     fn text(self) -> String {
-        format!("{} {} {}\n", self.tat, self.caution, self.last_429)
+        let Schedule {
+            tat,
+            caution,
+            last_429,
+            recent,
+        } = self;
+        format!("{tat} {caution} {last_429} {recent}\n")
     }
 
     /// Caution still in force at `now`: one step less per [`RECOVER_NS`] without a 429.
@@ -245,6 +261,11 @@ fn now_ns() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
 }
+
+/// When a request took its slot in the schedule (ns since the Unix epoch), returned by
+/// [`Budget::acquire`] and handed back with a 429 ([`Budget::rate_limited`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved(u64);
 
 /// A TAT further ahead than this is a damaged file or a clock jump, not a schedule.
 const MAX_AHEAD_NS: u64 = 24 * 3600 * 1_000_000_000;
@@ -302,12 +323,14 @@ impl Budget {
         self.inner.rate
     }
 
-    /// Waits for this caller's slot in the machine-wide schedule. Dropping the future
-    /// while it sleeps wastes the reserved slot (it is not given back).
-    pub async fn acquire(&self) {
+    /// Waits for this caller's slot in the machine-wide schedule and returns when the
+    /// slot was taken (for [`Budget::rate_limited`]). Dropping the future while it
+    /// sleeps wastes the reserved slot (it is not given back).
+    pub async fn acquire(&self) -> Reserved {
         // The locked section is a few syscalls on a tiny file, but the lock may be
         // held for a moment by another process (or this one's other tasks); running
         // it on the blocking pool keeps that wait off the async worker threads.
+        let reserved = Reserved(now_ns());
         let me = self.clone();
         let wait = match tokio::task::spawn_blocking(move || me.reserve()).await {
             Ok(wait) => wait,
@@ -316,6 +339,7 @@ impl Budget {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        reserved
     }
 
     /// Records a 429: nobody using this key sends again before `now + delay`, and
@@ -325,7 +349,7 @@ impl Budget {
     /// Synchronous: it runs the same tiny locked section as `acquire`, once per 429,
     /// which is rare enough not to matter to the runtime.
     pub fn penalize(&self, delay: Duration) {
-        self.note_429(|_| Some(delay));
+        self.note_429(None, |_| Some(delay));
     }
 
     /// Records a 429 seen by a request: every process on the key waits the server's
@@ -333,28 +357,46 @@ impl Budget {
     /// slower rate) answers it while it can, and the key pauses for `fallback` only
     /// once the rate is as slow as caution makes it: a pause per 429 would cost a
     /// strict server half its budget, none at all would let a badly set rate storm.
-    pub fn rate_limited(&self, retry_after: Option<Duration>, fallback: Duration) {
+    ///
+    /// A 429 to a request whose slot was taken before the key last grew more cautious
+    /// says nothing new (it was sent under the old schedule, like the rest of a
+    /// burst a strict server refused): it counts for nothing but its `Retry-After`.
+    pub fn rate_limited(&self, slot: Reserved, retry_after: Option<Duration>, fallback: Duration) {
         let floor = self.inner.burst.ilog2() + MAX_SLOW_STEPS;
-        self.note_429(|caution| match retry_after {
+        self.note_429(Some(slot), |s| match retry_after {
             Some(ra) => Some(ra),
-            None => (caution >= floor).then_some(fallback),
+            // Sparse 429s at the slowest cautious rate are arrival jitter against a
+            // server with no tolerance: pausing for them would cost more than they do.
+            None => (s.caution >= floor && s.recent >= DENSE_429S).then_some(fallback),
         });
     }
 
-    /// Counts a 429 (simultaneous ones once) and pushes the schedule past the pause
-    /// `pause(new caution)` returns, if any.
-    fn note_429(&self, pause: impl Fn(u32) -> Option<Duration>) {
+    /// Counts a 429 (simultaneous ones once, unless they are dense; stale ones not at
+    /// all) and pushes the schedule past the pause `pause(new schedule)` returns.
+    fn note_429(&self, slot: Option<Reserved>, pause: impl Fn(Schedule) -> Option<Duration>) {
         self.update(|now, s| {
             let mut next = s;
-            if now.saturating_sub(s.last_429) >= SAME_429_NS {
+            let stale = slot.is_some_and(|r| r.0 < s.last_429);
+            let step = if stale {
+                false
+            } else if now.saturating_sub(s.last_429) >= SAME_429_NS {
+                next.last_429 = now;
+                next.recent = 1;
+                true
+            } else {
+                // Many 429s at once are a rate far too high, not jitter: each
+                // DENSE_429S of them is one more step.
+                next.recent = s.recent.saturating_add(1);
+                next.recent.is_multiple_of(DENSE_429S)
+            };
+            if step {
                 // The first 429 drops the burst at once (halving it step by step would
                 // draw a storm of 429s from a server that allows none); later ones slow
                 // the rate.
                 let halvings = self.inner.burst.ilog2();
                 next.caution = (s.caution_at(now) + 1).max(halvings).min(64);
-                next.last_429 = now;
             }
-            if let Some(delay) = pause(next.caution) {
+            if let Some(delay) = pause(next) {
                 let ns = delay.as_nanos().min(u128::from(MAX_AHEAD_NS)) as u64;
                 next.tat = s.tat.max(now.saturating_add(ns));
             }
@@ -453,8 +495,7 @@ mod tests {
             Schedule::parse("123\n"),
             Schedule {
                 tat: 123,
-                caution: 0,
-                last_429: 0
+                ..Schedule::default()
             }
         );
         assert_eq!(Schedule::parse("garbage"), Schedule::default());
@@ -462,6 +503,7 @@ mod tests {
             tat: 5,
             caution: 2,
             last_429: 7,
+            recent: 3,
         };
         assert_eq!(Schedule::parse(&s.text()), s);
     }
@@ -486,6 +528,7 @@ mod tests {
             tat: 0,
             caution: 3,
             last_429: 1_000,
+            recent: 1,
         };
         assert_eq!(s.caution_at(1_000 + RECOVER_NS - 1), 3);
         assert_eq!(s.caution_at(1_000 + 2 * RECOVER_NS), 1);
@@ -506,7 +549,7 @@ mod tests {
     fn a_429_counts_once_for_the_requests_in_flight_and_drops_the_burst() {
         let (_d, b) = budget(10.0, 4);
         assert!(b.has_room());
-        for _ in 0..5 {
+        for _ in 1..DENSE_429S {
             b.penalize(Duration::ZERO);
         }
         let s = b.update(|_, s| (s, s));
@@ -517,6 +560,47 @@ mod tests {
         let waits: Vec<Duration> = (0..2).map(|_| b.reserve()).collect();
         assert!(waits[0].is_zero(), "{waits:?}");
         assert!(waits[1] > Duration::from_millis(50), "{waits:?}");
+    }
+
+    #[test]
+    fn a_429_to_a_request_sent_before_the_last_step_counts_for_nothing() {
+        let (_d, b) = budget(100.0, 80);
+        let before = Reserved(now_ns());
+        std::thread::sleep(Duration::from_millis(2));
+        b.rate_limited(Reserved(now_ns()), None, Duration::from_secs(1));
+        let caution = || b.update(|_, s| (s, s.caution));
+        assert_eq!(caution(), 6, "the first 429 drops the burst to 1");
+        // The rest of the burst the server refused was sent before: no new steps.
+        for _ in 0..50 {
+            b.rate_limited(before, None, Duration::from_secs(1));
+        }
+        assert_eq!(caution(), 6);
+        assert!(b.reserve() < Duration::from_millis(20), "and no pause");
+    }
+
+    #[test]
+    fn dense_429s_step_faster_and_pause_only_at_the_slowest_rate() {
+        let (_d, b) = budget(100.0, 1);
+        let fresh = || Reserved(now_ns());
+        // Sparse: one step per window, however many 429s in flight saw it.
+        b.rate_limited(fresh(), None, Duration::from_secs(5));
+        assert_eq!(b.update(|_, s| (s, s.caution)), 1);
+        // Dense: every DENSE_429S more in the window is another step.
+        for _ in 0..(DENSE_429S * 3) {
+            b.rate_limited(fresh(), None, Duration::from_secs(5));
+        }
+        assert_eq!(b.update(|_, s| (s, s.caution)), 4);
+        assert!(
+            b.reserve() < Duration::from_secs(1),
+            "not yet at the floor: no pause"
+        );
+        for _ in 0..(DENSE_429S * MAX_SLOW_STEPS) {
+            b.rate_limited(fresh(), None, Duration::from_secs(5));
+        }
+        assert!(
+            b.reserve() > Duration::from_secs(4),
+            "a rate far too high pauses"
+        );
     }
 
     #[test]

@@ -322,9 +322,10 @@ impl Client {
         let mut same = SameError::default();
         let mut attempt = 1;
         loop {
-            if let Some(b) = &self.budget {
-                b.acquire().await;
-            }
+            let slot = match &self.budget {
+                Some(b) => Some(b.acquire().await),
+                None => None,
+            };
             let t0 = Instant::now();
             let failure = match self.attempt(url).await {
                 Ok(page) => return Ok((page, t0.elapsed(), attempt)),
@@ -344,14 +345,14 @@ impl Client {
             }
             let delay = self.retry.delay(failure.retry_after, &mut backoff);
             if err.kind == ErrorKind::RateLimited
-                && let Some(b) = &self.budget
+                && let (Some(b), Some(slot)) = (&self.budget, slot)
             {
                 // Everyone on the key waits what the API asked for; without a
                 // Retry-After the budget slows down first (Budget::rate_limited). This
                 // request's own growing backoff stays its own: charged to all, a few
                 // 429s would stall every worker.
                 let asked = failure.retry_after.map(|ra| delay.min(ra));
-                b.rate_limited(asked, delay.min(self.retry.base));
+                b.rate_limited(slot, asked, delay.min(self.retry.base));
             }
             attempt += 1;
             tracing::debug!(attempt, ?delay, kind = %err.kind, reason = %err.message, "retrying");

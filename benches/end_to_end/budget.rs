@@ -1,0 +1,138 @@
+//! Scenario 3: how full the request budget stays against the API's latency.
+//!
+//! `scripts/wrapper.rhai` with default flags except `--max-rps 100` (and
+//! `--max-concurrent 1` for the one-batch rows), against a sandbox that answers each
+//! request after a fixed latency and limits the key server-side to 100 req/s. Budget
+//! use = requests the server accepted / (100 × the whole run's wall time), start-up and
+//! tail included.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Proc, Row, base_command, row, run_child, sandbox_with, tickers, universe};
+
+/// The budget, and the server-side limit equal to it.
+const RPS: f64 = 100.0;
+/// One request per ticker: 1,500 tickers × 1 day.
+const TICKERS: usize = 1_500;
+const ONE_DAY: (&str, &str) = ("2026-06-01", "2026-06-01");
+/// The many-pages case: 40 tickers × 2 years (about 8 pages of 50,000 bars each).
+const PAGED_TICKERS: usize = 40;
+const TWO_YEARS: (&str, &str) = ("2024-01-01", "2025-12-31");
+
+/// One run's figures.
+struct Use {
+    accepted: u64,
+    rejected: u64,
+    wall: Duration,
+}
+
+impl Use {
+    fn fraction(&self) -> f64 {
+        self.accepted as f64 / (RPS * self.wall.as_secs_f64())
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{:.1} = {:.0}% ({} req, {:.1} s, {} × 429)",
+            self.accepted as f64 / self.wall.as_secs_f64(),
+            self.fraction() * 100.0,
+            self.accepted,
+            self.wall.as_secs_f64(),
+            self.rejected
+        )
+    }
+}
+
+/// The whole table: 50, 250 and 1,000 ms × 6 and 1 batches; a server limiter with
+/// no burst tolerance; the many-pages case.
+pub(super) fn budget_vs_latency(tmp: &Path, rows: &mut Vec<Row>) {
+    let names = tickers("L", TICKERS);
+    for ms in [50, 250, 1000] {
+        for batches in [6, 1] {
+            let u = wrapper_run(tmp, &names, ONE_DAY, ms, RPS as u32, batches);
+            let target = if batches == 6 {
+                ">= 95%, 0 × 429"
+            } else {
+                "(extra)"
+            };
+            let ok = batches != 6 || (u.fraction() >= 0.95 && u.rejected == 0);
+            row(
+                rows,
+                &format!("3. budget 100/s, {ms} ms, {batches} batch(es): ok req/s (%)"),
+                u.text(),
+                target,
+                Some(ok),
+            );
+        }
+    }
+    let u = wrapper_run(tmp, &names, ONE_DAY, 250, 1, 6);
+    row(
+        rows,
+        "3. … server limiter without burst, 250 ms, 6 batches",
+        u.text(),
+        ">= 90%",
+        Some(u.fraction() >= 0.9),
+    );
+    let paged = tickers("P", PAGED_TICKERS);
+    let u = wrapper_run(tmp, &paged, TWO_YEARS, 250, RPS as u32, 6);
+    row(
+        rows,
+        "3. … many pages: 40 tickers × 2 y, 250 ms, 6 batches",
+        u.text(),
+        ">= 95%",
+        Some(u.fraction() >= 0.95),
+    );
+}
+
+/// Runs the wrapper over `names` × `range` against a sandbox with `ms` of latency and a
+/// server-side limit of 100 req/s with GCRA burst `burst`.
+fn wrapper_run(
+    tmp: &Path,
+    names: &[String],
+    range: (&str, &str),
+    ms: u64,
+    burst: u32,
+    batches: usize,
+) -> Use {
+    let latency = Duration::from_millis(ms);
+    let sandbox = sandbox_with(names, latency, Some(RPS), burst);
+    let dir = tmp.join(format!("budget-{ms}ms-x{batches}-b{burst}-{}", names.len()));
+    let universe = universe(&dir, names);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wrapper.rhai");
+    let mut cmd = base_command(&dir);
+    cmd.arg("run")
+        .args(["--base-url", &sandbox.base_url(), "--progress", "none"])
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg(script)
+        .arg("--tickers-csv")
+        .arg(universe)
+        .args(["--from", range.0, "--to", range.1, "--outdir"])
+        .arg(dir.join("data"))
+        .args([
+            "--max-rps",
+            "100/s",
+            "--max-concurrent",
+            &batches.to_string(),
+        ]);
+    let p: Proc = run_child(cmd, &dir, Duration::from_secs(240));
+    let stats = sandbox.stats();
+    assert!(
+        p.status == 0 && !p.killed,
+        "wrapper failed or ran past 240 s: see {}",
+        dir.display()
+    );
+    let u = Use {
+        accepted: stats.data_requests - stats.rate_limited,
+        rejected: stats.rate_limited,
+        wall: p.wall,
+    };
+    eprintln!(
+        "budget {ms} ms x{batches} burst {burst}: {} (most in 1 s: {}, load {})",
+        u.text(),
+        stats.max_rps_observed,
+        super::loadavg()
+    );
+    u
+}
