@@ -407,6 +407,72 @@ fn kill_9_at_any_instant_leaves_no_partial_file_and_resume_fetches_only_the_rest
 }
 
 #[test]
+fn kill_9_during_a_burst_of_small_tickers_keeps_every_record_true() {
+    // Many one-page tickers with 32 in flight: writes run on the blocking pool while
+    // other tickers' requests and writes are under way, so kills land between a file
+    // and its record, in the middle of several writes at once, and so on.
+    let cfg = SandboxConfig {
+        latency: Duration::from_millis(5),
+        ..test_config()
+    };
+    let fx = Fixture::with_config(cfg);
+    let names: Vec<String> = (0..80).map(|i| format!("K{i:02}")).collect();
+    let tickers: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (from, to) = ("2024-03-04", "2024-03-08");
+    for kill_after_done in [1, 7, 20, 45] {
+        let mut child = fx
+            .ingest(&tickers, from, to)
+            .args(["--in-flight", "32"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let done = stdout
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains("\"event\":\"ticker_done\""))
+            .take(kill_after_done)
+            .count();
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        assert!(done > 0, "the worker finished nothing before the kill");
+        // Whatever is recorded complete is on disk, exactly.
+        for t in &tickers {
+            if fx.store().missing(t, range(from, to)).unwrap().is_empty() {
+                assert!(
+                    stored(&fx, t, from, to) == expected(&fx, t, from, to),
+                    "{t} is recorded complete but its bars differ (kill after {kill_after_done})"
+                );
+            }
+        }
+        for f in files_below(&fx.outdir()) {
+            let file = std::fs::File::open(&f).unwrap();
+            parquet::file::reader::SerializedFileReader::new(file)
+                .unwrap_or_else(|e| panic!("{f:?} is not a complete Parquet file: {e}"));
+        }
+    }
+    let incomplete = tickers
+        .iter()
+        .filter(|t| !fx.store().missing(t, range(from, to)).unwrap().is_empty())
+        .count() as u64;
+    fx.sandbox.reset_stats();
+    let out = run(fx.ingest(&tickers, from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fx.sandbox.stats().data_requests,
+        incomplete,
+        "only the rest"
+    );
+    for t in &tickers {
+        assert!(
+            stored(&fx, t, from, to) == expected(&fx, t, from, to),
+            "{t}"
+        );
+    }
+}
+
+#[test]
 fn the_api_key_appears_in_no_output_and_no_file() {
     const KEY: &str = "k3y-VERY-SECRET-0123456789";
     let cfg = SandboxConfig {
