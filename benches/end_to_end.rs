@@ -236,7 +236,14 @@ fn resume_and_overhead(tmp: &Path, rows: &mut Vec<Row>) {
         let rdir = tmp.join(format!("resume-{run}"));
         fs::create_dir_all(&rdir).expect("run dir");
         let p = run_child(
-            wrapper_in(&rdir, &dir, &sandbox, &universe, &["--max-rps", "100000"]),
+            wrapper_in(
+                &rdir,
+                &dir,
+                &sandbox,
+                &universe,
+                SHORT_RANGE,
+                &["--max-rps", "100000"],
+            ),
             &rdir,
             Duration::from_secs(60),
         );
@@ -278,6 +285,7 @@ fn resume_and_overhead(tmp: &Path, rows: &mut Vec<Row>) {
             &dir,
             &sandbox,
             &universe,
+            SHORT_RANGE,
             &[
                 "--no-resume",
                 "--max-concurrent",
@@ -405,15 +413,17 @@ fn worker(
 
 /// `barsmith run scripts/wrapper.rhai` writing into `dir/data`, run folder `dir/run`.
 fn wrapper(dir: &Path, sandbox: &Sandbox, universe: &Path, extra: &[&str]) -> Command {
-    wrapper_in(dir, dir, sandbox, universe, extra)
+    wrapper_in(dir, dir, sandbox, universe, SHORT_RANGE, extra)
 }
 
-/// The same with the run folder in `run_dir` and the data in `data_dir/data`.
+/// The same with the run folder in `run_dir`, the data in `data_dir/data` and the
+/// dates `range`.
 fn wrapper_in(
     run_dir: &Path,
     data_dir: &Path,
     sandbox: &Sandbox,
     universe: &Path,
+    range: (&str, &str),
     extra: &[&str],
 ) -> Command {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wrapper.rhai");
@@ -425,7 +435,7 @@ fn wrapper_in(
         .arg(script)
         .arg("--tickers-csv")
         .arg(universe)
-        .args(["--from", SHORT_RANGE.0, "--to", SHORT_RANGE.1])
+        .args(["--from", range.0, "--to", range.1])
         .arg("--outdir")
         .arg(data_dir.join("data"))
         .args(extra);

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Proc, Row, base_command, row, run_child, sandbox_with, tickers, universe};
+use super::{Proc, Row, row, run_child, sandbox_with, tickers, universe, wrapper_in};
 
 /// The budget, and the server-side limit equal to it.
 const RPS: f64 = 100.0;
@@ -99,23 +99,9 @@ fn wrapper_run(
     let sandbox = sandbox_with(names, latency, Some(RPS), burst);
     let dir = tmp.join(format!("budget-{ms}ms-x{batches}-b{burst}-{}", names.len()));
     let universe = universe(&dir, names);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wrapper.rhai");
-    let mut cmd = base_command(&dir);
-    cmd.arg("run")
-        .args(["--base-url", &sandbox.base_url(), "--progress", "none"])
-        .arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg(script)
-        .arg("--tickers-csv")
-        .arg(universe)
-        .args(["--from", range.0, "--to", range.1, "--outdir"])
-        .arg(dir.join("data"))
-        .args([
-            "--max-rps",
-            "100/s",
-            "--max-concurrent",
-            &batches.to_string(),
-        ]);
+    let batches = batches.to_string();
+    let extra = ["--max-rps", "100/s", "--max-concurrent", &batches];
+    let cmd = wrapper_in(&dir, &dir, &sandbox, &universe, range, &extra);
     let p: Proc = run_child(cmd, &dir, Duration::from_secs(240));
     let stats = sandbox.stats();
     assert!(
