@@ -46,10 +46,20 @@ fn main() {
     let load_start = loadavg();
     let mut rows: Vec<Row> = Vec::new();
 
-    throughput(tmp.path(), &mut rows);
-    memory_growth(tmp.path(), &mut rows);
-    budget::budget_vs_latency(tmp.path(), &mut rows);
-    resume_and_overhead(tmp.path(), &mut rows);
+    type Scenario = fn(&Path, &mut Vec<Row>);
+    let scenarios: [(&str, Scenario); 4] = [
+        ("throughput", throughput),
+        ("memory", memory_growth),
+        ("budget", budget::budget_vs_latency),
+        ("resume", resume_and_overhead),
+    ];
+    // `BARSMITH_BENCH_ONLY=budget,throughput` runs only those scenarios.
+    let only = std::env::var("BARSMITH_BENCH_ONLY").unwrap_or_default();
+    for (name, scenario) in scenarios {
+        if only.is_empty() || only.split(',').any(|o| o.trim() == name) {
+            scenario(tmp.path(), &mut rows);
+        }
+    }
 
     println!();
     println!("barsmith end-to-end ({BIN})");

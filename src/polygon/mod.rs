@@ -10,10 +10,12 @@
 pub mod client;
 pub mod decode;
 pub mod error;
+pub mod fetched;
 pub mod request;
 pub mod retry;
 
-pub use client::{Client, ClientConfig, ClientEvent, DEFAULT_BASE_URL, Fetched, RawResponse};
+pub use client::{Client, ClientConfig, ClientEvent, DEFAULT_BASE_URL, RawResponse};
 pub use decode::{DecodeError, Page, decode_page};
 pub use error::{ErrorClass, ErrorKind, FetchError};
+pub use fetched::Fetched;
 pub use retry::RetryPolicy;

@@ -174,9 +174,75 @@ pub fn excerpt(text: &str) -> String {
     }
 }
 
+/// The key goes only over TLS, except to loopback (the sandbox): a plain `http://`
+/// base URL on any other host is refused unless explicitly allowed, with a warning.
+pub(super) fn check_transport(base: &Url, allow_insecure_http: bool) -> Result<(), FetchError> {
+    if base.scheme() != "http" || is_loopback(base) {
+        return Ok(());
+    }
+    let origin = base.origin().ascii_serialization();
+    if allow_insecure_http {
+        tracing::warn!(
+            "--allow-insecure-http: the API key goes to {origin} in clear text; anyone on \
+             the network path can read it"
+        );
+        return Ok(());
+    }
+    Err(FetchError::new(
+        ErrorKind::BadRequest,
+        None,
+        format!(
+            "refusing to send the API key in clear text to {origin}: use https://, \
+             or pass --allow-insecure-http if you really mean it"
+        ),
+    )
+    .with_class(ErrorClass::Run))
+}
+
+/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1).
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn transport(base: &str, allow: bool) -> Result<(), FetchError> {
+        check_transport(&parse_base(base).unwrap(), allow)
+    }
+
+    #[test]
+    fn the_key_goes_in_clear_only_to_loopback_unless_allowed() {
+        for ok in [
+            "https://api.massive.com",
+            "http://127.0.0.1:8787",
+            "http://127.8.9.10",
+            "http://localhost:1234",
+            "http://[::1]:99",
+        ] {
+            assert!(transport(ok, false).is_ok(), "{ok}");
+        }
+        for remote in [
+            "http://192.0.2.2:18080",
+            "http://api.massive.com",
+            "http://[2001:db8::1]",
+        ] {
+            let e = transport(remote, false).unwrap_err();
+            assert!(e.message.contains("--allow-insecure-http"), "{e:?}");
+            assert!(e.message.contains("https://"), "{e:?}");
+            assert_eq!(e.class, ErrorClass::Run);
+            // Allowed explicitly: accepted (with a warning), and nothing is sent here.
+            assert!(transport(remote, true).is_ok(), "{remote}");
+        }
+    }
 
     fn base() -> Url {
         parse_base("https://api.massive.com").unwrap()
