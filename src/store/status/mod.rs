@@ -6,19 +6,18 @@
 //! owns its three output formats.
 
 pub mod render;
+mod scan;
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use jiff::civil::Date;
-use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Serialize, Serializer};
 
 use crate::calendar::DateRange;
 use crate::store::coverage;
 use crate::store::error::StoreError;
 use crate::store::{Store, check_ticker};
+use scan::{Tree, footer_stats, list, par_map, scan_tree};
 
 /// How a resume's requests are estimated (see [`estimate_piece`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,11 +130,7 @@ impl DatasetStatus {
             Some(list) => list.clone(),
             None => known,
         };
-        let mut coverages = Vec::with_capacity(tickers.len());
-        for t in &tickers {
-            check_ticker(t)?;
-            coverages.push(store.coverage(t)?);
-        }
+        let coverages = par_map(&tickers, |t| store.coverage(t))?;
         let range = asked_range(query, &coverages, &tree)?;
         let stats = footer_stats(&tree, &tickers, range)?;
         let mut report = DatasetStatus {
@@ -298,68 +293,10 @@ fn asked_range(
         .map_err(|e| StoreError::Invalid(e.0))
 }
 
-/// The data root's layout: `files[ticker][year]` = the Parquet files of that year.
-#[derive(Debug, Default)]
-struct Tree {
-    files: BTreeMap<String, BTreeMap<i16, Vec<PathBuf>>>,
-    strays: Vec<PathBuf>,
-}
-
-/// Lists `root` three levels deep, sorting entries into bar files and strays.
-fn scan_tree(root: &Path) -> Result<Tree, StoreError> {
-    let mut tree = Tree::default();
-    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_path_buf();
-    for t in list(root)? {
-        let ticker = dir_value(&t, "ticker=").filter(|v| check_ticker(v).is_ok());
-        let Some(ticker) = ticker else {
-            tree.strays.push(rel(&t));
-            continue;
-        };
-        for y in list(&t)? {
-            let Some(year) = dir_value(&y, "year=").and_then(|v| v.parse::<i16>().ok()) else {
-                tree.strays.push(rel(&y));
-                continue;
-            };
-            for f in list(&y)? {
-                if f.extension() == Some("parquet".as_ref()) && f.is_file() {
-                    let slot = tree.files.entry(ticker.clone()).or_default();
-                    slot.entry(year).or_default().push(f);
-                } else {
-                    tree.strays.push(rel(&f));
-                }
-            }
-        }
-    }
-    tree.strays.sort();
-    Ok(tree)
-}
-
-/// The entries of `dir`, sorted; a missing folder is empty.
-fn list(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io("list", dir, e)),
-    };
-    let mut out = Vec::new();
-    for e in rd {
-        out.push(e.map_err(|e| StoreError::io("list", dir, e))?.path());
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// `v` of a folder named `{key}v` (e.g. `ticker=AAPL`), if `p` is such a folder.
-fn dir_value(p: &Path, key: &str) -> Option<String> {
-    let name = p.file_name()?.to_str()?;
-    let value = name.strip_prefix(key)?;
-    (p.is_dir() && !value.is_empty()).then(|| value.to_string())
-}
-
 /// Every ticker with a coverage record or a folder of files, sorted.
 fn known_tickers(store: &Store, tree: &Tree) -> Result<Vec<String>, StoreError> {
     let mut out: std::collections::BTreeSet<String> = tree.files.keys().cloned().collect();
-    for p in list(&store.layout.coverage_dir())? {
+    for (p, _) in list(&store.layout.coverage_dir())? {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if let Some(t) = name.strip_suffix(".json")
             && check_ticker(t).is_ok()
@@ -368,72 +305,6 @@ fn known_tickers(store: &Store, tree: &Tree) -> Result<Vec<String>, StoreError> 
         }
     }
     Ok(out.into_iter().collect())
-}
-
-/// Rows and bytes per year of each of `tickers` (in order), for the years overlapping
-/// `range`, from the footers, read on a few threads: the time goes to opening files.
-fn footer_stats(
-    tree: &Tree,
-    tickers: &[String],
-    range: Option<DateRange>,
-) -> Result<Vec<Vec<YearStats>>, StoreError> {
-    let in_range = |y: i16| range.is_none_or(|r| r.from.year() <= y && y <= r.to.year());
-    let mut jobs: Vec<(usize, i16, &Path)> = Vec::new();
-    for (i, t) in tickers.iter().enumerate() {
-        for (&year, paths) in tree.files.get(t).into_iter().flatten() {
-            if in_range(year) {
-                jobs.extend(paths.iter().map(|p| (i, year, p.as_path())));
-            }
-        }
-    }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
-    let chunk = jobs.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<(u64, u64)>, StoreError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|j| file_stats(j.2)).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(StoreError::Invalid(
-                        "a status reader thread panicked".into(),
-                    ))
-                })
-            })
-            .collect()
-    });
-    let mut out = vec![Vec::<YearStats>::new(); tickers.len()];
-    let stats = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    for ((i, year, _), (rows, bytes)) in jobs.iter().zip(stats.into_iter().flatten()) {
-        let years = &mut out[*i];
-        match years.last_mut() {
-            Some(last) if last.year == *year => {
-                last.rows += rows;
-                last.bytes += bytes;
-            }
-            _ => years.push(YearStats {
-                year: *year,
-                rows,
-                bytes,
-            }),
-        }
-    }
-    Ok(out)
-}
-
-/// (rows from the footer, bytes on disk) of one Parquet file.
-fn file_stats(path: &Path) -> Result<(u64, u64), StoreError> {
-    let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
-    let bytes = file
-        .metadata()
-        .map_err(|e| StoreError::io("stat", path, e))?
-        .len();
-    let reader =
-        SerializedFileReader::new(file).map_err(|e| StoreError::parquet("read", path, e))?;
-    let rows = reader.metadata().file_metadata().num_rows().max(0) as u64;
-    Ok((rows, bytes))
 }
 
 fn ranges<S: Serializer>(r: &[DateRange], s: S) -> Result<S::Ok, S::Error> {

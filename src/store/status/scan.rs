@@ -1,0 +1,179 @@
+//! The walk of the data root and the footer reads behind a status report.
+//!
+//! Both run on a few threads: on a large dataset the time goes to system calls (one
+//! `getdents` per folder, one open per file) and to decoding footers, not to logic.
+//! Entry types come from the directory listing itself, so no file is `stat`ed twice.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::calendar::DateRange;
+use crate::store::check_ticker;
+use crate::store::error::StoreError;
+use crate::store::status::YearStats;
+
+/// The data root's layout: `files[ticker][year]` = the Parquet files of that year.
+#[derive(Debug, Default)]
+pub(super) struct Tree {
+    pub files: BTreeMap<String, BTreeMap<i16, Vec<PathBuf>>>,
+    /// Entries that are not `ticker=*/year=*/*.parquet`, relative to the root.
+    pub strays: Vec<PathBuf>,
+}
+
+/// The files and strays below one `ticker=` folder.
+type TickerTree = (String, BTreeMap<i16, Vec<PathBuf>>, Vec<PathBuf>);
+
+/// Lists `root` three levels deep, sorting entries into bar files and strays.
+pub(super) fn scan_tree(root: &Path) -> Result<Tree, StoreError> {
+    let mut tree = Tree::default();
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_path_buf();
+    let mut ticker_dirs = Vec::new();
+    for (t, is_dir) in list(root)? {
+        match dir_value(&t, is_dir, "ticker=").filter(|v| check_ticker(v).is_ok()) {
+            Some(ticker) => ticker_dirs.push((ticker, t)),
+            None => tree.strays.push(rel(&t)),
+        }
+    }
+    let scanned = par_map(&ticker_dirs, |(ticker, dir)| scan_ticker(ticker, dir, &rel))?;
+    for (ticker, years, strays) in scanned {
+        tree.strays.extend(strays);
+        if !years.is_empty() {
+            tree.files.insert(ticker, years);
+        }
+    }
+    tree.strays.sort();
+    Ok(tree)
+}
+
+fn scan_ticker(
+    ticker: &str,
+    dir: &Path,
+    rel: &dyn Fn(&Path) -> PathBuf,
+) -> Result<TickerTree, StoreError> {
+    let mut years: BTreeMap<i16, Vec<PathBuf>> = BTreeMap::new();
+    let mut strays = Vec::new();
+    for (y, is_dir) in list(dir)? {
+        let year = dir_value(&y, is_dir, "year=").and_then(|v| v.parse::<i16>().ok());
+        let Some(year) = year else {
+            strays.push(rel(&y));
+            continue;
+        };
+        for (f, is_dir) in list(&y)? {
+            if f.extension() == Some("parquet".as_ref()) && !is_dir {
+                years.entry(year).or_default().push(f);
+            } else {
+                strays.push(rel(&f));
+            }
+        }
+    }
+    Ok((ticker.to_string(), years, strays))
+}
+
+/// The entries of `dir` with whether each is a folder (following symlinks), sorted; a
+/// missing folder is empty.
+pub(super) fn list(dir: &Path) -> Result<Vec<(PathBuf, bool)>, StoreError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list", dir, e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| StoreError::io("list", dir, e))?;
+        let path = e.path();
+        let is_dir = match e.file_type() {
+            Ok(t) if t.is_symlink() => path.is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => path.is_dir(),
+        };
+        out.push((path, is_dir));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `v` of a folder named `{key}v` (e.g. `ticker=AAPL`), if `p` is such a folder.
+fn dir_value(p: &Path, is_dir: bool, key: &str) -> Option<String> {
+    let name = p.file_name()?.to_str()?;
+    let value = name.strip_prefix(key)?;
+    (is_dir && !value.is_empty()).then(|| value.to_string())
+}
+
+/// Rows and bytes per year of each of `tickers` (in order), for the years overlapping
+/// `range`, from the footers.
+pub(super) fn footer_stats(
+    tree: &Tree,
+    tickers: &[String],
+    range: Option<DateRange>,
+) -> Result<Vec<Vec<YearStats>>, StoreError> {
+    let in_range = |y: i16| range.is_none_or(|r| r.from.year() <= y && y <= r.to.year());
+    let mut jobs: Vec<(usize, i16, &Path)> = Vec::new();
+    for (i, t) in tickers.iter().enumerate() {
+        for (&year, paths) in tree.files.get(t).into_iter().flatten() {
+            if in_range(year) {
+                jobs.extend(paths.iter().map(|p| (i, year, p.as_path())));
+            }
+        }
+    }
+    let stats = par_map(&jobs, |j| file_stats(j.2))?;
+    let mut out = vec![Vec::<YearStats>::new(); tickers.len()];
+    for (&(i, year, _), (rows, bytes)) in jobs.iter().zip(stats) {
+        let years = &mut out[i];
+        match years.last_mut() {
+            Some(last) if last.year == year => {
+                last.rows += rows;
+                last.bytes += bytes;
+            }
+            _ => years.push(YearStats { year, rows, bytes }),
+        }
+    }
+    Ok(out)
+}
+
+/// (rows from the footer, bytes on disk) of one Parquet file.
+fn file_stats(path: &Path) -> Result<(u64, u64), StoreError> {
+    let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+    let bytes = file
+        .metadata()
+        .map_err(|e| StoreError::io("stat", path, e))?
+        .len();
+    let reader =
+        SerializedFileReader::new(file).map_err(|e| StoreError::parquet("read", path, e))?;
+    let rows = reader.metadata().file_metadata().num_rows().max(0) as u64;
+    Ok((rows, bytes))
+}
+
+/// `f` over `items` on a few threads, results in order; the first error wins. Twice the
+/// cores (at least 4): on a cold disk the threads mostly wait for I/O.
+pub(super) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, StoreError> + Sync,
+) -> Result<Vec<R>, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16));
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    let parts: Vec<Result<Vec<R>, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(f).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StoreError::Invalid(
+                        "a status reader thread panicked".into(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
