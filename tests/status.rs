@@ -269,3 +269,28 @@ fn a_wrong_dir_is_one_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+#[test]
+fn a_damaged_bar_file_is_named_and_left_out_not_fatal() {
+    let fx = partial_dataset();
+    let year = fx.outdir().join("ticker=AAPL").join("year=2024");
+    std::fs::create_dir_all(&year).unwrap();
+    std::fs::write(year.join("AAPL_2024.parquet"), "not parquet").unwrap();
+    let out = status(&fx, &["--from", "2024-01-01", "--format", "json"]);
+    let err = stderr(&out);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("ticker=AAPL/year=2024/AAPL_2024.parquet"),
+        "{err}"
+    );
+    let j = json_of(&out);
+    assert_eq!(j["totals"]["files"], 2);
+    let damaged = j["damaged_files"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(
+        damaged[0]["path"],
+        "ticker=AAPL/year=2024/AAPL_2024.parquet"
+    );
+    assert!(!damaged[0]["error"].as_str().unwrap().is_empty());
+}

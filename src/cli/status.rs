@@ -53,10 +53,12 @@ JSON fields: data_root, range {from,to} (null if no day is known), totals {ticke
 complete, incomplete, files, rows, bytes, missing_ranges, missing_pieces, requests,
 seconds, requests_per_second}, tickers [{ticker, complete, complete_ranges [[from,to]],
 missing [[from,to]], missing_pieces, requests, years [{year, rows, bytes}]}],
-stray_files [path relative to DIR].
+stray_files [path relative to DIR], damaged_files [{path, error}] (bar files whose
+footer cannot be read, left out of rows and bytes).
 
-Exit status: 0 report printed; 2 bad input (DIR missing or not a barsmith dataset,
-bad dates or tickers); 1 a file could not be read.
+Exit status: 0 report printed (even with stray or damaged files); 2 bad input (DIR
+missing or not a barsmith dataset, bad dates or tickers); 1 a folder or coverage
+record could not be read.
 
 Examples:
   barsmith status data/minute
@@ -76,7 +78,7 @@ pub struct StatusArgs {
     /// Last day, inclusive (default: the last day any coverage record knows).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub to: Option<String>,
-    /// Output format: `table` for people; `csv` and `json` for pipelines (fields below).
+    /// Output format: `table` for people; `csv` and `json` for pipelines (fields in --help).
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// The request rate the resume estimate assumes: `50/s`, `5/min`, ...
@@ -119,6 +121,15 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
              on it; move it out of the data root",
             stray.display(),
             args.dir.display()
+        );
+    }
+    for d in &status.damaged_files {
+        eprintln!(
+            "warning: {} in {} cannot be read ({}); it is left out of the rows and bytes, \
+             and readers of the dataset will fail on it",
+            d.path.display(),
+            args.dir.display(),
+            d.error
         );
     }
     let text = match args.format {

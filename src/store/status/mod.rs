@@ -115,6 +115,17 @@ pub struct DatasetStatus {
     /// Files or folders in the data root that are not `ticker=*/year=*/*.parquet`,
     /// relative to the root: they break Polars and pyarrow readers of the dataset.
     pub stray_files: Vec<PathBuf>,
+    /// Parquet files whose footer cannot be read, left out of the rows and bytes.
+    pub damaged_files: Vec<DamagedFile>,
+}
+
+/// A bar file whose footer cannot be read (truncated, not Parquet, unreadable).
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedFile {
+    /// The file, relative to the data root.
+    pub path: PathBuf,
+    /// Why it cannot be read.
+    pub error: String,
 }
 
 impl DatasetStatus {
@@ -132,13 +143,22 @@ impl DatasetStatus {
         };
         let coverages = par_map(&tickers, |t| store.coverage(t))?;
         let range = asked_range(query, &coverages, &tree)?;
-        let stats = footer_stats(&tree, &tickers, range)?;
+        let (stats, damaged) = footer_stats(&tree, &tickers, range)?;
+        let root = store.data_root();
+        let damaged_files = damaged
+            .into_iter()
+            .map(|(path, error)| DamagedFile {
+                path: path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
+                error,
+            })
+            .collect();
         let mut report = DatasetStatus {
             data_root: store.data_root().to_path_buf(),
             range,
             totals: Totals::default(),
             tickers: Vec::with_capacity(tickers.len()),
             stray_files: tree.strays,
+            damaged_files,
         };
         for ((ticker, covered), years) in tickers.into_iter().zip(coverages).zip(stats) {
             let t = ticker_status(ticker, &covered, years, range, rule);

@@ -23,6 +23,9 @@ pub(super) struct Tree {
     pub strays: Vec<PathBuf>,
 }
 
+/// Per ticker its years' stats, and the files that could not be read with why.
+pub(super) type FooterStats = (Vec<Vec<YearStats>>, Vec<(PathBuf, String)>);
+
 /// The files and strays below one `ticker=` folder.
 type TickerTree = (String, BTreeMap<i16, Vec<PathBuf>>, Vec<PathBuf>);
 
@@ -103,12 +106,13 @@ fn dir_value(p: &Path, is_dir: bool, key: &str) -> Option<String> {
 }
 
 /// Rows and bytes per year of each of `tickers` (in order), for the years overlapping
-/// `range`, from the footers.
+/// `range`, from the footers; files whose footer cannot be read are returned apart
+/// (path, reason) rather than failing the whole report.
 pub(super) fn footer_stats(
     tree: &Tree,
     tickers: &[String],
     range: Option<DateRange>,
-) -> Result<Vec<Vec<YearStats>>, StoreError> {
+) -> Result<FooterStats, StoreError> {
     let in_range = |y: i16| range.is_none_or(|r| r.from.year() <= y && y <= r.to.year());
     let mut jobs: Vec<(usize, i16, &Path)> = Vec::new();
     for (i, t) in tickers.iter().enumerate() {
@@ -118,9 +122,17 @@ pub(super) fn footer_stats(
             }
         }
     }
-    let stats = par_map(&jobs, |j| file_stats(j.2))?;
+    let stats = par_map(&jobs, |j| Ok(file_stats(j.2)))?;
     let mut out = vec![Vec::<YearStats>::new(); tickers.len()];
-    for (&(i, year, _), (rows, bytes)) in jobs.iter().zip(stats) {
+    let mut damaged = Vec::new();
+    for (&(i, year, path), stat) in jobs.iter().zip(stats) {
+        let (rows, bytes) = match stat {
+            Ok(s) => s,
+            Err(e) => {
+                damaged.push((path.to_path_buf(), e.to_string()));
+                continue;
+            }
+        };
         let years = &mut out[i];
         match years.last_mut() {
             Some(last) if last.year == year => {
@@ -130,7 +142,7 @@ pub(super) fn footer_stats(
             _ => years.push(YearStats { year, rows, bytes }),
         }
     }
-    Ok(out)
+    Ok((out, damaged))
 }
 
 /// (rows from the footer, bytes on disk) of one Parquet file.
