@@ -3,6 +3,13 @@
 //! Both run on a few threads: on a large dataset the time goes to system calls (one
 //! `getdents` per folder, one open per file) and to decoding footers, not to logic.
 //! Entry types come from the directory listing itself, so no file is `stat`ed twice.
+//!
+//! Speed, as a note rather than a timed test: on a 2-core machine, busy with another
+//! build, a release `barsmith status` of 3,000 tickers × 20 years (60,000 files of
+//! 2.3 KB footers, warm page cache) took 1.4–1.8 s; with the page cache dropped, 14.5 s,
+//! the disk reading 63,000 folders. To check again, build such a tree (hard links to one
+//! bar file, one coverage record per ticker, `dataset.json`) and run
+//! `time barsmith status DIR --format json > /dev/null`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
