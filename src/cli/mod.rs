@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod repl;
 pub mod run;
 pub mod sandbox;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The worker: fetch tickers for a date range into Parquet (what batches run).
     Ingest(ingest::IngestArgs),
+    /// What a dataset holds and what a resume would fetch, e.g. `barsmith status data/minute`.
+    Status(status::StatusArgs),
     /// Serve a Polygon-compatible API on loopback with synthetic bars and faults.
     Sandbox(sandbox::SandboxArgs),
     /// List the script primitives with their signatures and docs.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Repl(a) => (repl::run(a), 1),
         Command::Demo(a) => (demo::run(a), 1),
         Command::Ingest(a) => (ingest::run(a), ingest::USAGE),
+        Command::Status(a) => (status::run(a), 1),
         Command::Sandbox(a) => (sandbox::run(a), 1),
         Command::Fns(a) => (fns::run(a), 1),
         Command::Completions(a) => (completions::run(a), 1),

@@ -14,6 +14,7 @@ pub mod error;
 pub mod identity;
 pub mod layout;
 pub mod schema;
+pub mod status;
 
 use std::borrow::Cow;
 use std::ffi::CString;

@@ -1,0 +1,191 @@
+//! `barsmith status DIR`: what a dataset holds and what a resume would fetch, from the
+//! coverage records and the Parquet footers only (no bars are read).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::budget::Rate;
+use crate::calendar::parse_date;
+use crate::polygon::request::PAGE_LIMIT;
+use crate::store::status::{DatasetStatus, EstimateRule, StatusQuery, render};
+use crate::store::{Store, StoreError};
+use crate::ticker::read_ticker_file;
+
+/// Exit status for bad input: a missing folder, not a dataset, bad flags.
+pub const USAGE: u8 = 2;
+
+/// Output formats of `barsmith status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Totals, then each ticker, for people.
+    Table,
+    /// One totals row (ticker `*`), then one row per ticker.
+    Csv,
+    /// One JSON document.
+    Json,
+}
+
+/// Flags of `barsmith status`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Reads only the coverage records (<DIR>.barsmith/coverage/) and each Parquet file's
+footer and size: no bars are decoded. Results go to stdout; warnings (stray files in
+the data root, which break Polars and pyarrow) and errors to stderr.
+
+The resume estimate: the missing ranges split by calendar year are the pieces a resume
+fetches, each at least one request. A piece's bars are its days times the bars per
+known day of the neighbouring years (the year before and after: rows in the file over
+the days known complete; the busier neighbour wins), else --rows-per-year / 365; one
+request per 50,000 bars (a page). The time is requests / --max-rps (latency aside).
+
+CSV columns (a totals row with ticker `*` first, then one row per ticker):
+  ticker,tickers,complete,files,rows,bytes,missing_ranges,missing_pieces,requests,
+  seconds,complete_ranges,missing,rows_per_year,bytes_per_year
+  complete is 1/0 per ticker (the count of complete tickers in the totals row); lists
+  are `;`-separated, ranges FROM..TO, per-year values YEAR:N; the totals row puts the
+  asked range in complete_ranges.
+
+JSON fields: data_root, range {from,to} (null if no day is known), totals {tickers,
+complete, incomplete, files, rows, bytes, missing_ranges, missing_pieces, requests,
+seconds, requests_per_second}, tickers [{ticker, complete, complete_ranges [[from,to]],
+missing [[from,to]], missing_pieces, requests, years [{year, rows, bytes}]}],
+stray_files [path relative to DIR], damaged_files [{path, error}] (bar files whose
+footer cannot be read, left out of rows and bytes).
+
+Exit status: 0 report printed (even with stray or damaged files); 2 bad input (DIR
+missing or not a barsmith dataset, bad dates or tickers); 1 a folder or coverage
+record could not be read.
+
+Examples:
+  barsmith status data/minute
+  barsmith status data/minute --tickers-csv universe.csv --from 2004-01-01 --to 2024-12-31
+  barsmith status data/minute --format json | jq .totals")]
+pub struct StatusArgs {
+    /// The dataset: the data root given to `barsmith ingest --outdir`, e.g. `data/minute`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Report on these tickers only: a CSV with a `ticker` column, or one per line
+    /// (default: every ticker with coverage or files).
+    #[arg(long, value_name = "FILE")]
+    pub tickers_csv: Option<PathBuf>,
+    /// First day, New York date (default: the first day any coverage record knows).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<String>,
+    /// Last day, inclusive (default: the last day any coverage record knows).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: Option<String>,
+    /// Output format: `table` for people; `csv` and `json` for pipelines (fields in --help).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// The request rate the resume estimate assumes: `50/s`, `5/min`, ...
+    #[arg(long, value_name = "RATE", default_value = "50/s")]
+    pub max_rps: Rate,
+    /// Bars assumed for a ticker-year with no neighbouring year known (a liquid
+    /// ticker-year of minute bars is ~250,000).
+    #[arg(long, value_name = "N", default_value_t = 250_000)]
+    pub rows_per_year: u64,
+}
+
+/// Input refused before anything is read: printed as one line, exit 2.
+struct BadInput(String);
+
+/// Prints the status of a dataset.
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let (store, query) = match prepare(&args) {
+        Ok(p) => p,
+        Err(BadInput(msg)) => {
+            eprintln!("error: {msg}");
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    let rule = EstimateRule {
+        page_rows: u64::from(PAGE_LIMIT),
+        rows_per_year: args.rows_per_year,
+        requests_per_second: args.max_rps.per_second(),
+    };
+    let status = match DatasetStatus::build(&store, &query, rule) {
+        Ok(s) => s,
+        Err(StoreError::Invalid(msg)) => {
+            eprintln!("error: {msg}");
+            return Ok(ExitCode::from(USAGE));
+        }
+        Err(e) => return Err(e).context(format!("cannot read {}", args.dir.display())),
+    };
+    for stray in &status.stray_files {
+        eprintln!(
+            "warning: {} in {} is not ticker=*/year=*/*.parquet: Polars and pyarrow fail \
+             on it; move it out of the data root",
+            stray.display(),
+            args.dir.display()
+        );
+    }
+    for d in &status.damaged_files {
+        eprintln!(
+            "warning: {} in {} cannot be read ({}); it is left out of the rows and bytes, \
+             and readers of the dataset will fail on it",
+            d.path.display(),
+            args.dir.display(),
+            d.error
+        );
+    }
+    let text = match args.format {
+        Format::Table => render::table(&status, &args.max_rps.to_string()),
+        Format::Csv => render::csv(&status),
+        Format::Json => render::json(&status),
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks DIR is a barsmith dataset and parses the query.
+fn prepare(args: &StatusArgs) -> Result<(Store, StatusQuery), BadInput> {
+    let dir = &args.dir;
+    let fix = "pass the folder given to `barsmith ingest --outdir`";
+    if !dir.is_dir() {
+        return Err(BadInput(format!(
+            "{} is not a folder: {fix}",
+            dir.display()
+        )));
+    }
+    let store = Store::open_read_only(dir).map_err(|e| BadInput(e.to_string()))?;
+    if store.identity().is_none() {
+        return Err(BadInput(format!(
+            "{} is not a barsmith dataset (no {}): {fix}",
+            dir.display(),
+            dataset_file(&store).display()
+        )));
+    }
+    let date = |s: &Option<String>| {
+        s.as_deref()
+            .map(parse_date)
+            .transpose()
+            .map_err(|e| BadInput(e.0))
+    };
+    let tickers = match &args.tickers_csv {
+        Some(path) => Some(read_ticker_file(path).map_err(|e| BadInput(e.0))?),
+        None => None,
+    };
+    let query = StatusQuery {
+        tickers,
+        from: date(&args.from)?,
+        to: date(&args.to)?,
+    };
+    if let (Some(f), Some(t)) = (query.from, query.to)
+        && f > t
+    {
+        return Err(BadInput(format!(
+            "--from {f} is after --to {t}: swap them or fix the dates"
+        )));
+    }
+    Ok((store, query))
+}
+
+fn dataset_file(store: &Store) -> PathBuf {
+    Path::new(store.state_dir()).join("dataset.json")
+}

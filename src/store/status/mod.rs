@@ -1,0 +1,405 @@
+//! What a dataset holds and what a resume would fetch, without reading bars.
+//!
+//! [`DatasetStatus::build`] reads only the coverage records, the directory tree, file
+//! sizes and each Parquet file's footer (its row count): no data page is decoded, so a
+//! status of thousands of ticker-years stays cheap. The report is plain data; [`render`]
+//! owns its three output formats.
+
+pub mod render;
+mod scan;
+
+use std::path::PathBuf;
+
+use jiff::civil::Date;
+use serde::{Serialize, Serializer};
+
+use crate::calendar::DateRange;
+use crate::store::coverage;
+use crate::store::error::StoreError;
+use crate::store::{Store, check_ticker};
+use scan::{Tree, footer_stats, list, par_map, scan_tree};
+
+/// How a resume's requests are estimated (see [`estimate_piece`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EstimateRule {
+    /// Most bars one page (request) returns: Polygon's `limit` of 50,000.
+    pub page_rows: u64,
+    /// Bars assumed for a whole ticker-year when no neighbouring year is known.
+    pub rows_per_year: u64,
+    /// Requests per second the resume may make.
+    pub requests_per_second: f64,
+}
+
+/// What to report on: which tickers, over which days.
+#[derive(Debug, Clone, Default)]
+pub struct StatusQuery {
+    /// The tickers; `None` means every ticker the dataset knows (coverage or files).
+    pub tickers: Option<Vec<String>>,
+    /// First day; `None` means the first day any coverage record knows.
+    pub from: Option<Date>,
+    /// Last day; `None` means the last day any coverage record knows.
+    pub to: Option<Date>,
+}
+
+/// Rows and bytes of one ticker-year, from the file footer and the file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct YearStats {
+    /// Calendar year.
+    pub year: i16,
+    /// Rows (bars) in the year's Parquet file, from its footer.
+    pub rows: u64,
+    /// Size of the year's Parquet file in bytes.
+    pub bytes: u64,
+}
+
+/// The state of one ticker over the asked range.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickerStatus {
+    /// The symbol.
+    pub ticker: String,
+    /// True when the coverage spans the whole asked range.
+    pub complete: bool,
+    /// The ranges known complete, clipped to the asked range.
+    #[serde(serialize_with = "ranges")]
+    pub complete_ranges: Vec<DateRange>,
+    /// The ranges of the asked range not known complete.
+    #[serde(serialize_with = "ranges")]
+    pub missing: Vec<DateRange>,
+    /// Ticker-year pieces a resume would fetch (the missing ranges split by year).
+    pub missing_pieces: u64,
+    /// Requests estimated for those pieces.
+    pub requests: u64,
+    /// Rows and bytes per year with a file, oldest first.
+    pub years: Vec<YearStats>,
+}
+
+/// Sums over every reported ticker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Tickers reported.
+    pub tickers: u64,
+    /// Tickers whose coverage spans the asked range.
+    pub complete: u64,
+    /// Tickers with at least one missing range.
+    pub incomplete: u64,
+    /// Parquet files within the asked years.
+    pub files: u64,
+    /// Rows in those files.
+    pub rows: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// Missing ranges over all tickers.
+    pub missing_ranges: u64,
+    /// Missing ticker-year pieces over all tickers.
+    pub missing_pieces: u64,
+    /// Requests a resume is estimated to make.
+    pub requests: u64,
+    /// Seconds those requests take at the given rate (the rate alone, not latency).
+    pub seconds: f64,
+    /// The rate the estimate assumes, in requests per second.
+    pub requests_per_second: f64,
+}
+
+/// The status of a dataset: what [`DatasetStatus::build`] returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetStatus {
+    /// The data root.
+    pub data_root: PathBuf,
+    /// The asked range; `None` when the dataset knows no days and none were asked.
+    #[serde(serialize_with = "opt_range")]
+    pub range: Option<DateRange>,
+    /// Sums, printed first.
+    pub totals: Totals,
+    /// One entry per ticker, in the asked order (or sorted when all are reported).
+    pub tickers: Vec<TickerStatus>,
+    /// Files or folders in the data root that are not `ticker=*/year=*/*.parquet`,
+    /// relative to the root: they break Polars and pyarrow readers of the dataset.
+    pub stray_files: Vec<PathBuf>,
+    /// Parquet files whose footer cannot be read, left out of the rows and bytes.
+    pub damaged_files: Vec<DamagedFile>,
+}
+
+/// A bar file whose footer cannot be read (truncated, not Parquet, unreadable).
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedFile {
+    /// The file, relative to the data root.
+    pub path: PathBuf,
+    /// Why it cannot be read.
+    pub error: String,
+}
+
+impl DatasetStatus {
+    /// Builds the status of `store` for `query`, estimating a resume with `rule`.
+    pub fn build(
+        store: &Store,
+        query: &StatusQuery,
+        rule: EstimateRule,
+    ) -> Result<DatasetStatus, StoreError> {
+        let tree = scan_tree(store.data_root())?;
+        let known = known_tickers(store, &tree)?;
+        let tickers = match &query.tickers {
+            Some(list) => list.clone(),
+            None => known,
+        };
+        let coverages = par_map(&tickers, |t| store.coverage(t))?;
+        let range = asked_range(query, &coverages, &tree)?;
+        let (stats, damaged) = footer_stats(&tree, &tickers, range)?;
+        let root = store.data_root();
+        let damaged_files = damaged
+            .into_iter()
+            .map(|(path, error)| DamagedFile {
+                path: path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
+                error,
+            })
+            .collect();
+        let mut report = DatasetStatus {
+            data_root: store.data_root().to_path_buf(),
+            range,
+            totals: Totals::default(),
+            tickers: Vec::with_capacity(tickers.len()),
+            stray_files: tree.strays,
+            damaged_files,
+        };
+        for ((ticker, covered), years) in tickers.into_iter().zip(coverages).zip(stats) {
+            let t = ticker_status(ticker, &covered, years, range, rule);
+            report.add(t);
+        }
+        report.totals.requests_per_second = rule.requests_per_second;
+        report.totals.seconds = report.totals.requests as f64 / rule.requests_per_second;
+        Ok(report)
+    }
+
+    fn add(&mut self, t: TickerStatus) {
+        let s = &mut self.totals;
+        s.tickers += 1;
+        if t.complete {
+            s.complete += 1;
+        } else {
+            s.incomplete += 1;
+        }
+        s.files += t.years.len() as u64;
+        s.rows += t.years.iter().map(|y| y.rows).sum::<u64>();
+        s.bytes += t.years.iter().map(|y| y.bytes).sum::<u64>();
+        s.missing_ranges += t.missing.len() as u64;
+        s.missing_pieces += t.missing_pieces;
+        s.requests += t.requests;
+        self.tickers.push(t);
+    }
+}
+
+/// The status of one ticker whose coverage is `covered` and files `years`.
+fn ticker_status(
+    ticker: String,
+    covered: &[DateRange],
+    years: Vec<YearStats>,
+    range: Option<DateRange>,
+    rule: EstimateRule,
+) -> TickerStatus {
+    let Some(range) = range else {
+        return TickerStatus {
+            ticker,
+            complete: true,
+            complete_ranges: Vec::new(),
+            missing: Vec::new(),
+            missing_pieces: 0,
+            requests: 0,
+            years,
+        };
+    };
+    let complete_ranges = covered.iter().filter_map(|c| clip(*c, range)).collect();
+    let missing = coverage::subtract(range, covered);
+    let pieces: Vec<DateRange> = missing.iter().flat_map(|m| m.split_by_year()).collect();
+    let requests = pieces
+        .iter()
+        .map(|p| estimate_piece(*p, covered, &years, rule))
+        .sum();
+    TickerStatus {
+        ticker,
+        complete: missing.is_empty(),
+        complete_ranges,
+        missing_pieces: pieces.len() as u64,
+        missing,
+        requests,
+        years,
+    }
+}
+
+/// Requests to fetch `piece` (inside one year) of a ticker: one per page of
+/// `rule.page_rows` bars, at least one.
+///
+/// The bars expected are the piece's days times a bars-per-day rate taken from the
+/// neighbouring years (the year before and after): each known one's rows divided by its
+/// days known complete (its whole year when it has a file but no coverage), the larger
+/// rate winning. With no neighbour known, `rule.rows_per_year` spread over 365 days.
+pub fn estimate_piece(
+    piece: DateRange,
+    covered: &[DateRange],
+    years: &[YearStats],
+    rule: EstimateRule,
+) -> u64 {
+    let year = piece.from.year();
+    let per_day = [year - 1, year + 1]
+        .iter()
+        .filter_map(|&y| neighbour_rate(y, covered, years))
+        .fold(None, |best: Option<f64>, r| {
+            Some(best.map_or(r, |b| b.max(r)))
+        })
+        .unwrap_or(rule.rows_per_year as f64 / 365.0);
+    let rows = per_day * days(piece) as f64;
+    let pages = (rows / rule.page_rows.max(1) as f64).ceil() as u64;
+    pages.max(1)
+}
+
+/// Bars per day of year `y`, if it is known: it has a file or days known complete.
+fn neighbour_rate(y: i16, covered: &[DateRange], years: &[YearStats]) -> Option<f64> {
+    let whole = DateRange {
+        from: Date::new(y, 1, 1).ok()?,
+        to: Date::new(y, 12, 31).ok()?,
+    };
+    let known_days: i64 = covered
+        .iter()
+        .filter_map(|c| clip(*c, whole))
+        .map(days)
+        .sum();
+    let rows = years.iter().find(|s| s.year == y).map(|s| s.rows);
+    match (rows, known_days) {
+        (None, 0) => None,
+        (None, _) => Some(0.0), // complete with no file: no bars that year
+        (Some(r), 0) => Some(r as f64 / days(whole) as f64),
+        (Some(r), d) => Some(r as f64 / d as f64),
+    }
+}
+
+/// Days in `r`, inclusive.
+fn days(r: DateRange) -> i64 {
+    (r.to - r.from).get_days() as i64 + 1
+}
+
+/// `r` intersected with `within`, if they overlap.
+fn clip(r: DateRange, within: DateRange) -> Option<DateRange> {
+    let from = r.from.max(within.from);
+    let to = r.to.min(within.to);
+    (from <= to).then_some(DateRange { from, to })
+}
+
+/// The range to report on: the query's bounds, else the span of the coverage records,
+/// else the span of the years with files.
+fn asked_range(
+    query: &StatusQuery,
+    coverages: &[Vec<DateRange>],
+    tree: &Tree,
+) -> Result<Option<DateRange>, StoreError> {
+    let all = coverages.iter().flatten();
+    let mut from = all.clone().map(|r| r.from).min();
+    let mut to = all.map(|r| r.to).max();
+    if from.is_none() {
+        let years = tree.files.values().flat_map(|y| y.keys());
+        from = years.clone().min().and_then(|y| Date::new(*y, 1, 1).ok());
+        to = years.max().and_then(|y| Date::new(*y, 12, 31).ok());
+    }
+    let (from, to) = match (query.from.or(from), query.to.or(to)) {
+        (Some(f), Some(t)) => (f, t),
+        (None, None) if query.tickers.is_none() => return Ok(None),
+        _ => {
+            return Err(StoreError::Invalid(
+                "the dataset records no complete days for these tickers, so the range to \
+                 report on is unknown: pass --from and --to"
+                    .into(),
+            ));
+        }
+    };
+    DateRange::new(from, to)
+        .map(Some)
+        .map_err(|e| StoreError::Invalid(e.0))
+}
+
+/// Every ticker with a coverage record or a folder of files, sorted.
+fn known_tickers(store: &Store, tree: &Tree) -> Result<Vec<String>, StoreError> {
+    let mut out: std::collections::BTreeSet<String> = tree.files.keys().cloned().collect();
+    for (p, _) in list(&store.layout.coverage_dir())? {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if let Some(t) = name.strip_suffix(".json")
+            && check_ticker(t).is_ok()
+        {
+            out.insert(t.to_string());
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn ranges<S: Serializer>(r: &[DateRange], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(r.iter().map(|r| [r.from.to_string(), r.to.to_string()]))
+}
+
+fn opt_range<S: Serializer>(r: &Option<DateRange>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Span {
+        from: String,
+        to: String,
+    }
+    r.map(|r| Span {
+        from: r.from.to_string(),
+        to: r.to.to_string(),
+    })
+    .serialize(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: EstimateRule = EstimateRule {
+        page_rows: 50_000,
+        rows_per_year: 250_000,
+        requests_per_second: 50.0,
+    };
+
+    fn r(a: &str, b: &str) -> DateRange {
+        DateRange::parse(a, b).unwrap()
+    }
+
+    fn year(year: i16, rows: u64) -> YearStats {
+        YearStats {
+            year,
+            rows,
+            bytes: 1,
+        }
+    }
+
+    #[test]
+    fn a_piece_without_neighbours_uses_the_default_rows_per_year() {
+        // 250k bars a year: a whole year is 5 pages, a month one.
+        assert_eq!(
+            estimate_piece(r("2010-01-01", "2010-12-31"), &[], &[], RULE),
+            5
+        );
+        assert_eq!(
+            estimate_piece(r("2010-02-01", "2010-02-28"), &[], &[], RULE),
+            1
+        );
+    }
+
+    #[test]
+    fn a_piece_uses_the_busier_neighbouring_year_per_known_day() {
+        // 2009 complete with 400k bars, 2011 complete with no file (not listed yet).
+        let cov = [r("2009-01-01", "2009-12-31"), r("2011-01-01", "2011-12-31")];
+        let years = [year(2009, 400_000)];
+        assert_eq!(
+            estimate_piece(r("2010-01-01", "2010-12-31"), &cov, &years, RULE),
+            8
+        );
+        // Half of 2011 known, holding 300k bars: just over 600k a year, 13 pages.
+        let cov = [r("2011-01-01", "2011-07-01")];
+        let years = [year(2009, 100_000), year(2011, 300_000)];
+        assert_eq!(
+            estimate_piece(r("2010-01-01", "2010-12-31"), &cov, &years, RULE),
+            13
+        );
+        // A neighbour known complete without bars (before an IPO) costs one request.
+        let cov = [r("2009-01-01", "2009-12-31")];
+        assert_eq!(
+            estimate_piece(r("2010-01-01", "2010-12-31"), &cov, &[], RULE),
+            1
+        );
+    }
+}
