@@ -12,6 +12,7 @@ pub mod decode;
 pub mod error;
 pub mod request;
 pub mod retry;
+mod scan;
 
 pub use client::{Client, ClientConfig, ClientEvent, DEFAULT_BASE_URL, Fetched, RawResponse};
 pub use decode::{DecodeError, Page, decode_page};
