@@ -1,8 +1,10 @@
 //! Page JSON → [`Page`]: the hot path of every fetch.
 //!
-//! A 50,000-bar page is ~5 MB of JSON. The visitor below writes each bar's fields
-//! straight into the columns of [`Bars`] — no `Vec<struct>`, no `serde_json::Value` —
-//! reading keys as borrowed slices of the input.
+//! A 50,000-bar page is ~5 MB of JSON. Pages of the usual shape are read by the
+//! scanner in [`super::scan`]; the serde visitor below handles everything else (and
+//! reports every error). It writes each bar's fields straight into the columns of
+//! [`Bars`] — no `Vec<struct>`, no `serde_json::Value` — reading keys as borrowed
+//! slices of the input.
 
 use std::fmt;
 
@@ -55,7 +57,20 @@ pub struct DecodeError {
 }
 
 /// Decodes one page from raw bytes.
+///
+/// A page of the usual shape goes through the hand-written scanner
+/// ([`super::scan`]), several times faster; anything it does not recognise, including
+/// every invalid page, is decoded by serde below, so results and errors are the same
+/// either way.
 pub fn decode_page(input: &[u8]) -> Result<Page, DecodeError> {
+    match super::scan::scan_page(input) {
+        Some(page) => Ok(page),
+        None => decode_with_serde(input),
+    }
+}
+
+/// The general decoder: any valid page, and the error for an invalid one.
+pub(crate) fn decode_with_serde(input: &[u8]) -> Result<Page, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(input);
     let page = de
         .deserialize_map(PageVisitor)

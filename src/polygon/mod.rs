@@ -13,6 +13,7 @@ pub mod error;
 pub mod fetched;
 pub mod request;
 pub mod retry;
+mod scan;
 
 pub use client::{Client, ClientConfig, ClientEvent, DEFAULT_BASE_URL, RawResponse};
 pub use decode::{DecodeError, Page, decode_page};

@@ -92,8 +92,9 @@ fn nulls<T>(values: &[Option<T>]) -> Option<NullBuffer> {
 }
 
 /// Encodes the bars of `ticker` as one complete Parquet file into `out`: store schema,
-/// ZSTD(3), delta timestamps, page statistics, sort key and provenance metadata, one
-/// row group. The bars are written in the order given (the store passes them sorted).
+/// ZSTD at [`ZSTD_LEVEL`](crate::store::schema::ZSTD_LEVEL), delta timestamps, page
+/// statistics, sort key and provenance metadata, one row group. The bars are written
+/// in the order given (the store passes them sorted).
 pub fn encode_parquet<W: Write + Send>(
     ticker: &str,
     bars: &Bars,
