@@ -21,9 +21,14 @@ use std::time::{Duration, Instant};
 
 /// The window a worker starts with.
 pub const START: usize = 2;
-/// Bars held by tickers in flight beyond which the window stops growing: about
-/// 250 MB of columns (a liquid ticker-year of minute bars is ~250k bars).
-pub const MAX_BARS_HELD: u64 = 3_000_000;
+/// Bars held by tickers in flight beyond which the window stops growing: two liquid
+/// ticker-years (~250k bars each, ~75 bytes a bar in columns and page buffers), so a
+/// worker stays within its 100 MB however slow the API. One-page tickers hold little,
+/// so the window still grows wide for them, where latency needs it.
+pub const MAX_BARS_HELD: u64 = 500_000;
+/// Bars a liquid ticker has per calendar day (about 900 minutes on ~250 trading days a
+/// year), to size the window before any bar arrives.
+const BARS_PER_DAY: u64 = 700;
 /// Share of one core above which the worker thread counts as the bottleneck.
 const BUSY: f64 = 0.8;
 /// Shortest interval over which the thread's busy share is judged.
@@ -51,6 +56,17 @@ impl Window {
             bars_held: AtomicU64::new(0),
             sample: Mutex::new((Instant::now(), thread_cpu())),
         }
+    }
+
+    /// The most tickers in flight whose pieces of `piece_days` days fit in
+    /// [`MAX_BARS_HELD`], at least [`START`]: a window sized before any bar arrives,
+    /// since by the time the held bars are counted every ticker in flight is already
+    /// fetching its piece (one-day tickers: hundreds; ticker-years: 2).
+    pub fn memory_cap(piece_days: u64) -> usize {
+        let per_ticker = piece_days.max(1) * BARS_PER_DAY;
+        usize::try_from(MAX_BARS_HELD / per_ticker)
+            .unwrap_or(usize::MAX)
+            .max(START)
     }
 
     /// Tickers that may be in flight now.
@@ -145,6 +161,19 @@ fn thread_cpu() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_cap_keeps_ticker_years_few_and_one_day_tickers_many() {
+        assert_eq!(Window::memory_cap(366), START, "two ticker-years at most");
+        assert_eq!(
+            Window::memory_cap(1),
+            (MAX_BARS_HELD / BARS_PER_DAY) as usize
+        );
+        assert!(
+            Window::memory_cap(5) >= 128,
+            "a week per ticker still fills 1 s of latency"
+        );
+    }
 
     /// One adjustment after a long sample in which the thread was idle.
     fn step(w: &Window, busy: usize, waiting: bool, room: bool) {

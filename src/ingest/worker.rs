@@ -97,7 +97,7 @@ impl Ingest<'_> {
         let mut report = IngestReport::default();
         let mut pending = tickers.iter();
         // Declared before the futures that borrow it.
-        let window = Window::new(self.in_flight);
+        let window = Window::new(self.in_flight.min(Window::memory_cap(self.piece_days())));
         let mut in_flight = FuturesUnordered::new();
         let has_room = || self.client.budget().is_some_and(|b| b.has_room());
         loop {
@@ -299,6 +299,21 @@ impl Ingest<'_> {
     /// York), if the range reaches it.
     fn pending_from(&self) -> Option<Date> {
         (self.range.to >= self.today).then(|| self.range.from.max(self.today))
+    }
+
+    /// Days in the longest year piece of the range (a year at most).
+    fn piece_days(&self) -> u64 {
+        self.range
+            .split_by_year()
+            .iter()
+            .map(|p| {
+                p.from
+                    .until(p.to)
+                    .map_or(366, |s| s.get_days().unsigned_abs() as u64)
+                    + 1
+            })
+            .max()
+            .unwrap_or(1)
     }
 
     fn adjusted(&self) -> bool {
