@@ -175,6 +175,26 @@ impl Bars {
     }
 }
 
+/// Bars at these timestamps with every price and the volume 1, for unit tests.
+#[cfg(test)]
+pub(crate) fn flat_bars(timestamps: impl IntoIterator<Item = i64>) -> Bars {
+    let mut b = Bars::default();
+    for timestamp in timestamps {
+        b.push(Bar {
+            timestamp,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 1.0,
+            vwap: None,
+            transactions: None,
+            otc: false,
+        });
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,21 +107,7 @@ mod tests {
     use crate::polygon::ErrorClass;
 
     fn bars(ts: &[i64]) -> Bars {
-        let mut b = Bars::default();
-        for &t in ts {
-            b.push(Bar {
-                timestamp: t,
-                open: 1.0,
-                high: 1.0,
-                low: 1.0,
-                close: 1.0,
-                volume: 1.0,
-                vwap: None,
-                transactions: None,
-                otc: false,
-            });
-        }
-        b
+        crate::bars::flat_bars(ts.iter().copied())
     }
 
     #[test]

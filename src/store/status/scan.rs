@@ -246,24 +246,10 @@ pub(super) fn par_map<T: Sync, R: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bars::{Bar, Bars};
     use crate::store::{Provenance, encode_parquet};
 
     fn file_of(rows: usize) -> (tempfile::NamedTempFile, u64) {
-        let mut bars = Bars::default();
-        for i in 0..rows {
-            bars.push(Bar {
-                timestamp: 1_700_000_000_000 + i as i64 * 60_000,
-                open: 1.0,
-                high: 1.0,
-                low: 1.0,
-                close: 1.0,
-                volume: 1.0,
-                vwap: None,
-                transactions: None,
-                otc: false,
-            });
-        }
+        let bars = crate::bars::flat_bars((0..rows).map(|i| 1_700_000_000_000 + i as i64 * 60_000));
         let range = DateRange::parse("2023-11-14", "2023-11-30").unwrap();
         let mut f = tempfile::NamedTempFile::new().unwrap();
         encode_parquet(
