@@ -28,11 +28,8 @@ pub struct Fetched {
 /// once the last page is in ([`settle`]).
 pub(super) fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> usize {
     let ts = &page.timestamp;
-    let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
-        return 0;
-    };
     // Fast path (every well-behaved page): inside the range, appended whole.
-    if first >= lo && last < hi && ts.iter().all(|t| (lo..hi).contains(t)) {
+    if ts.iter().all(|t| (lo..hi).contains(t)) {
         let n = ts.len();
         if out.bars.is_empty() {
             out.bars = page;
