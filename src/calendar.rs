@@ -92,6 +92,15 @@ impl DateRange {
         DateRange::new(parse_date(from)?, parse_date(to)?)
     }
 
+    /// The whole calendar year `year`; errors outside the dates jiff represents.
+    pub fn year(year: i16) -> Result<DateRange, DateError> {
+        let day = |m, d| Date::new(year, m, d).map_err(|e| DateError(format!("year {year}: {e}")));
+        Ok(DateRange {
+            from: day(1, 1)?,
+            to: day(12, 31)?,
+        })
+    }
+
     /// True when `d` lies inside the range.
     pub fn contains(&self, d: Date) -> bool {
         self.from <= d && d <= self.to

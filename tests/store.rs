@@ -180,8 +180,19 @@ fn written_bars_read_back_identically_including_nulls() {
     let path = store
         .write_piece("MSFT", r, &bars, &prov(true, r))
         .unwrap()
+        .path
         .unwrap();
     assert!(path.ends_with("ticker=MSFT/year=2004/MSFT_2004.parquet"));
+    let facts = store
+        .write_piece("MSFT", r, &bars, &prov(true, r))
+        .unwrap()
+        .facts;
+    assert_eq!(facts.bytes, fs::metadata(&path).unwrap().len());
+    assert_eq!(facts.rows, bars.len() as u64);
+    assert_eq!(
+        (facts.first, facts.last),
+        (bars.timestamp[0], *bars.timestamp.last().unwrap())
+    );
     assert_eq!(store.read_bars("MSFT", r).unwrap(), bars);
     assert_eq!(read_file(&path).unwrap().bars, bars);
     let one_day = range("2004-02-03", "2004-02-03");
@@ -264,7 +275,8 @@ fn empty_result_leaves_no_file() {
     assert_eq!(
         store
             .write_piece("NEW", r, &Bars::default(), &prov(true, r))
-            .unwrap(),
+            .unwrap()
+            .path,
         None
     );
     assert!(files_under(&root).is_empty());
@@ -278,7 +290,8 @@ fn empty_result_leaves_no_file() {
     assert_eq!(
         store
             .write_piece("NEW", jan, &Bars::default(), &prov(true, jan))
-            .unwrap(),
+            .unwrap()
+            .path,
         None
     );
     assert!(files_under(&root).is_empty());
@@ -563,10 +576,10 @@ fn child_writer_loop() {
         } else {
             range("2004-03-01", "2004-05-31")
         };
-        store
+        let written = store
             .write_piece("CRASH", r, &bars.within(r), &prov(true, r))
             .unwrap();
-        store.mark_complete("CRASH", r, today).unwrap();
+        store.mark_written("CRASH", r, today, &written).unwrap();
     }
 }
 
@@ -618,8 +631,10 @@ fn writer_killed_at_any_instant_leaves_readers_working() {
             );
             assert_eq!(read_file(&root.join(&rel)).unwrap().bars, expected);
         }
-        // Coverage is either the old or the new version, always parseable.
-        let cov = store.coverage("CRASH").unwrap();
+        // Coverage is either the old or the new version, always parseable, and a kill
+        // between a file and its record never makes the file look damaged.
+        let (cov, damaged) = store.checked_claims("CRASH").unwrap();
+        assert_eq!(damaged, vec![], "round {round}");
         assert!(
             cov.is_empty() || cov == vec![year] || cov == vec![range("2004-03-01", "2004-05-31")]
         );

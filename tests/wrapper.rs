@@ -217,8 +217,10 @@ fn a_rejected_key_halts_the_run_after_the_first_batch() {
         1,
         "no batch after the fatal one, and no retry"
     );
-    // At most the worker's tickers in flight (2) were asked before it stopped.
-    assert!(fx.sandbox.stats().data_requests <= 2);
+    // Only the first batch's tickers were asked before it stopped: how many of its 5
+    // depends on how far the adaptive window grew before the first answer (it starts
+    // at 2 and doubles every 25 ms while every slot waits).
+    assert!(fx.sandbox.stats().data_requests <= 5);
 }
 
 #[test]

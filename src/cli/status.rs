@@ -11,12 +11,15 @@ use clap::{Args, ValueEnum};
 use crate::budget::Rate;
 use crate::calendar::parse_date;
 use crate::polygon::request::PAGE_LIMIT;
-use crate::store::status::{DatasetStatus, EstimateRule, StatusQuery, render};
+use crate::store::status::{Check, DatasetStatus, EstimateRule, StatusQuery, render};
 use crate::store::{Store, StoreError};
 use crate::ticker::read_ticker_file;
 
 /// Exit status for bad input: a missing folder, not a dataset, bad flags.
 pub const USAGE: u8 = 2;
+
+/// Exit status of `--verify` when a file is not what its record says was written.
+pub const DAMAGED: u8 = 3;
 
 /// Output formats of `barsmith status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,16 +57,26 @@ complete, incomplete, files, rows, bytes, missing_ranges, missing_pieces, reques
 seconds, requests_per_second}, tickers [{ticker, complete, complete_ranges [[from,to]],
 missing [[from,to]], missing_pieces, requests, years [{year, rows, bytes}]}],
 stray_files [path relative to DIR], damaged_files [{path, error}] (bar files whose
-footer cannot be read, left out of rows and bytes).
+footer cannot be read, left out of rows and bytes), verified (true with --verify or
+--repair), damaged_claims [{ticker, year, cause, detail, path, moved_to}].
 
-Exit status: 0 report printed (even with stray or damaged files); 2 bad input (DIR
-missing or not a barsmith dataset, bad dates or tickers); 1 a folder or coverage
-record could not be read.
+Damaged claims: a ticker-year whose file is not what its coverage record says was
+written (cause missing, unreadable, rows, span, unsorted or duplicates). Every status
+(and every resume) checks each recorded file's existence and size; --verify also opens
+it, compares rows and time span, and reads its timestamps. A resume re-fetches a
+damaged year by itself; --repair moves the file aside first. In the table they follow
+the totals; with --format csv they go to stderr as `damaged: ...` lines.
+
+Exit status: 0 report printed (even with stray or damaged files, and after --repair);
+3 --verify found a damaged file; 2 bad input (DIR missing or not a barsmith dataset,
+bad dates or tickers); 1 a folder or coverage record could not be read.
 
 Examples:
   barsmith status data/minute
   barsmith status data/minute --tickers-csv universe.csv --from 2004-01-01 --to 2024-12-31
-  barsmith status data/minute --format json | jq .totals")]
+  barsmith status data/minute --format json | jq .totals
+  barsmith status data/minute --verify      # exit 3 if a file is damaged
+  barsmith status data/minute --repair      # then re-run the backfill")]
 pub struct StatusArgs {
     /// The dataset: the data root given to `barsmith ingest --outdir`, e.g. `data/minute`.
     #[arg(value_name = "DIR")]
@@ -88,6 +101,16 @@ pub struct StatusArgs {
     /// ticker-year of minute bars is ~250,000).
     #[arg(long, value_name = "N", default_value_t = 250_000)]
     pub rows_per_year: u64,
+    /// Check every file the coverage records claim: it exists, its footer opens, its
+    /// rows and time span match what was recorded at write time, and its timestamps
+    /// increase strictly (reads the timestamp column). Exit 3 if a file is damaged.
+    #[arg(long)]
+    pub verify: bool,
+    /// Verify, then move each damaged file into <DIR>.barsmith/quarantine/ (nothing is
+    /// deleted) and withdraw its year's coverage, so the next run fetches exactly those
+    /// ranges again. Run it while no backfill writes to DIR.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Input refused before anything is read: printed as one line, exit 2.
@@ -123,6 +146,12 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             args.dir.display()
         );
     }
+    if args.format == Format::Csv {
+        // The CSV table's shape is fixed: damaged claims are diagnostics there.
+        for d in &status.damaged_claims {
+            eprintln!("damaged: {}", render::claim_line(d));
+        }
+    }
     for d in &status.damaged_files {
         eprintln!(
             "warning: {} in {} cannot be read ({}); it is left out of the rows and bytes, \
@@ -140,7 +169,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth a message.
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(&args, &status))
+}
+
+/// 3 when `--verify` found damage; 0 otherwise (a plain status is a report, and
+/// `--repair` leaves a consistent dataset).
+fn exit_code(args: &StatusArgs, status: &DatasetStatus) -> ExitCode {
+    if args.verify && !args.repair && !status.damaged_claims.is_empty() {
+        ExitCode::from(DAMAGED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Checks DIR is a barsmith dataset and parses the query.
@@ -154,13 +193,18 @@ fn prepare(args: &StatusArgs) -> Result<(Store, StatusQuery), BadInput> {
         )));
     }
     let store = Store::open_read_only(dir).map_err(|e| BadInput(e.to_string()))?;
-    if store.identity().is_none() {
+    let Some(identity) = store.identity().cloned() else {
         return Err(BadInput(format!(
             "{} is not a barsmith dataset (no {}): {fix}",
             dir.display(),
             dataset_file(&store).display()
         )));
-    }
+    };
+    let store = if args.repair {
+        Store::open(dir, &identity).map_err(|e| BadInput(e.to_string()))?
+    } else {
+        store
+    };
     let date = |s: &Option<String>| {
         s.as_deref()
             .map(parse_date)
@@ -171,10 +215,16 @@ fn prepare(args: &StatusArgs) -> Result<(Store, StatusQuery), BadInput> {
         Some(path) => Some(read_ticker_file(path).map_err(|e| BadInput(e.0))?),
         None => None,
     };
+    let check = match (args.verify, args.repair) {
+        (_, true) => Check::Repair,
+        (true, false) => Check::Verify,
+        _ => Check::Quick,
+    };
     let query = StatusQuery {
         tickers,
         from: date(&args.from)?,
         to: date(&args.to)?,
+        check,
     };
     if let (Some(f), Some(t)) = (query.from, query.to)
         && f > t

@@ -167,6 +167,7 @@ impl Ingest<'_> {
         window: &Window,
     ) -> Result<TickerOutcome, FetchError> {
         let started = Instant::now();
+        self.reconcile(ticker)?;
         let missing = self
             .store
             .missing(ticker, self.range)
@@ -281,9 +282,9 @@ impl Ingest<'_> {
         let (store, ticker, today) = (self.store.clone(), ticker.to_string(), self.today);
         let provenance = Provenance::now(self.adjusted(), piece);
         let job = move || -> Result<bool, StoreError> {
-            let file = store.write_piece(&ticker, piece, &bars, &provenance)?;
-            store.mark_complete(&ticker, piece, today)?;
-            Ok(file.is_some())
+            let written = store.write_piece(&ticker, piece, &bars, &provenance)?;
+            store.mark_written(&ticker, piece, today, &written)?;
+            Ok(written.path.is_some())
         };
         match tokio::task::spawn_blocking(job).await {
             Ok(written) => written.map_err(store_error),
@@ -293,6 +294,22 @@ impl Ingest<'_> {
                 format!("the writer task failed: {e}"),
             )),
         }
+    }
+
+    /// Quarantines the years of `ticker` whose files are not as recorded (deleted,
+    /// truncated), so they are fetched again rather than reported "already complete".
+    fn reconcile(&self, ticker: &str) -> Result<(), FetchError> {
+        for f in self.store.reconcile(ticker).map_err(store_error)? {
+            let moved = f.moved_to.as_ref().map_or(String::new(), |p| {
+                format!("; the file was moved to {}", p.display())
+            });
+            tracing::warn!(
+                "{ticker} {}: {}{moved}; the year's coverage is withdrawn and fetched again",
+                f.year,
+                f.damage
+            );
+        }
+        Ok(())
     }
 
     /// The first day of the range that cannot be complete yet (today or later in New

@@ -2,8 +2,16 @@
 //! all (before an IPO, after a delisting) — as sorted, merged, inclusive ranges.
 //!
 //! One small JSON file per ticker in the state folder, replaced atomically:
-//! `{"ticker":"AAPL","complete":[["2004-01-01","2010-12-31"]]}`.
+//! `{"ticker":"AAPL","complete":[["2004-01-01","2010-12-31"]],
+//!   "files":{"2004":{"bytes":2415790,"rows":196543,"first":1073..,"last":1104..}}}`.
+//!
+//! `files` records what each ticker-year's Parquet file was when the coverage was last
+//! written: a claim of completeness is only as good as the file behind it, and these
+//! facts let a resume notice a deleted or truncated file with one `stat` (see
+//! [`crate::store::verify`]). Records written before `files` existed have none and are
+//! trusted as before.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -73,17 +81,65 @@ pub fn spans(covered: &[DateRange], range: DateRange) -> bool {
         .any(|c| c.from <= range.from && range.to <= c.to)
 }
 
+/// What one ticker-year's Parquet file was when its coverage was last recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFacts {
+    /// Size in bytes; 0 when the year has no file (no bars in it).
+    pub bytes: u64,
+    /// Bars in the file.
+    pub rows: u64,
+    /// The first bar's timestamp (Unix ms); 0 without bars.
+    pub first: i64,
+    /// The last bar's timestamp (Unix ms); 0 without bars.
+    pub last: i64,
+}
+
+impl FileFacts {
+    /// True when the year has no file.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+}
+
+/// A ticker's coverage record: the ranges claimed complete and the files behind them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    /// The ranges known complete, sorted and merged.
+    pub complete: Vec<DateRange>,
+    /// Per calendar year, the file as last written (absent: not recorded).
+    pub files: BTreeMap<i16, FileFacts>,
+}
+
+impl Record {
+    /// Forgets everything claimed about `year`: its ranges and its file.
+    pub fn withdraw_year(&mut self, year: i16) {
+        self.files.remove(&year);
+        let Ok(whole) = DateRange::year(year) else {
+            return;
+        };
+        let mut kept = Vec::with_capacity(self.complete.len() + 1);
+        for r in &self.complete {
+            for part in subtract(*r, &[whole]) {
+                kept.push(part);
+            }
+        }
+        self.complete = merge_ranges(kept);
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct CoverageFile {
     ticker: String,
     complete: Vec<[String; 2]>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    files: BTreeMap<i16, FileFacts>,
 }
 
-/// Reads the coverage file at `path`; a missing file means nothing is covered.
-pub(crate) fn read(path: &Path) -> Result<Vec<DateRange>, StoreError> {
+/// Reads the coverage record at `path`; a missing file means nothing is covered.
+pub(crate) fn read_record(path: &Path) -> Result<Record, StoreError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Record::default()),
         Err(e) => return Err(StoreError::io("read", path, e)),
     };
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -100,7 +156,10 @@ pub(crate) fn read(path: &Path) -> Result<Vec<DateRange>, StoreError> {
         .map_err(|e| corrupt(e.0))?;
         ranges.push(r);
     }
-    Ok(merge_ranges(ranges))
+    Ok(Record {
+        complete: merge_ranges(ranges),
+        files: file.files,
+    })
 }
 
 /// Replaces the coverage file at `path` atomically.
@@ -108,14 +167,16 @@ pub(crate) fn write(
     staging: &Path,
     path: &Path,
     ticker: &str,
-    ranges: &[DateRange],
+    record: &Record,
 ) -> Result<(), StoreError> {
     let file = CoverageFile {
         ticker: ticker.to_string(),
-        complete: ranges
+        complete: record
+            .complete
             .iter()
             .map(|r| [r.from.to_string(), r.to.to_string()])
             .collect(),
+        files: record.files.clone(),
     };
     let mut json = serde_json::to_vec(&file)
         .map_err(|e| StoreError::Invalid(format!("cannot encode coverage of {ticker}: {e}")))?;
@@ -165,6 +226,40 @@ mod tests {
             subtract(r("2004-01-01", "2004-01-02"), &[]),
             vec![r("2004-01-01", "2004-01-02")]
         );
+    }
+
+    #[test]
+    fn records_without_file_facts_still_read_and_withdrawing_a_year_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("AAPL.json");
+        std::fs::write(
+            &path,
+            r#"{"ticker":"AAPL","complete":[["2004-06-01","2006-03-31"]]}"#,
+        )
+        .unwrap();
+        let mut rec = read_record(&path).unwrap();
+        assert_eq!(rec.complete, vec![r("2004-06-01", "2006-03-31")]);
+        assert!(rec.files.is_empty());
+
+        rec.files.insert(
+            2005,
+            FileFacts {
+                bytes: 9,
+                rows: 3,
+                first: 1,
+                last: 2,
+            },
+        );
+        rec.files.insert(2006, FileFacts::default());
+        write(dir.path(), &path, "AAPL", &rec).unwrap();
+        assert_eq!(read_record(&path).unwrap(), rec);
+
+        rec.withdraw_year(2005);
+        assert_eq!(
+            rec.complete,
+            vec![r("2004-06-01", "2004-12-31"), r("2006-01-01", "2006-03-31")]
+        );
+        assert_eq!(rec.files.keys().copied().collect::<Vec<_>>(), [2006]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::Path;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::bars::Bars;
@@ -60,6 +61,34 @@ pub fn read_file(path: &Path) -> Result<StoredFile, StoreError> {
         append_batch(&mut bars, &batch, path)?;
     }
     Ok(StoredFile { bars, metadata })
+}
+
+/// Reads only the timestamp column of a bar file (Unix ms, in file order): what a
+/// thorough check of a file's order needs, without decoding its prices.
+pub fn read_timestamps(path: &Path) -> Result<Vec<i64>, StoreError> {
+    let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+    let err = |e: parquet::errors::ParquetError| StoreError::parquet("read", path, e);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?;
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), [col::TIMESTAMP]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(rows.clamp(1, 1 << 20))
+        .build()
+        .map_err(err)?;
+    let mut out = Vec::with_capacity(rows);
+    for batch in reader {
+        let batch = batch.map_err(|e| StoreError::parquet("read", path, e))?;
+        let ts = batch
+            .column_by_name(col::TIMESTAMP)
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+            .ok_or_else(|| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("column '{}' is missing or of another type", col::TIMESTAMP),
+            })?;
+        out.extend_from_slice(ts.values());
+    }
+    Ok(out)
 }
 
 /// Appends one batch in the store schema to `bars`.

@@ -74,6 +74,11 @@ impl Layout {
         self.state.join("staging")
     }
 
+    /// Where damaged bar files are moved to (out of readers' way, never deleted).
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.state.join("quarantine")
+    }
+
     /// The lock folder.
     pub fn locks_dir(&self) -> PathBuf {
         self.state.join("locks")

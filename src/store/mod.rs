@@ -11,10 +11,12 @@ pub mod coverage;
 pub mod decode;
 pub mod encode;
 pub mod error;
+mod footer;
 pub mod identity;
 pub mod layout;
 pub mod schema;
 pub mod status;
+pub mod verify;
 
 use std::borrow::Cow;
 use std::ffi::CString;
@@ -35,6 +37,20 @@ pub use encode::{Encoded, bars_to_batch, encode_parquet};
 pub use error::StoreError;
 pub use identity::{DatasetIdentity, Provenance};
 pub use layout::{Layout, state_dir_for};
+pub use verify::{Damage, DamageKind, Finding};
+
+use coverage::FileFacts;
+
+/// What [`Store::write_piece`] left on disk for its piece's year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The calendar year of the piece.
+    pub year: i16,
+    /// The year's file, or `None` when the year holds no bars (no file exists).
+    pub path: Option<PathBuf>,
+    /// The file's size, rows and span, for the coverage record ([`Store::mark_written`]).
+    pub facts: FileFacts,
+}
 
 /// An output folder: finished Parquet under the data root, state next to it.
 ///
@@ -143,12 +159,6 @@ impl Store {
         self.layout.file_path(ticker, year)
     }
 
-    /// The ranges of `ticker` known complete, sorted and merged.
-    pub fn coverage(&self, ticker: &str) -> Result<Vec<DateRange>, StoreError> {
-        check_ticker(ticker)?;
-        coverage::read(&self.layout.coverage_file(ticker))
-    }
-
     /// The parts of `range` not known complete for `ticker`, oldest first.
     pub fn missing(&self, ticker: &str, range: DateRange) -> Result<Vec<DateRange>, StoreError> {
         Ok(coverage::subtract(range, &self.coverage(ticker)?))
@@ -171,40 +181,71 @@ impl Store {
 
     /// Records `range` of `ticker` as complete, clipped to the days strictly before
     /// `today` (a day still trading is never complete). Atomic: survives `kill -9`.
+    /// For ranges just written, [`Store::mark_written`] also records the file.
     pub fn mark_complete(
         &self,
         ticker: &str,
         range: DateRange,
         today: Date,
     ) -> Result<(), StoreError> {
+        self.update_record(ticker, range, today, None)
+    }
+
+    /// Records `range` of `ticker` complete as [`Store::mark_complete`] does, and what
+    /// [`Store::write_piece`] left in its year (size, rows, span): the facts a resume
+    /// checks the file against. The facts are recorded even when no day of `range` can
+    /// be complete yet, since the file changed.
+    pub fn mark_written(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        today: Date,
+        written: &Written,
+    ) -> Result<(), StoreError> {
+        self.update_record(ticker, range, today, Some(written))
+    }
+
+    fn update_record(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        today: Date,
+        written: Option<&Written>,
+    ) -> Result<(), StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
-        let Some(done) = range.before(today) else {
-            return Ok(());
-        };
-        let _lock = self.lock(ticker)?;
-        let path = self.layout.coverage_file(ticker);
-        let old = coverage::read(&path)?;
-        if coverage::spans(&old, done) {
+        let done = range.before(today);
+        if done.is_none() && written.is_none() {
             return Ok(());
         }
-        let mut ranges = old;
-        ranges.push(done);
-        let merged = coverage::merge_ranges(ranges);
-        coverage::write(&self.layout.staging_dir(), &path, ticker, &merged)
+        let _lock = self.lock(ticker)?;
+        let path = self.layout.coverage_file(ticker);
+        let mut record = coverage::read_record(&path)?;
+        let old = record.clone();
+        if let Some(done) = done {
+            record.complete.push(done);
+            record.complete = coverage::merge_ranges(record.complete);
+        }
+        if let Some(w) = written {
+            record.files.insert(w.year, w.facts);
+        }
+        if record == old {
+            return Ok(());
+        }
+        coverage::write(&self.layout.staging_dir(), &path, ticker, &record)
     }
 
     /// Replaces the bars of `range` (inside one calendar year) in the (ticker, year)
     /// file with `bars`, keeping the file's bars outside `range`, atomically. Bars
     /// outside `range` in the input are dropped. When the result is empty no file
-    /// exists afterwards. Returns the file path when a file was written.
+    /// exists afterwards. Returns what the year's file now is.
     pub fn write_piece(
         &self,
         ticker: &str,
         range: DateRange,
         bars: &Bars,
         provenance: &Provenance,
-    ) -> Result<Option<PathBuf>, StoreError> {
+    ) -> Result<Written, StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
         let year = range.from.year();
@@ -246,15 +287,30 @@ impl Store {
             if atomic::remove_durable(&path)? {
                 remove_empty_dirs(&path, self.layout.root());
             }
-            return Ok(None);
+            return Ok(Written {
+                year,
+                path: None,
+                facts: FileFacts::default(),
+            });
         }
         let year_dir = self.layout.year_dir(ticker, year);
         atomic::create_dir_durable(&year_dir)?;
         let label = format!("{ticker}_{year}.parquet");
-        atomic::write_with(&self.layout.staging_dir(), &path, &label, |out| {
+        let encoded = atomic::write_with(&self.layout.staging_dir(), &path, &label, |out| {
             encode::encode_to(ticker, &merged, &provenance, out, &path)
         })?;
-        Ok(Some(path))
+        let ts = &merged.timestamp;
+        let facts = FileFacts {
+            bytes: encoded.bytes as u64,
+            rows: ts.len() as u64,
+            first: ts.first().copied().unwrap_or_default(),
+            last: ts.last().copied().unwrap_or_default(),
+        };
+        Ok(Written {
+            year,
+            path: Some(path),
+            facts,
+        })
     }
 
     /// The stored bars of `ticker` whose New York date lies in `range`, sorted.

@@ -56,7 +56,8 @@ pub mod store_fns {
 
     /// The tickers whose recorded coverage in `outdir` spans all of `from`..`to`
     /// (inclusive `YYYY-MM-DD` New York dates), sorted. A missing `outdir` has none.
-    /// This is what resume skips.
+    /// This is what resume skips. A year whose file was deleted or changed size since
+    /// it was written does not count (see `barsmith status --verify`).
     ///
     /// Errors when a date is not a valid `YYYY-MM-DD` or `from` is after `to`, or when
     /// the coverage records cannot be read.
@@ -106,7 +107,9 @@ pub mod store_fns {
 
     /// The ranges recorded complete for `ticker` in `outdir`, oldest first, as
     /// `#{from, to}` maps (`YYYY-MM-DD` strings, inclusive); `[]` for a ticker never
-    /// stored. Ranges without bars (before a listing, after a delisting) count too.
+    /// stored. Ranges without bars (before a listing, after a delisting) count too;
+    /// the claims of a year whose file was deleted or changed size since it was written
+    /// do not.
     ///
     /// Errors when the coverage record cannot be read.
     ///

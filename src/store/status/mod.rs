@@ -16,7 +16,7 @@ use serde::{Serialize, Serializer};
 use crate::calendar::DateRange;
 use crate::store::coverage;
 use crate::store::error::StoreError;
-use crate::store::{Store, check_ticker};
+use crate::store::{DamageKind, Finding, Store, check_ticker};
 use scan::{Tree, footer_stats, list, par_map, scan_tree};
 
 /// How a resume's requests are estimated (see [`estimate_piece`]).
@@ -30,6 +30,19 @@ pub struct EstimateRule {
     pub requests_per_second: f64,
 }
 
+/// How closely the files behind the coverage records are checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Check {
+    /// Existence and size against the record (what every resume does).
+    #[default]
+    Quick,
+    /// `--verify`: footers, row counts, time spans and timestamp order as well.
+    Verify,
+    /// `--repair`: verify, then quarantine each damaged file and withdraw its coverage
+    /// (needs a writable store).
+    Repair,
+}
+
 /// What to report on: which tickers, over which days.
 #[derive(Debug, Clone, Default)]
 pub struct StatusQuery {
@@ -39,6 +52,8 @@ pub struct StatusQuery {
     pub from: Option<Date>,
     /// Last day; `None` means the last day any coverage record knows.
     pub to: Option<Date>,
+    /// How closely files are checked against their records.
+    pub check: Check,
 }
 
 /// Rows and bytes of one ticker-year, from the file footer and the file system.
@@ -117,6 +132,46 @@ pub struct DatasetStatus {
     pub stray_files: Vec<PathBuf>,
     /// Parquet files whose footer cannot be read, left out of the rows and bytes.
     pub damaged_files: Vec<DamagedFile>,
+    /// True when the files were verified (`--verify`/`--repair`), not only checked for
+    /// existence and size.
+    pub verified: bool,
+    /// Ticker-years whose file is not what their coverage record says was written.
+    pub damaged_claims: Vec<DamagedClaim>,
+}
+
+/// A ticker-year whose file is not what its coverage record says was written: a resume
+/// fetches it again (its claims are not trusted).
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedClaim {
+    /// The symbol.
+    pub ticker: String,
+    /// The calendar year.
+    pub year: i16,
+    /// The class: `missing`, `unreadable`, `rows`, `span`, `unsorted`, `duplicates`.
+    pub cause: DamageKind,
+    /// What exactly is wrong.
+    pub detail: String,
+    /// The file, relative to the data root.
+    pub path: PathBuf,
+    /// Where `--repair` moved the file (absolute), if it did.
+    pub moved_to: Option<PathBuf>,
+}
+
+impl DamagedClaim {
+    fn new(f: Finding, store: &Store) -> DamagedClaim {
+        let path = store.file_path(&f.ticker, f.year);
+        DamagedClaim {
+            path: path
+                .strip_prefix(store.data_root())
+                .unwrap_or(&path)
+                .to_path_buf(),
+            cause: f.damage.kind(),
+            detail: f.damage.to_string(),
+            ticker: f.ticker,
+            year: f.year,
+            moved_to: f.moved_to,
+        }
+    }
 }
 
 /// A bar file whose footer cannot be read (truncated, not Parquet, unreadable).
@@ -141,7 +196,26 @@ impl DatasetStatus {
             Some(list) => list.clone(),
             None => known,
         };
-        let coverages = par_map(&tickers, |t| store.coverage(t))?;
+        let mut thorough = Vec::new();
+        if query.check != Check::Quick {
+            thorough = par_map(&tickers, |t| store.verify(t))?.concat();
+        }
+        if query.check == Check::Repair {
+            for f in &mut thorough {
+                store.quarantine(f)?;
+            }
+        }
+        let tree = if query.check == Check::Repair {
+            scan_tree(store.data_root())? // repaired files left the data root
+        } else {
+            tree
+        };
+        let checked = par_map(&tickers, |t| store.checked_claims(t))?;
+        let (coverages, quick): (Vec<_>, Vec<_>) = checked.into_iter().unzip();
+        let findings = match query.check {
+            Check::Quick => quick.concat(),
+            Check::Verify | Check::Repair => thorough,
+        };
         let range = asked_range(query, &coverages, &tree)?;
         let (stats, damaged) = footer_stats(&tree, &tickers, range)?;
         let root = store.data_root();
@@ -159,6 +233,11 @@ impl DatasetStatus {
             tickers: Vec::with_capacity(tickers.len()),
             stray_files: tree.strays,
             damaged_files,
+            verified: query.check != Check::Quick,
+            damaged_claims: findings
+                .into_iter()
+                .map(|f| DamagedClaim::new(f, store))
+                .collect(),
         };
         for ((ticker, covered), years) in tickers.into_iter().zip(coverages).zip(stats) {
             let t = ticker_status(ticker, &covered, years, range, rule);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::calendar::DateRange;
-use crate::store::status::{DatasetStatus, TickerStatus, YearStats};
+use crate::store::status::{DamagedClaim, DatasetStatus, TickerStatus, YearStats};
 
 /// The CSV header: one row of totals (ticker `*`) then one row per ticker.
 pub const CSV_HEADER: [&str; 14] = [
@@ -140,6 +140,7 @@ pub fn table(status: &DatasetStatus, rate_label: &str) -> String {
         t.requests,
         human_seconds(t.seconds)
     );
+    claims_table(&mut o, status);
     for s in &status.tickers {
         let state = if s.complete { "complete" } else { "incomplete" };
         let _ = writeln!(o, "\n{}  {state}", s.ticker);
@@ -160,6 +161,40 @@ pub fn table(status: &DatasetStatus, rate_label: &str) -> String {
         }
     }
     o
+}
+
+/// The damaged claims section of the table (nothing when there are none and the files
+/// were not verified).
+fn claims_table(o: &mut String, status: &DatasetStatus) {
+    let n = status.damaged_claims.len();
+    let repaired = status.damaged_claims.iter().any(|d| d.moved_to.is_some());
+    let what = match (status.verified, repaired) {
+        (_, true) => "repaired",
+        (true, false) => "verified",
+        (false, false) if n == 0 => return,
+        (false, false) => "checked (existence and size)",
+    };
+    let _ = writeln!(o, "damaged   {n} ticker-year file(s) ({what})");
+    for d in &status.damaged_claims {
+        let _ = writeln!(o, "  {}", claim_line(d));
+    }
+}
+
+/// One damaged claim on one line: ticker, year, cause, detail, file, and where
+/// `--repair` moved it.
+pub fn claim_line(d: &DamagedClaim) -> String {
+    let moved = d
+        .moved_to
+        .as_ref()
+        .map_or(String::new(), |p| format!("; moved to {}", p.display()));
+    format!(
+        "{} {} {}: {} ({}){moved}",
+        d.ticker,
+        d.year,
+        d.cause.as_str(),
+        d.detail,
+        d.path.display()
+    )
 }
 
 /// `1.5 MiB`-style size.

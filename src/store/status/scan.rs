@@ -12,16 +12,13 @@
 //! `time barsmith status DIR --format json > /dev/null`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::fs;
 use std::path::{Path, PathBuf};
-
-use parquet::file::FOOTER_SIZE;
-use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 
 use crate::calendar::DateRange;
 use crate::store::check_ticker;
 use crate::store::error::StoreError;
+use crate::store::footer;
 use crate::store::status::YearStats;
 
 /// The data root's layout: `files[ticker][year]` = the Parquet files of that year.
@@ -154,61 +151,9 @@ pub(super) fn footer_stats(
     Ok((out, damaged))
 }
 
-/// Bytes read from a file's end in one go: a barsmith footer is ~2.5 KB, so one read
-/// almost always holds it whole (a bigger one takes a second read).
-const TAIL_GUESS: u64 = 8 * 1024;
-
 /// (rows from the footer, bytes on disk) of one Parquet file.
-///
-/// The footer is read by hand (one `pread` of the tail) and decoded with parquet's own
-/// metadata decoder: `SerializedFileReader` would do the same with three `stat`s, two
-/// `dup`s and two seeks more per file, which is most of the system time over 60,000
-/// files.
 fn file_stats(path: &Path) -> Result<(u64, u64), StoreError> {
-    let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
-    let bytes = file
-        .metadata()
-        .map_err(|e| StoreError::io("stat", path, e))?
-        .len();
-    let rows =
-        footer_rows(&file, bytes, TAIL_GUESS).map_err(|e| StoreError::parquet("read", path, e))?;
-    Ok((rows, bytes))
-}
-
-/// The row count in the footer of `file`, `len` bytes long, reading the last `guess`
-/// bytes first.
-fn footer_rows(file: &File, len: u64, guess: u64) -> Result<u64, String> {
-    // "PAR1" + footer length + "PAR1" is the smallest possible tail.
-    if len < 12 {
-        return Err(format!("{len} bytes is too short for a Parquet file"));
-    }
-    let take = len.min(guess.max(FOOTER_SIZE as u64));
-    let mut tail = vec![0; take as usize];
-    file.read_exact_at(&mut tail, len - take)
-        .map_err(|e| e.to_string())?;
-    let mut last = [0u8; FOOTER_SIZE];
-    last.copy_from_slice(&tail[tail.len() - FOOTER_SIZE..]);
-    let footer = FooterTail::try_new(&last).map_err(|e| e.to_string())?;
-    if footer.is_encrypted_footer() {
-        return Err("the footer is encrypted".into());
-    }
-    let meta_len = footer.metadata_length() as u64;
-    let footer_len = meta_len + FOOTER_SIZE as u64;
-    if footer_len + 4 > len {
-        return Err(format!(
-            "the footer claims {meta_len} bytes, more than the file"
-        ));
-    }
-    let meta = if footer_len <= take {
-        tail[(take - footer_len) as usize..tail.len() - FOOTER_SIZE].to_vec()
-    } else {
-        let mut buf = vec![0; meta_len as usize];
-        file.read_exact_at(&mut buf, len - footer_len)
-            .map_err(|e| e.to_string())?;
-        buf
-    };
-    let metadata = ParquetMetaDataReader::decode_metadata(&meta).map_err(|e| e.to_string())?;
-    Ok(metadata.file_metadata().num_rows().max(0) as u64)
+    footer::read_path(path).map(|f| (f.rows, f.bytes))
 }
 
 /// `f` over `items` on a few threads, results in order; the first error wins. Twice the
@@ -241,45 +186,4 @@ pub(super) fn par_map<T: Sync, R: Send>(
         out.extend(part?);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{Provenance, encode_parquet};
-
-    fn file_of(rows: usize) -> (tempfile::NamedTempFile, u64) {
-        let bars = crate::bars::flat_bars((0..rows).map(|i| 1_700_000_000_000 + i as i64 * 60_000));
-        let range = DateRange::parse("2023-11-14", "2023-11-30").unwrap();
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        encode_parquet(
-            "AAPL",
-            &bars,
-            &Provenance::now(true, range),
-            f.as_file_mut(),
-        )
-        .unwrap();
-        let len = f.as_file().metadata().unwrap().len();
-        (f, len)
-    }
-
-    #[test]
-    fn the_row_count_comes_from_the_footer_in_one_or_two_reads() {
-        let (f, len) = file_of(1234);
-        assert_eq!(footer_rows(f.as_file(), len, TAIL_GUESS), Ok(1234));
-        // A tail too short for the footer takes a second read.
-        assert_eq!(footer_rows(f.as_file(), len, 16), Ok(1234));
-        assert_eq!(file_stats(f.path()).unwrap(), (1234, len));
-    }
-
-    #[test]
-    fn a_truncated_or_foreign_file_is_an_error_not_a_panic() {
-        let (f, len) = file_of(10);
-        f.as_file().set_len(len - 1).unwrap();
-        assert!(footer_rows(f.as_file(), len - 1, TAIL_GUESS).is_err());
-        f.as_file().set_len(5).unwrap();
-        assert!(footer_rows(f.as_file(), 5, TAIL_GUESS).is_err());
-        std::fs::write(f.path(), b"hello, this is not parquet PAR1").unwrap();
-        assert!(file_stats(f.path()).is_err());
-    }
 }
