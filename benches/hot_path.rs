@@ -56,7 +56,7 @@ fn hot_path(c: &mut Criterion) {
         group.bench_function("parquet", |b| {
             b.iter(|| {
                 let mut out = Vec::with_capacity(1 << 20);
-                let props = writer_properties(&provenance);
+                let props = writer_properties(TICKER, &provenance);
                 let mut w =
                     ArrowWriter::try_new(&mut out, bars_schema(), Some(props)).expect("writer");
                 w.write(black_box(&batch)).expect("write");

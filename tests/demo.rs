@@ -35,7 +35,8 @@ fn demo_runs_keyless_end_to_end_and_a_rerun_fetches_nothing() {
     assert!(err.contains("attempt 2"), "a batch retry shows: {err}");
     assert!(err.contains("complete: 24/24 tickers"), "{err}");
     assert!(
-        err.contains("read_parquet('demo-data/**/*.parquet'"),
+        err.contains("FROM 'demo-data/**/*.parquet'")
+            && err.contains("pd.read_parquet('demo-data'"),
         "how to read it: {err}"
     );
     assert!(

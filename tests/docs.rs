@@ -197,6 +197,8 @@ fn readme_reader_snippets_run_against_an_ingested_dataset() {
     for (n, (kind, code)) in snippets.enumerate() {
         let reader = if kind == "sql" {
             "duckdb"
+        } else if code.contains("import pandas") {
+            "pandas"
         } else if code.contains("import polars") {
             "polars"
         } else if code.contains("import pyarrow") {
@@ -207,7 +209,7 @@ fn readme_reader_snippets_run_against_an_ingested_dataset() {
         let output = run_snippet(&python, fx.dir.path(), n, kind, code);
         seen.entry(reader).or_default().push_str(&output);
     }
-    for reader in ["duckdb", "polars", "pyarrow"] {
+    for reader in ["duckdb", "pandas", "polars", "pyarrow"] {
         let output = seen.get(reader).map_or("", String::as_str);
         assert!(
             output.contains(&aapl_2025.to_string()),

@@ -1,5 +1,6 @@
-//! The data root reads back directly with the real readers — DuckDB, Polars and
-//! pyarrow — with Hive partitions, including right after a writer was killed mid-write.
+//! The data root reads back with the real readers — DuckDB, Polars, pyarrow and pandas
+//! — each with the call analysts type first and no options, including right after a
+//! writer was killed mid-write; numeric symbols with the README's one-line schema.
 //!
 //! The readers come from `common::python_with_readers`: `BARSMITH_PYTHON`, or a venv
 //! with the pinned versions of `tests/readers/requirements.txt` made on first use.
@@ -140,10 +141,53 @@ fn readers_see_complete_data_after_a_writer_was_killed() {
     let staging = store.state_dir().join("staging");
     kill_writer_mid_write(&root, &staging);
 
+    let report = read_back(&python, &root, "BBB", 2005, false);
+    expect_every_reader(
+        &report,
+        &all,
+        &by_ticker,
+        by_ticker["BBB"] as u64,
+        &[2004, 2005],
+    );
+    assert!(
+        fs::read_dir(&staging).unwrap().count() > 0,
+        "leftover still present during reads"
+    );
+}
+
+#[test]
+fn numeric_symbols_stay_strings_with_the_documented_partition_schema() {
+    let python = common::python_with_readers();
+    let dir = tempfile::Builder::new()
+        .prefix("barsmith-readers")
+        .tempdir()
+        .unwrap();
+    let root = dir.path().join("minute");
+    let store = Store::open(&root, &DatasetIdentity::minute(true)).unwrap();
+    let mut all = Bars::default();
+    let mut by_ticker: BTreeMap<String, usize> = BTreeMap::new();
+    for (ticker, a, b) in [
+        ("0700", "2024-03-01", "2024-03-31"),
+        ("1234", "2024-03-01", "2024-03-15"),
+    ] {
+        let r = range(a, b);
+        let bars = synth(r, 16);
+        store.write_piece(ticker, r, &bars, &prov(r)).unwrap();
+        *by_ticker.entry(ticker.to_string()).or_default() += bars.len();
+        all.extend(&bars);
+    }
+    let report = read_back(&python, &root, "0700", 2024, true);
+    expect_every_reader(&report, &all, &by_ticker, by_ticker["0700"] as u64, &[2024]);
+}
+
+/// Runs tests/readers/check_readers.py on `root` (filtering on `ticker` and `year`;
+/// `numeric`: with the README's explicit partition schema) and returns its report.
+fn read_back(python: &Path, root: &Path, ticker: &str, year: i16, numeric: bool) -> Value {
     let started = Instant::now();
-    let out = Command::new(&python)
+    let out = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/check_readers.py"))
-        .args([root.to_str().unwrap(), "BBB", "2005"])
+        .args([root.to_str().unwrap(), ticker, &year.to_string()])
+        .args(numeric.then_some("numeric"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run BARSMITH_PYTHON={}: {e}", python.display()));
     assert!(
@@ -153,19 +197,35 @@ fn readers_see_complete_data_after_a_writer_was_killed() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("readers ran in {:?}: {report:#}", started.elapsed());
+    report
+}
 
-    let expected_rows = all.len() as u64;
+/// Every reader saw every bar of `all` once, UTC timestamps, the rows per ticker, the
+/// year partitions, and `filtered` rows for the ticker-year filter.
+fn expect_every_reader(
+    report: &Value,
+    all: &Bars,
+    by_ticker: &BTreeMap<String, usize>,
+    filtered: u64,
+    years: &[i16],
+) {
     let min = *all.timestamp.iter().min().unwrap();
     let max = *all.timestamp.iter().max().unwrap();
-    let bbb_2005 = by_ticker["BBB"] as u64;
-    for reader in ["duckdb", "polars", "pyarrow", "pyarrow_read_table"] {
+    for reader in [
+        "duckdb",
+        "polars_read",
+        "polars_scan",
+        "pyarrow_dataset",
+        "pyarrow_read_table",
+        "pandas",
+    ] {
         let r = &report[reader];
         assert!(
             r.get("error").is_none(),
             "{reader} failed: {}",
             r["traceback"].as_str().unwrap_or("")
         );
-        assert_eq!(r["rows"], expected_rows, "{reader} row count");
+        assert_eq!(r["rows"], all.len() as u64, "{reader} row count");
         assert_eq!(r["min_ms"], min, "{reader} min timestamp");
         assert_eq!(r["max_ms"], max, "{reader} max timestamp");
         assert_eq!(
@@ -175,16 +235,12 @@ fn readers_see_complete_data_after_a_writer_was_killed() {
         );
         let seen: BTreeMap<String, usize> =
             serde_json::from_value(r["rows_by_ticker"].clone()).unwrap();
-        assert_eq!(seen, by_ticker, "{reader} rows by ticker");
+        assert_eq!(&seen, by_ticker, "{reader} rows by ticker");
         assert_eq!(
             r["years"],
-            serde_json::json!([2004, 2005]),
+            serde_json::json!(years),
             "{reader} year partitions"
         );
-        assert_eq!(r["filtered_rows"], bbb_2005, "{reader} ticker/year filter");
+        assert_eq!(r["filtered_rows"], filtered, "{reader} ticker/year filter");
     }
-    assert!(
-        fs::read_dir(&staging).unwrap().count() > 0,
-        "leftover still present during reads"
-    );
 }

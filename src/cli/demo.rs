@@ -153,10 +153,13 @@ fn wrapper_path(state: &Path) -> anyhow::Result<PathBuf> {
 fn print_how_to_read(outdir: &Path) {
     let root = outdir.display();
     eprintln!(
-        "\nRead the result:\n\
-         \x20 DuckDB:  SELECT ticker, count(*) AS bars, min(timestamp), max(timestamp)\n\
-         \x20          FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true) GROUP BY ticker;\n\
-         \x20 Polars:  pl.scan_parquet('{root}', hive_partitioning=True).filter(pl.col('ticker') == 'AAPL').collect()\n\
+        "\nRead the result (pip install duckdb pandas pyarrow polars):\n\
+         \x20 python3 -c \"import duckdb; print(duckdb.sql(\\\"SELECT ticker, count(*) AS bars \
+         FROM '{root}/**/*.parquet' GROUP BY ticker ORDER BY ticker\\\"))\"\n\
+         \x20 python3 -c \"import pandas as pd; print(pd.read_parquet('{root}', \
+         filters=[('ticker', '=', 'AAPL')]).tail())\"\n\
+         \x20 python3 -c \"import polars as pl; \
+         print(pl.scan_parquet('{root}').group_by('ticker').len().collect())\"\n\
          \nRe-run `barsmith demo`: everything is complete, so it makes no data requests."
     );
 }

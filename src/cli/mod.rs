@@ -9,6 +9,7 @@ pub mod repl;
 pub mod run;
 pub mod sandbox;
 pub mod status;
+pub mod upgrade;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,8 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// What a dataset holds and what a resume would fetch, e.g. `barsmith status data/minute`.
     Status(status::StatusArgs),
+    /// Rewrite a dataset written by barsmith 0.1 so pandas opens it, e.g. `barsmith upgrade data/minute`.
+    Upgrade(upgrade::UpgradeArgs),
     /// Serve a Polygon-compatible API on loopback with synthetic bars and faults.
     Sandbox(sandbox::SandboxArgs),
     /// List the script primitives with their signatures and docs.
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => (demo::run(a), 1),
         Command::Ingest(a) => (ingest::run(a), ingest::USAGE),
         Command::Status(a) => (status::run(a), 1),
+        Command::Upgrade(a) => (upgrade::run(a), 1),
         Command::Sandbox(a) => (sandbox::run(a), 1),
         Command::Fns(a) => (fns::run(a), 1),
         Command::Completions(a) => (completions::run(a), 1),

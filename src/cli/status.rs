@@ -57,7 +57,8 @@ complete, incomplete, files, rows, bytes, missing_ranges, missing_pieces, reques
 seconds, requests_per_second}, tickers [{ticker, complete, complete_ranges [[from,to]],
 missing [[from,to]], missing_pieces, requests, years [{year, rows, bytes}]}],
 stray_files [path relative to DIR], damaged_files [{path, error}] (bar files whose
-footer cannot be read, left out of rows and bytes), verified (true with --verify or
+footer cannot be read, left out of rows and bytes), legacy_layout_files [path] (files
+of barsmith 0.1 with a `ticker` column: run `barsmith upgrade DIR`), verified (true with --verify or
 --repair), damaged_claims [{ticker, year, cause, detail, path, moved_to}].
 
 Damaged claims: a ticker-year whose file is not what its coverage record says was
@@ -151,6 +152,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         for d in &status.damaged_claims {
             eprintln!("damaged: {}", render::claim_line(d));
         }
+    }
+    if let Some(first) = status.legacy_layout_files.first() {
+        eprintln!(
+            "warning: {} bar file(s) in {} (e.g. {}) carry a `ticker` column beside the \
+             `ticker=` folder (written by barsmith 0.1): pandas.read_parquet and \
+             pq.read_table fail on the dataset; run `barsmith upgrade {}` once",
+            status.legacy_layout_files.len(),
+            args.dir.display(),
+            first.display(),
+            args.dir.display()
+        );
     }
     for d in &status.damaged_files {
         eprintln!(

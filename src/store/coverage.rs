@@ -95,6 +95,16 @@ pub struct FileFacts {
 }
 
 impl FileFacts {
+    /// The facts of a file of `bytes` holding bars with timestamps `ts` (sorted).
+    pub fn of(ts: &[i64], bytes: u64) -> FileFacts {
+        FileFacts {
+            bytes,
+            rows: ts.len() as u64,
+            first: ts.first().copied().unwrap_or_default(),
+            last: ts.last().copied().unwrap_or_default(),
+        }
+    }
+
     /// True when the year has no file.
     pub fn is_empty(&self) -> bool {
         self.rows == 0

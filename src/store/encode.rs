@@ -1,15 +1,14 @@
 //! Bars → Arrow RecordBatch → Parquet bytes: the hot path of every write.
 //!
-//! Columns are handed to Arrow as whole buffers (one memcpy each, no builders), the
-//! repeated ticker as one StringArray built from a repeated slice.
+//! Columns are handed to Arrow as whole buffers (one memcpy each, no builders). The
+//! ticker is not a column: it is the `ticker=` folder and the footer's metadata.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, TimestampMillisecondArray,
 };
 use arrow_buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use parquet::arrow::ArrowWriter;
@@ -28,7 +27,8 @@ pub struct Encoded {
     pub bytes: usize,
 }
 
-/// The bars of `ticker` as one Arrow RecordBatch in the store schema.
+/// The bars of `ticker` as one Arrow RecordBatch in the store schema (`ticker` names
+/// the bars in errors).
 pub fn bars_to_batch(ticker: &str, bars: &Bars) -> Result<RecordBatch, StoreError> {
     let n = bars.len();
     let lens = [
@@ -53,7 +53,6 @@ pub fn bars_to_batch(ticker: &str, bars: &Bars) -> Result<RecordBatch, StoreErro
         ))
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::new_repeated(ticker, n)),
         Arc::new(
             TimestampMillisecondArray::new(ScalarBuffer::from(bars.timestamp.clone()), None)
                 .with_timezone("UTC"),
@@ -113,7 +112,7 @@ pub(crate) fn encode_to<W: Write + Send>(
     path: &Path,
 ) -> Result<Encoded, StoreError> {
     let batch = bars_to_batch(ticker, bars)?;
-    let props = writer_properties(provenance);
+    let props = writer_properties(ticker, provenance);
     let err = |e| StoreError::parquet("write", path, e);
     let mut writer = ArrowWriter::try_new(out, bars_schema(), Some(props)).map_err(err)?;
     writer.write(&batch).map_err(err)?;

@@ -27,6 +27,9 @@ pub(crate) struct Footer {
     pub rows: u64,
     /// Smallest and largest timestamp (Unix ms) from the column statistics, if written.
     pub span: Option<(i64, i64)>,
+    /// True for the first layout: a `ticker` column beside the `ticker=` folder, which
+    /// pandas and `pq.read_table` cannot merge (`barsmith upgrade` rewrites it).
+    pub legacy_ticker: bool,
 }
 
 /// The footer of the bar file at `path`.
@@ -41,6 +44,12 @@ pub(crate) fn read_path(path: &Path) -> Result<Footer, StoreError> {
         bytes,
         rows: meta.file_metadata().num_rows().max(0) as u64,
         span: timestamp_span(&meta),
+        legacy_ticker: meta
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .any(|c| c.name() == col::LEGACY_TICKER),
     })
 }
 
@@ -134,6 +143,7 @@ mod tests {
                 bytes: len,
                 rows: 1234,
                 span: Some((T0, T0 + 1233 * 60_000)),
+                legacy_ticker: false,
             }
         );
     }

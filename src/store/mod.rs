@@ -16,6 +16,7 @@ pub mod identity;
 pub mod layout;
 pub mod schema;
 pub mod status;
+pub mod upgrade;
 pub mod verify;
 
 use std::borrow::Cow;
@@ -299,13 +300,7 @@ impl Store {
         let encoded = atomic::write_with(&self.layout.staging_dir(), &path, &label, |out| {
             encode::encode_to(ticker, &merged, &provenance, out, &path)
         })?;
-        let ts = &merged.timestamp;
-        let facts = FileFacts {
-            bytes: encoded.bytes as u64,
-            rows: ts.len() as u64,
-            first: ts.first().copied().unwrap_or_default(),
-            last: ts.last().copied().unwrap_or_default(),
-        };
+        let facts = FileFacts::of(&merged.timestamp, encoded.bytes as u64);
         Ok(Written {
             year,
             path: Some(path),

@@ -1,7 +1,13 @@
 //! The Arrow schema of a bar file and the Parquet writer settings (see DESIGN, Storage).
 //!
-//! `ticker` is plain Utf8, never a Dictionary: a dictionary column clashes with the
-//! `ticker=` folder in pyarrow. `timestamp` is milliseconds spelled exactly "UTC"
+//! The partition columns `ticker` and `year` are not in the files: the `ticker=` and
+//! `year=` folders give them, as Spark, Hive and pyarrow's `write_to_dataset` do. A file
+//! column beside the folder is what broke `pandas.read_parquet(root)` and
+//! `pq.read_table(root)` ("Field ticker has incompatible types: string vs dictionary").
+//! A single file still says what it holds: its name is `TICKER_YEAR.parquet` and its
+//! footer records `barsmith.ticker` and `barsmith.year`.
+//!
+//! `timestamp` is milliseconds spelled exactly "UTC"
 //! (lossless for Polygon's `t`; never seconds, never INT96) and is written with
 //! DELTA_BINARY_PACKED and no dictionary (~13 bytes per bar instead of ~16).
 
@@ -17,8 +23,6 @@ use crate::store::identity::Provenance;
 
 /// Column names, in file order.
 pub mod col {
-    /// Ticker symbol (Utf8).
-    pub const TICKER: &str = "ticker";
     /// Start of the minute (Timestamp ms, UTC).
     pub const TIMESTAMP: &str = "timestamp";
     /// Open price (f64).
@@ -37,13 +41,20 @@ pub mod col {
     pub const TRANSACTIONS: &str = "transactions";
     /// OTC flag (bool).
     pub const OTC: &str = "otc";
+    /// The ticker column of files written by barsmith 0.1 (now the `ticker=` folder
+    /// only); `barsmith upgrade` rewrites such files.
+    pub const LEGACY_TICKER: &str = "ticker";
 }
 
 /// Index of the `timestamp` column (the sort key).
-pub const TIMESTAMP_INDEX: usize = 1;
+pub const TIMESTAMP_INDEX: usize = 0;
 
 /// Key-value metadata keys recorded in every file's footer.
 pub mod meta {
+    /// The ticker symbol (also the `ticker=` folder and the file name).
+    pub const TICKER: &str = "barsmith.ticker";
+    /// The calendar year (also the `year=` folder and the file name).
+    pub const YEAR: &str = "barsmith.year";
     /// Data provider (`polygon`).
     pub const PROVIDER: &str = "barsmith.provider";
     /// Bar timespan (`minute`).
@@ -82,7 +93,6 @@ pub fn bars_schema() -> SchemaRef {
     SCHEMA
         .get_or_init(|| {
             Arc::new(Schema::new(vec![
-                Field::new(col::TICKER, DataType::Utf8, false),
                 Field::new(col::TIMESTAMP, timestamp_type(), false),
                 Field::new(col::OPEN, DataType::Float64, false),
                 Field::new(col::HIGH, DataType::Float64, false),
@@ -97,10 +107,13 @@ pub fn bars_schema() -> SchemaRef {
         .clone()
 }
 
-/// The key-value metadata recording `provenance`.
-pub fn provenance_metadata(provenance: &Provenance) -> Vec<KeyValue> {
+/// The key-value metadata of a file of `ticker`'s bars: what it holds and `provenance`.
+/// The year is the requested range's (a file never spans two years).
+pub fn provenance_metadata(ticker: &str, provenance: &Provenance) -> Vec<KeyValue> {
     let kv = |k: &str, v: String| KeyValue::new(k.to_string(), v);
     vec![
+        kv(meta::TICKER, ticker.to_string()),
+        kv(meta::YEAR, provenance.requested.from.year().to_string()),
         kv(meta::PROVIDER, provenance.provider.clone()),
         kv(meta::TIMESPAN, provenance.timespan.clone()),
         kv(meta::ADJUSTED, provenance.adjusted.to_string()),
@@ -111,15 +124,15 @@ pub fn provenance_metadata(provenance: &Provenance) -> Vec<KeyValue> {
     ]
 }
 
-/// Writer settings: ZSTD at [`ZSTD_LEVEL`], delta timestamps without dictionary, page
-/// statistics, timestamp recorded as the sort key, provenance metadata, one row group
-/// per file.
+/// Writer settings for a file of `ticker`: ZSTD at [`ZSTD_LEVEL`], delta timestamps
+/// without dictionary, page statistics, timestamp recorded as the sort key, ticker, year
+/// and provenance metadata, one row group per file.
 ///
 /// `volume` and `vwap` are nearly unique per minute, so a dictionary there only costs
 /// hashing before the writer falls back to plain; without it encoding is ~20% faster
 /// and files ~13% smaller (measured on a random-walk ticker-year). Prices (`open`..
 /// `close`) and `transactions` repeat a lot and keep the dictionary.
-pub fn writer_properties(provenance: &Provenance) -> WriterProperties {
+pub fn writer_properties(ticker: &str, provenance: &Provenance) -> WriterProperties {
     let ts = ColumnPath::from(col::TIMESTAMP);
     let zstd = ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default();
     WriterProperties::builder()
@@ -136,6 +149,6 @@ pub fn writer_properties(provenance: &Provenance) -> WriterProperties {
         }]))
         // One ticker-year is at most ~240k rows: never split it.
         .set_max_row_group_row_count(None)
-        .set_key_value_metadata(Some(provenance_metadata(provenance)))
+        .set_key_value_metadata(Some(provenance_metadata(ticker, provenance)))
         .build()
 }

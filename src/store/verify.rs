@@ -358,6 +358,7 @@ mod tests {
             bytes: 120,
             rows,
             span,
+            legacy_ticker: false,
         }
     }
 

@@ -1,13 +1,18 @@
-"""Reads a barsmith data root with DuckDB, Polars and pyarrow and prints one JSON
-object with what each reader saw, for tests/readers.rs to compare.
+"""Reads a barsmith data root with DuckDB, Polars, pyarrow and pandas and prints one
+JSON object with what each reader saw, for tests/readers.rs to compare.
 
-Usage: check_readers.py ROOT FILTER_TICKER FILTER_YEAR
+Usage: check_readers.py ROOT FILTER_TICKER FILTER_YEAR [numeric]
 
-Each reader uses exactly the call the README documents:
-  DuckDB : read_parquet('ROOT/**/*.parquet', hive_partitioning = true)
-  Polars : pl.scan_parquet(ROOT, hive_partitioning=True)          (the folder, not a glob)
-  pyarrow: pyarrow.dataset.dataset(ROOT, format="parquet", partitioning="hive")
-           pyarrow.parquet.read_table(ROOT, partitioning=ds.partitioning(flavor="hive"))
+Each reader uses the call an analyst types first, with no options (README, "Reading
+the data"):
+  duckdb            : FROM 'ROOT/**/*.parquet'
+  polars_read       : pl.read_parquet(ROOT)
+  polars_scan       : pl.scan_parquet(ROOT)
+  pyarrow_dataset   : pyarrow.dataset.dataset(ROOT, partitioning="hive")
+  pyarrow_read_table: pyarrow.parquet.read_table(ROOT)
+  pandas            : pandas.read_parquet(ROOT), and with filters=[...]
+With `numeric`, every reader instead uses the one-line explicit partition schema the
+README gives for numeric symbols (0700 must stay "0700", not 700).
 A reader that fails reports {"error": "..."} instead of aborting the others.
 """
 
@@ -29,11 +34,13 @@ def summary(rows, min_ms, max_ms, ts_type, ts_is_utc, by_ticker, years, filtered
     }
 
 
-def check_duckdb(root, ticker, year):
+def check_duckdb(root, ticker, year, numeric):
     import duckdb
 
     con = duckdb.connect()
-    src = f"read_parquet('{root}/**/*.parquet', hive_partitioning = true)"
+    src = f"'{root}/**/*.parquet'"
+    if numeric:
+        src = f"read_parquet('{root}/**/*.parquet', hive_types = {{'ticker': VARCHAR}})"
     rows, min_ms, max_ms = con.execute(
         f"SELECT count(*), epoch_ms(min(timestamp)), epoch_ms(max(timestamp)) FROM {src}"
     ).fetchone()
@@ -47,12 +54,10 @@ def check_duckdb(root, ticker, year):
                    by_ticker, years, filtered)
 
 
-def check_polars(root, ticker, year):
+def polars_summary(lf, ticker, year):
     import polars as pl
 
-    lf = pl.scan_parquet(root, hive_partitioning=True)
-    schema = lf.collect_schema()
-    ts_type = schema["timestamp"]
+    ts_type = lf.collect_schema()["timestamp"]
     df = lf.select(
         pl.len().alias("rows"),
         pl.col("timestamp").min().dt.epoch("ms").alias("min_ms"),
@@ -71,55 +76,87 @@ def check_polars(root, ticker, year):
                    by_ticker, years, filtered)
 
 
-def check_pyarrow(root, ticker, year):
+def check_polars_read(root, ticker, year, numeric):
+    import polars as pl
+
+    if numeric:
+        df = pl.read_parquet(root, hive_schema={"ticker": pl.String, "year": pl.Int32})
+    else:
+        df = pl.read_parquet(root)
+    return polars_summary(df.lazy(), ticker, year)
+
+
+def check_polars_scan(root, ticker, year, numeric):
+    import polars as pl
+
+    if numeric:
+        lf = pl.scan_parquet(root, hive_schema={"ticker": pl.String, "year": pl.Int32})
+    else:
+        lf = pl.scan_parquet(root)
+    return polars_summary(lf, ticker, year)
+
+
+def partitioning(numeric):
+    """The explicit schema the README gives for numeric symbols, else nothing."""
+    if not numeric:
+        return {}
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    dataset = ds.dataset(root, format="parquet", partitioning="hive")
-    ts_type = dataset.schema.field("timestamp").type
-    table = dataset.to_table(columns=["ticker", "timestamp", "year"])
+    schema = pa.schema([("ticker", pa.string()), ("year", pa.int32())])
+    return {"partitioning": ds.partitioning(schema, flavor="hive")}
+
+
+def arrow_summary(table, filtered):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ts_type = table.schema.field("timestamp").type
     mm = pc.min_max(table["timestamp"]).as_py()
+    tickers = pc.cast(table["ticker"], pa.string())
     by_ticker = {
-        r["ticker"]: r["ticker_count"]
-        for r in table.group_by("ticker").aggregate([("ticker", "count")]).to_pylist()
+        r["t"]: r["t_count"]
+        for r in pa.table({"t": tickers}).group_by("t").aggregate([("t", "count")]).to_pylist()
     }
-    years = pc.unique(table["year"]).to_pylist()
+    years = pc.unique(pc.cast(table["year"], pa.int32())).to_pylist()
+    to_ms = lambda t: int(t.timestamp() * 1000)
+    is_utc = pa.types.is_timestamp(ts_type) and ts_type.tz == "UTC" and ts_type.unit == "ms"
+    return summary(table.num_rows, to_ms(mm["min"]), to_ms(mm["max"]), ts_type, is_utc,
+                   by_ticker, years, filtered)
+
+
+def check_pyarrow_dataset(root, ticker, year, numeric):
+    import pyarrow.dataset as ds
+
+    kw = partitioning(numeric) or {"partitioning": "hive"}
+    dataset = ds.dataset(root, **kw)
     filtered = dataset.count_rows(
         filter=(ds.field("ticker") == ticker) & (ds.field("year") == year)
     )
-    to_ms = lambda t: int(t.timestamp() * 1000)
-    is_utc = pa.types.is_timestamp(ts_type) and ts_type.tz == "UTC" and ts_type.unit == "ms"
-    return summary(table.num_rows, to_ms(mm["min"]), to_ms(mm["max"]), ts_type, is_utc,
-                   by_ticker, years, filtered)
+    return arrow_summary(dataset.to_table(), filtered)
 
 
-def check_pyarrow_read_table(root, ticker, year):
-    # pq.read_table(root) alone fails: it infers the `ticker=` folder as a dictionary,
-    # which cannot merge with the file's plain string `ticker`. Plain hive partitioning
-    # (no dictionary inference) works; pandas.read_parquet forwards the same argument.
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+def check_pyarrow_read_table(root, ticker, year, numeric):
     import pyarrow.parquet as pq
 
-    table = pq.read_table(root, partitioning=ds.partitioning(flavor="hive"))
-    ts_type = table.schema.field("timestamp").type
-    mm = pc.min_max(table["timestamp"]).as_py()
-    by_ticker = {
-        r["ticker"]: r["ticker_count"]
-        for r in table.group_by("ticker").aggregate([("ticker", "count")]).to_pylist()
-    }
-    years = pc.unique(table["year"]).to_pylist()
+    kw = partitioning(numeric)
+    table = pq.read_table(root, **kw)
     filtered = pq.read_table(
-        root,
-        partitioning=ds.partitioning(flavor="hive"),
-        filters=[("ticker", "=", ticker), ("year", "=", year)],
+        root, filters=[("ticker", "=", ticker), ("year", "=", year)], **kw
     ).num_rows
-    to_ms = lambda t: int(t.timestamp() * 1000)
-    is_utc = pa.types.is_timestamp(ts_type) and ts_type.tz == "UTC" and ts_type.unit == "ms"
-    return summary(table.num_rows, to_ms(mm["min"]), to_ms(mm["max"]), ts_type, is_utc,
-                   by_ticker, years, filtered)
+    return arrow_summary(table, filtered)
+
+
+def check_pandas(root, ticker, year, numeric):
+    import pandas as pd
+    import pyarrow as pa
+
+    kw = partitioning(numeric)
+    df = pd.read_parquet(root, **kw)
+    filtered = len(pd.read_parquet(root, filters=[("ticker", "=", ticker)], **kw)
+                   .query("year == @year"))
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return arrow_summary(table, filtered)
 
 
 def version(module):
@@ -129,14 +166,23 @@ def version(module):
         return f"missing: {e}"
 
 
+CHECKS = (
+    ("duckdb", check_duckdb),
+    ("polars_read", check_polars_read),
+    ("polars_scan", check_polars_scan),
+    ("pyarrow_dataset", check_pyarrow_dataset),
+    ("pyarrow_read_table", check_pyarrow_read_table),
+    ("pandas", check_pandas),
+)
+
+
 def main():
     root, ticker, year = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    out = {"versions": {m: version(m) for m in ("duckdb", "polars", "pyarrow")}}
-    for name, check in (("duckdb", check_duckdb), ("polars", check_polars),
-                        ("pyarrow", check_pyarrow),
-                        ("pyarrow_read_table", check_pyarrow_read_table)):
+    numeric = sys.argv[4:] == ["numeric"]
+    out = {"versions": {m: version(m) for m in ("duckdb", "polars", "pyarrow", "pandas")}}
+    for name, check in CHECKS:
         try:
-            out[name] = check(root, ticker, year)
+            out[name] = check(root, ticker, year, numeric)
         except Exception as e:  # noqa: BLE001
             out[name] = {"error": f"{type(e).__name__}: {e}",
                          "traceback": traceback.format_exc()}

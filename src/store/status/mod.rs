@@ -6,7 +6,7 @@
 //! owns its three output formats.
 
 pub mod render;
-mod scan;
+pub(crate) mod scan;
 
 use std::path::PathBuf;
 
@@ -132,6 +132,10 @@ pub struct DatasetStatus {
     pub stray_files: Vec<PathBuf>,
     /// Parquet files whose footer cannot be read, left out of the rows and bytes.
     pub damaged_files: Vec<DamagedFile>,
+    /// Bar files in the first layout (a `ticker` column beside the `ticker=` folder),
+    /// relative to the root: `pandas.read_parquet` and `pq.read_table` fail on them until
+    /// `barsmith upgrade` rewrites them.
+    pub legacy_layout_files: Vec<PathBuf>,
     /// True when the files were verified (`--verify`/`--repair`), not only checked for
     /// existence and size.
     pub verified: bool,
@@ -217,9 +221,15 @@ impl DatasetStatus {
             Check::Verify | Check::Repair => thorough,
         };
         let range = asked_range(query, &coverages, &tree)?;
-        let (stats, damaged) = footer_stats(&tree, &tickers, range)?;
+        let footers = footer_stats(&tree, &tickers, range)?;
         let root = store.data_root();
-        let damaged_files = damaged
+        let legacy_layout_files = footers
+            .legacy
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap_or(p).to_path_buf())
+            .collect();
+        let damaged_files = footers
+            .damaged
             .into_iter()
             .map(|(path, error)| DamagedFile {
                 path: path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
@@ -233,13 +243,14 @@ impl DatasetStatus {
             tickers: Vec::with_capacity(tickers.len()),
             stray_files: tree.strays,
             damaged_files,
+            legacy_layout_files,
             verified: query.check != Check::Quick,
             damaged_claims: findings
                 .into_iter()
                 .map(|f| DamagedClaim::new(f, store))
                 .collect(),
         };
-        for ((ticker, covered), years) in tickers.into_iter().zip(coverages).zip(stats) {
+        for ((ticker, covered), years) in tickers.into_iter().zip(coverages).zip(footers.years) {
             let t = ticker_status(ticker, &covered, years, range, rule);
             report.add(t);
         }

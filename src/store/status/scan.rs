@@ -23,20 +23,27 @@ use crate::store::status::YearStats;
 
 /// The data root's layout: `files[ticker][year]` = the Parquet files of that year.
 #[derive(Debug, Default)]
-pub(super) struct Tree {
+pub(crate) struct Tree {
     pub files: BTreeMap<String, BTreeMap<i16, Vec<PathBuf>>>,
     /// Entries that are not `ticker=*/year=*/*.parquet`, relative to the root.
     pub strays: Vec<PathBuf>,
 }
 
-/// Per ticker its years' stats, and the files that could not be read with why.
-pub(super) type FooterStats = (Vec<Vec<YearStats>>, Vec<(PathBuf, String)>);
+/// What the footers of the reported files say.
+pub(super) struct FooterStats {
+    /// Per ticker (in the asked order) its years' rows and bytes.
+    pub years: Vec<Vec<YearStats>>,
+    /// Files whose footer could not be read, with why.
+    pub damaged: Vec<(PathBuf, String)>,
+    /// Files in the first layout (a `ticker` column), relative to nothing: full paths.
+    pub legacy: Vec<PathBuf>,
+}
 
 /// The files and strays below one `ticker=` folder.
 type TickerTree = (String, BTreeMap<i16, Vec<PathBuf>>, Vec<PathBuf>);
 
 /// Lists `root` three levels deep, sorting entries into bar files and strays.
-pub(super) fn scan_tree(root: &Path) -> Result<Tree, StoreError> {
+pub(crate) fn scan_tree(root: &Path) -> Result<Tree, StoreError> {
     let mut tree = Tree::default();
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_path_buf();
     let mut ticker_dirs = Vec::new();
@@ -128,12 +135,18 @@ pub(super) fn footer_stats(
             }
         }
     }
-    let stats = par_map(&jobs, |j| Ok(file_stats(j.2)))?;
+    let stats = par_map(&jobs, |j| Ok(footer::read_path(j.2)))?;
     let mut out = vec![Vec::<YearStats>::new(); tickers.len()];
     let mut damaged = Vec::new();
+    let mut legacy = Vec::new();
     for (&(i, year, path), stat) in jobs.iter().zip(stats) {
         let (rows, bytes) = match stat {
-            Ok(s) => s,
+            Ok(f) => {
+                if f.legacy_ticker {
+                    legacy.push(path.to_path_buf());
+                }
+                (f.rows, f.bytes)
+            }
             Err(e) => {
                 damaged.push((path.to_path_buf(), e.to_string()));
                 continue;
@@ -148,12 +161,11 @@ pub(super) fn footer_stats(
             _ => years.push(YearStats { year, rows, bytes }),
         }
     }
-    Ok((out, damaged))
-}
-
-/// (rows from the footer, bytes on disk) of one Parquet file.
-fn file_stats(path: &Path) -> Result<(u64, u64), StoreError> {
-    footer::read_path(path).map(|f| (f.rows, f.bytes))
+    Ok(FooterStats {
+        years: out,
+        damaged,
+        legacy,
+    })
 }
 
 /// `f` over `items` on a few threads, results in order; the first error wins. Twice the
