@@ -134,6 +134,12 @@ fn batch_parts(s: &Snapshot, drop: u8) -> Vec<Part> {
     parts
 }
 
+/// `1 HTTP retry`, `4 HTTP retries`: requests retried inside workers.
+fn http_retries(n: u64) -> String {
+    let word = if n == 1 { "retry" } else { "retries" };
+    format!("{} HTTP {word}", thousands(n))
+}
+
 /// `slowest: batch 12 attempt 2, 95s (AAPL, MSFT +3)`.
 pub fn slowest_text(w: &Slowest) -> String {
     let names = match w.left.as_slice() {
@@ -171,10 +177,7 @@ pub fn detail_line(s: &Snapshot) -> String {
     parts.extend(batch_parts(s, 1));
     parts.push(Part(format!(" | {} bars/s", rate(s.bars_per_sec)), 3));
     parts.push(Part(format!(" | {} req/s", rate(s.requests_per_sec)), 3));
-    parts.push(Part(
-        format!(" | {} HTTP retries", thousands(s.http_retries)),
-        4,
-    ));
+    parts.push(Part(format!(" | {}", http_retries(s.http_retries)), 4));
     fit(parts, WIDTH)
 }
 
@@ -256,7 +259,7 @@ pub fn rates_row(s: &Snapshot) -> String {
     let mut parts = vec![
         Part(format!("  {} bars/s", rate(s.bars_per_sec)), 0),
         Part(format!(" | {} req/s", rate(s.requests_per_sec)), 0),
-        Part(format!(" | {} HTTP retries", thousands(s.http_retries)), 2),
+        Part(format!(" | {}", http_retries(s.http_retries)), 2),
     ];
     if let Some(w) = &s.slowest {
         parts.push(Part(format!(" | {}", slowest_text(w)), 0));

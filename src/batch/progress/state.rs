@@ -187,6 +187,14 @@ impl Tracker {
             self.pass_started_batches = false;
             self.batches.retain(|_, b| b.running);
             self.next_pass_secs = 0.0;
+            // A pass that names its tickers leaves out those not retried in this run.
+            if !p.tickers.is_empty() {
+                for s in self.tickers.values_mut() {
+                    if *s == TickerState::Failed(Again::NextPass) {
+                        *s = TickerState::Failed(Again::Never);
+                    }
+                }
+            }
         }
         self.passes = p.passes.or(self.passes);
         self.tries = p.tries.or(self.tries);

@@ -165,6 +165,10 @@ fn the_eta_allows_for_the_next_pass() {
         96,
         "60 of 62: the two go again in pass 2"
     );
+    // Pass 2 takes one of them (the other's circuit opened): that one is settled.
+    t.plan(&plan(2, 1, &all[60..61]));
+    let s = t.snapshot(at(t0, 195));
+    assert_eq!((s.tickers_settled, s.tickers_failed), (61, 1));
 }
 
 #[test]
