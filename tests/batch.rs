@@ -498,9 +498,16 @@ fn records_joblog_failed_tickers_run_json_and_logs() {
     assert_eq!((c.id, c.attempt), (2, 1));
     runner.wait(&c).unwrap();
 
+    // Distinct tickers: BBB and DDD went twice, still 5 of them. With no pass plan
+    // a failed ticker is failed for good, so all are settled; the run has not ended:
+    // not 100%.
     let status = runner.status_line();
     assert!(
-        status.starts_with("Progress 3/3 batches = 100.0% (0 running) | tickers 7/7 (3 failed)"),
+        status.starts_with("Progress 99% | ETA 1s | elapsed "),
+        "{status}"
+    );
+    assert!(
+        status.ends_with("| pass 1 | tickers 4/5, 1 failed"),
         "{status}"
     );
 
@@ -583,19 +590,21 @@ fn records_joblog_failed_tickers_run_json_and_logs() {
         lines[0].starts_with("Batch 0001: failed(rc=3) ("),
         "{lines:?}"
     );
-    // set_total(2, ..) announced two batches; the retry attempt adds one.
+    // set_total(2, ..) announced two batches; the retry attempt adds none.
     assert!(
-        lines[0].ends_with("[2/4 tickers failed] | Progress 1/2 = 50.0%"),
+        lines[0].ends_with("[2/4 tickers failed] | pass 1: 1/2 batches"),
         "{lines:?}"
     );
     assert!(
-        lines[1].starts_with("Batch 0001 attempt 2: failed(rc=3)"),
+        lines[1].starts_with("Batch 0001 attempt 2: failed(rc=3)")
+            && lines[1].ends_with("| pass 1: 1/2 batches"),
         "{lines:?}"
     );
     assert!(
-        lines[2].starts_with("Batch 0002: success") && lines[2].ends_with("Progress 3/3 = 100.0%"),
+        lines[2].starts_with("Batch 0002: success") && lines[2].ends_with("pass 1: 2/2 batches"),
         "{lines:?}"
     );
+    assert!(lines.iter().all(|l| !l.contains("100")), "{lines:?}");
 }
 
 #[test]

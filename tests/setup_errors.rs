@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Fixture, run, stderr};
+use common::{Fixture, run, stderr, stdout};
 
 const FROM: &str = "2024-03-04";
 const TO: &str = "2024-03-08";
@@ -29,7 +29,7 @@ fn a_missing_key_halts_with_its_reason_before_any_worker() {
         err.contains("error: no API key: set POLYGON_API_KEY"),
         "{err}"
     );
-    assert!(!err.contains('✓'), "{err}");
+    assert!(!err.contains('✓') && !stdout(&out).contains('✓'), "{err}");
     assert_eq!(joblog_lines(&fx, "r"), 0, "no worker started");
     assert_eq!(fx.sandbox.stats().data_requests, 0);
 }
@@ -82,7 +82,11 @@ fn an_output_folder_of_other_data_halts_once_with_the_reason_on_the_console() {
     let failed = std::fs::read_to_string(fx.run_dir("raw").join("failed_tickers.csv")).unwrap();
     assert!(failed.contains("AAA,run,store,"), "{failed}");
     assert!(!failed.contains("retryable"), "{failed}");
-    assert!(err.contains("✗ HALTED ON A FATAL ERROR (exit 4)"), "{err}");
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("✗ HALTED ON A FATAL ERROR (exit 4)"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -178,6 +182,7 @@ fn flags_no_run_can_use_are_refused_with_the_flag_named() {
         assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
         assert!(err.contains(&format!("error: {message}")), "{flag}: {err}");
         assert!(!err.contains("COMPLETED"), "{flag}: {err}");
+        assert!(!stdout(&out).contains("COMPLETED"), "{flag}");
     }
     assert_eq!(fx.sandbox.stats().data_requests, 0);
 }
@@ -199,9 +204,10 @@ fn a_range_not_over_yet_is_reported_as_such_not_as_success() {
     ));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(!err.contains('✓'), "{err}");
-    assert!(err.contains("✗ NOT YET AVAILABLE"), "{err}");
-    assert!(err.contains("1 not yet available"), "{err}");
+    let summary = stdout(&out);
+    assert!(!summary.contains('✓'), "{summary}");
+    assert!(summary.contains("✗ NOT YET AVAILABLE"), "{summary}");
+    assert!(summary.contains("1 not yet available"), "{summary}");
     let failed = std::fs::read_to_string(fx.run_dir("future").join("failed_tickers.csv")).unwrap();
     assert!(
         failed.contains("AAA,pending,not_yet_available,"),
@@ -240,8 +246,9 @@ fn a_script_error_never_prints_a_success_mark() {
     let out = run(cmd);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains('✓'), "{err}");
-    assert!(err.contains("STOPPED BY A SCRIPT ERROR"), "{err}");
+    let summary = stdout(&out);
+    assert!(!summary.contains('✓'), "{summary}");
+    assert!(summary.contains("STOPPED BY A SCRIPT ERROR"), "{summary}");
 }
 
 #[test]
@@ -280,7 +287,13 @@ fn a_rejected_key_shows_its_reason_even_without_progress() {
     let out = run(cmd);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("halting:") && err.contains("401"), "{err}");
+    // `--progress none` hides progress, never the reason for a halt.
+    assert!(
+        err.contains("halting: batch 1 hit an error fatal for the whole run:")
+            && err.contains("401")
+            && err.contains("Unknown API Key"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub use events::EventTally;
 pub use executor::{Execution, Executor, ExitInfo, LaunchSpec};
 pub use options::{BatchOptions, LineSink, ProgressMode, RunConfig, WorkerCommand};
 pub use process::LocalProcessExecutor;
-pub use progress::{Progress, batch_line};
+pub use progress::{PassPlan, Progress, Slowest, Snapshot, batch_line};
 pub use records::{
     JoblogEntry, RunRecords, Summary, create_default_run_dir, human_duration, names, thousands,
 };

@@ -15,7 +15,7 @@ use super::cancel::{CHECK_INTERVAL, CancelFlag};
 use super::executor::{Executor, LaunchSpec};
 use super::options::{BatchOptions, RunConfig};
 use super::process::LocalProcessExecutor;
-use super::progress::Progress;
+use super::progress::{PassPlan, Progress};
 use super::records::{RunRecords, Summary, create_default_run_dir, names};
 use super::result::BatchResult;
 use super::secrets::Secrets;
@@ -150,10 +150,18 @@ impl BatchRunner {
         self.executor.name()
     }
 
-    /// Announces the planned totals so progress shows a percentage and an ETA.
+    /// Announces the planned totals of a pass so progress shows a percentage and an
+    /// ETA (a new pass once the current one has started a batch).
     pub fn set_total(&self, batches: u64, tickers: u64) {
         self.progress.set_total(batches, tickers);
         self.records.set_planned_batches(batches);
+    }
+
+    /// Announces a pass: its number, batches, tickers and retry settings, so progress
+    /// counts per pass and distinct tickers, and the ETA allows for retries.
+    pub fn plan_pass(&self, plan: &PassPlan) {
+        self.progress.plan(plan);
+        self.records.set_planned_batches(plan.batches);
     }
 
     /// Prints a line through the progress display (above the bars on a terminal).
@@ -269,7 +277,7 @@ impl BatchRunner {
             timeout: opts.timeout,
             grace: self.config.grace,
         };
-        self.progress.on_spawn(attempt, attempt_info.tickers.len());
+        self.progress.on_spawn(id, attempt, &attempt_info.tickers);
 
         let mut state = self.shared.lock();
         let key = state.next_key;
@@ -522,9 +530,14 @@ impl BatchRunner {
         self.records.summary()
     }
 
-    /// The current progress line (`Progress 13/124 batches = 10.5% | ...`).
+    /// The current main progress line (`Progress 96% | ETA 1m 40s | ...`).
     pub fn status_line(&self) -> String {
         self.progress.status_line()
+    }
+
+    /// Every current progress line (main, batches and rates, slowest attempt).
+    pub fn status_lines(&self) -> Vec<String> {
+        self.progress.status_lines()
     }
 
     /// Ends the run: stops the progress display, writes `failed_tickers.csv`,

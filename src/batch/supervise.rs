@@ -95,6 +95,7 @@ pub(crate) fn supervise(
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut readers = 0;
     if let Some(out) = exec.take_stdout() {
+        let (id, attempt) = (a.id, a.attempt);
         let (log, tally, progress, done) = (
             log.clone(),
             tally.clone(),
@@ -110,7 +111,7 @@ pub(crate) fn supervise(
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .apply(&event);
-                        progress.on_event(&event);
+                        progress.on_event(id, attempt, &event);
                     }
                 });
                 let _ = done.send(());

@@ -284,8 +284,9 @@ impl Host {
     }
 
     /// Called once the script has ended with exit status `code`: stops batches still
-    /// running, writes the run records and prints the summary. Does nothing when no
-    /// batch was started.
+    /// running, writes the run records and prints the summary on standard output
+    /// (progress, logs and warnings are on standard error). Does nothing when no batch
+    /// was started.
     pub fn shut_down(&self, code: i32) {
         let Some(runner) = lock(&self.runner).take() else {
             return;
@@ -303,7 +304,7 @@ impl Host {
             // A summary of no batch at all (the script stopped first) is only noise
             // above the reason; the records are still written.
             Ok(summary) if summary.attempts == 0 => {}
-            Ok(summary) => self.emit_stderr(&summary.to_string()),
+            Ok(summary) => self.print(&summary.to_string()),
             Err(e) => self.warn(&format!("cannot write the run records: {e}")),
         }
     }

@@ -111,6 +111,11 @@ pub fn events(out: &Output) -> Vec<Event> {
         .collect()
 }
 
+/// Standard output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Standard error as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -184,11 +189,21 @@ impl Fixture {
     /// folder `runs/<run>`, with `args` after the script (give `--tickers-csv`,
     /// `--from`, `--to`; `--outdir` is the fixture's).
     pub fn wrapper_run(&self, run: &str, args: &[&str]) -> Command {
+        self.wrapper_run_with_progress(run, "none", args)
+    }
+
+    /// [`Fixture::wrapper_run`] with another `--progress` mode.
+    pub fn wrapper_run_with_progress(&self, run: &str, progress: &str, args: &[&str]) -> Command {
         let mut cmd = self.barsmith();
         cmd.arg("run")
             .arg("--run-dir")
             .arg(self.run_dir(run))
-            .args(["--progress", "none", "--base-url", &self.sandbox.base_url()])
+            .args([
+                "--progress",
+                progress,
+                "--base-url",
+                &self.sandbox.base_url(),
+            ])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wrapper.rhai"))
             .arg("--outdir")
             .arg(self.outdir())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
-use crate::batch::{BatchError, BatchOptions, BatchResult, TickerOutcome, TickerStatus};
+use crate::batch::{BatchError, BatchOptions, BatchResult, PassPlan, TickerOutcome, TickerStatus};
 use crate::script::host::{Ending, Host};
 use crate::script::primitives::net::failure_map;
 use crate::script::primitives::util::cancelled;
@@ -210,6 +210,49 @@ pub(crate) fn batch_tickers(items: &Array) -> Fallible<Vec<String>> {
     Ok(tickers)
 }
 
+/// The keys `set_pass` accepts.
+const PASS_OPTIONS: &[&str] = &["batches", "tickers", "passes", "tries", "retry_delay"];
+
+/// Reads `set_pass(pass, plan)` into a [`PassPlan`].
+pub(crate) fn pass_plan(pass: i64, plan: Map) -> Fallible<PassPlan> {
+    let o = Options::parse("set_pass", plan, PASS_OPTIONS)?;
+    let count = |key: &str, min: i64| -> Fallible<Option<u64>> {
+        o.int(key)?
+            .map(|n| {
+                u64::try_from(n).ok().filter(|_| n >= min).ok_or_else(|| {
+                    error(format!("set_pass: '{key}' must be at least {min}, got {n}"))
+                })
+            })
+            .transpose()
+    };
+    let pass = u32::try_from(pass)
+        .ok()
+        .filter(|&p| p >= 1)
+        .ok_or_else(|| error(format!("set_pass: the pass starts at 1, got {pass}")))?;
+    let tickers = match o.get_dynamic("tickers") {
+        None => Vec::new(),
+        Some(v) => match v.read_lock::<Array>() {
+            Some(items) => strings("set_pass", "tickers", &items)?,
+            None => {
+                return Err(error(format!(
+                    "set_pass: option 'tickers' must be an array of tickers, got {}",
+                    v.type_name()
+                )));
+            }
+        },
+    };
+    let small = |n: Option<u64>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    Ok(PassPlan {
+        pass: Some(pass),
+        passes: small(count("passes", 1)?),
+        batches: count("batches", 0)?.unwrap_or(0),
+        ticker_count: tickers.len() as u64,
+        tickers,
+        tries: small(count("tries", 1)?),
+        retry_delay: o.seconds("retry_delay")?.map(Duration::from_secs_f64),
+    })
+}
+
 /// Batches as a plugin module.
 #[rhai::plugin::export_module]
 pub mod batches_fns {
@@ -379,8 +422,9 @@ pub mod batches_fns {
             .map_or(0, |r| r.running() as i64))
     }
 
-    /// Announces the planned totals, so progress shows a percentage and an ETA; call it
-    /// again for each pass. Errors when a total is negative.
+    /// Announces the planned totals of a pass, so progress shows a percentage and an
+    /// ETA. A call after the current pass has started a batch begins the next pass;
+    /// `set_pass` says more (retries, passes). Errors when a total is negative.
     ///
     /// Example: `set_total(batches.len(), todo.len());`
     #[rhai_fn(return_raw)]
@@ -396,15 +440,36 @@ pub mod batches_fns {
         Ok(())
     }
 
-    /// The current progress line (`Progress 13/124 batches = 10.5% | ...`), or `""`
-    /// before the first batch.
+    /// Starts pass `pass` (from 1) for progress, before its batches: totals are then
+    /// per pass and count distinct tickers (a retry adds nothing), and the ETA allows
+    /// for retries and the passes left. `plan` (unknown keys are an error): `batches`
+    /// (how many this pass runs), `tickers` (the pass's tickers), and optionally
+    /// `passes` (most passes), `tries` (attempts per batch) and `retry_delay` (seconds
+    /// before a failed batch's next attempt). Errors on a pass below 1, a negative
+    /// count or an ill-typed option.
+    ///
+    /// Example: `set_pass(pass, #{batches: batches.len(), tickers: todo, passes: 3, tries: 2, retry_delay: 3});`
+    #[rhai_fn(return_raw)]
+    pub fn set_pass(ctx: NativeCallContext, pass: i64, plan: Map) -> Fallible<()> {
+        let plan = super::pass_plan(pass, plan)?;
+        let host = host(&ctx)?;
+        let runner = host
+            .runner()
+            .map_err(|e| batch_error(&host, "set_pass", e))?;
+        runner.plan_pass(&plan);
+        Ok(())
+    }
+
+    /// The current progress lines, one per line (`Progress 96% | ETA 1m 40s |
+    /// elapsed 2m 05s | pass 2/3 (retries) | tickers 60/62, 1 failed`, then batches
+    /// and rates, then the slowest attempt running), or `""` before the first batch.
     ///
     /// Example: `log(status());`
     #[rhai_fn(return_raw)]
     pub fn status(ctx: NativeCallContext) -> Fallible<String> {
         Ok(host(&ctx)?
             .existing_runner()
-            .map(|r| r.status_line())
+            .map(|r| r.status_lines().join("\n"))
             .unwrap_or_default())
     }
 
