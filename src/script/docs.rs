@@ -78,6 +78,7 @@ fn script_type(rust: &str) -> String {
         "()" | "" => "",
         "ScriptBars" => "Bars",
         "ScriptBatchHandle" => "BatchHandle",
+        "ScriptDate" => "Date",
         other => other,
     }
     .to_string()

@@ -7,6 +7,7 @@
 use rhai::{Array, Dynamic, EvalAltResult, Map, Position};
 
 use crate::calendar::DateRange;
+use crate::script::types::date::ScriptDate;
 
 /// The error type of every primitive.
 pub(crate) type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -209,10 +210,13 @@ impl Options {
             .transpose()
     }
 
-    /// A string option.
+    /// A string option; a `Date` reads as its `YYYY-MM-DD`.
     pub(crate) fn string(&self, key: &str) -> Fallible<Option<String>> {
         self.get(key)
             .map(|v| {
+                if let Some(d) = v.read_lock::<ScriptDate>() {
+                    return Ok(d.to_string());
+                }
                 v.clone()
                     .into_string()
                     .map_err(|_| self.wrong_type(key, "a string", v))

@@ -6,6 +6,7 @@ use rhai::exported_module;
 
 pub mod batches;
 pub mod collections;
+pub mod dates;
 pub mod diagnose;
 pub mod fetch;
 pub mod flags;
@@ -41,6 +42,15 @@ pub const THEMES: &[Theme] = &[
         name: "collections",
         title: "Arrays and sets",
         module: || exported_module!(collections::collections_fns),
+    },
+    Theme {
+        name: "dates",
+        title: "Dates and ranges",
+        module: || {
+            let mut m = exported_module!(dates::dates_fns);
+            m.combine_flatten(exported_module!(crate::script::types::date::date_fns));
+            m
+        },
     },
     Theme {
         name: "store",
