@@ -78,7 +78,7 @@ pub fn render(report: &RunReport, out_dir: &Path) -> String {
     header(&mut page, report);
     timeline(&mut page, report);
     rates(&mut page, report);
-    failures(&mut page, report, out_dir);
+    // Coverage before failures: it is bounded, the failure list may be long.
     match &report.heatmap {
         Ok(h) => heatmap(&mut page, h),
         Err(why) => {
@@ -89,6 +89,7 @@ pub fn render(report: &RunReport, out_dir: &Path) -> String {
             );
         }
     }
+    failures(&mut page, report, out_dir);
     let _ = write!(page, "<script>{READY}</script>\n</body></html>\n");
     page
 }

@@ -15,7 +15,7 @@ const RIGHT: f64 = 90.0;
 /// Height of one timeline row.
 const ROW: f64 = 16.0;
 /// Height of a rate chart's plot area.
-const PLOT: f64 = 150.0;
+const PLOT: f64 = 110.0;
 
 /// The attempts to draw when there are more than `cap`: the troubled ones first (not
 /// ok, a retry, or with retried requests), then ok ones in start order; returned in
