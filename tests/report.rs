@@ -304,3 +304,30 @@ fn report_refuses_a_folder_without_a_run() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_run_halted_by_a_rejected_key_still_writes_its_report() {
+    let fx = Fixture::with_faults(&["*=401"]);
+    let csv = fx.universe(&["AAA", "BBB"]);
+    let cmd = fx.wrapper_run(
+        "r",
+        &[
+            "--tickers-csv",
+            &csv,
+            "--from",
+            "2025-01-02",
+            "--to",
+            "2025-01-03",
+        ],
+    );
+    let out = bounded(cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    let html = std::fs::read_to_string(fx.run_dir("r").join("report.html")).expect(&err);
+    assert_eq!(
+        html.matches("class=\"attempt ").count(),
+        attempts(&fx.run_dir("r"))
+    );
+    assert!(html.contains("data-outcome=\"fatal\""), "{html}");
+    assert!(html.contains("data-class=\"run\""), "{html}");
+}

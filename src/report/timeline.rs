@@ -276,3 +276,90 @@ fn not_run_reason(e: &JoblogEntry) -> String {
     };
     format!("not run: {how}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u32, start: &str, secs: f64, timed_out: bool) -> String {
+        format!(
+            r#"{{"id":{id},"attempt":1,"label":null,"start":"{start}","duration_s":{secs},
+            "exit":{exit},"signal":null,"timed_out":{timed_out},"killed":false,"fatal":false,
+            "tickers_ok":1,"tickers_skipped":0,"tickers_failed":{failed},"tickers_not_run":0,
+            "bars":30,"requests":4,"retries":1,"log":"batch-{id:04}.attempt-1.log"}}"#,
+            exit = if timed_out { "null" } else { "0" },
+            failed = u32::from(timed_out),
+        )
+        .replace('\n', "")
+    }
+
+    fn folder(log: &str) -> (tempfile::TempDir, Vec<JoblogEntry>) {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = [
+            entry(1, "2025-01-01T00:00:00Z", 4.0, false),
+            entry(2, "2025-01-01T00:00:02Z", 3.0, true),
+        ];
+        let entries = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        std::fs::write(dir.path().join("batch-0001.attempt-1.log"), log).unwrap();
+        std::fs::write(
+            dir.path().join("batch-0002.attempt-1.tickers.csv"),
+            "ticker\nA\nB\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("batch-0002.attempt-1.log"),
+            r#"{"event":"ticker_done","ticker":"A","bars":0,"ts":"2025-01-01T00:00:03Z"}"#,
+        )
+        .unwrap();
+        (dir, entries)
+    }
+
+    #[test]
+    fn rates_come_from_the_stamped_events_and_unfinished_tickers_are_not_run() {
+        let log = "\
+{\"event\":\"page\",\"ticker\":\"A\",\"bars\":10,\"ts\":\"2025-01-01T00:00:00.5Z\"}
+{\"event\":\"retry\",\"ticker\":\"A\",\"ts\":\"2025-01-01T00:00:03.2Z\"}
+{\"event\":\"page\",\"ticker\":\"A\",\"bars\":20,\"ts\":\"2025-01-01T00:00:03.9Z\"}
+";
+        let (dir, entries) = folder(log);
+        let scan = scan(dir.path(), &entries, None);
+        assert_eq!(scan.span_s, 5.0);
+        assert!(scan.rates.from_events);
+        assert_eq!(scan.rates.bucket_s, 1.0);
+        assert_eq!(scan.rates.requests, [1.0, 0.0, 0.0, 2.0, 0.0]);
+        assert_eq!(scan.rates.bars, [10.0, 0.0, 0.0, 20.0, 0.0]);
+        assert_eq!(
+            (scan.rates.budget, scan.rates.budget_text.as_deref()),
+            (None, None)
+        );
+        let outcomes: Vec<Outcome> = scan.attempts.iter().map(|a| a.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Ok, Outcome::TimedOut]);
+        // B never finished in the timed-out attempt; A did.
+        assert_eq!(scan.failures.len(), 1);
+        let f = &scan.failures[0];
+        assert_eq!((f.ticker.as_str(), f.error.kind.as_str()), ("B", "not_run"));
+        assert!(
+            f.error.message.contains("timed out after 3.0 s"),
+            "{}",
+            f.error.message
+        );
+        assert_eq!(scan.tickers, ["A", "B"]);
+    }
+
+    #[test]
+    fn without_stamped_events_each_attempt_is_spread_over_its_wall_time() {
+        let (dir, entries) = folder("no events here\n");
+        let info = RunInfo {
+            flags: [("max_rps".to_string(), serde_json::json!("5/min"))].into(),
+            ..RunInfo::default()
+        };
+        let scan = scan(dir.path(), &entries, Some(&info));
+        assert!(!scan.rates.from_events);
+        let total: f64 = scan.rates.requests.iter().sum::<f64>() * scan.rates.bucket_s;
+        assert!((total - 8.0).abs() < 1e-9, "{:?}", scan.rates.requests);
+        assert_eq!(scan.rates.budget, Some(5.0 / 60.0));
+    }
+}
