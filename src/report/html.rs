@@ -183,7 +183,7 @@ fn rates(page: &mut String, r: &RunReport) {
         "requests/s",
         &rates.requests,
         rates,
-        rates.budget,
+        rates.budget.zip(rates.budget_text.as_deref()),
     ));
     page.push_str(&svg::rate_chart(
         "bars-rate",

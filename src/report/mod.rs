@@ -94,10 +94,14 @@ pub fn build(run_dir: &Path, dataset: Option<&Path>) -> Result<RunReport, Report
             }
         }
     })?;
-    let info = read_run_json(&run_dir).map_err(|source| ReportError::Io {
-        path: run_dir.join(names::RUN_JSON),
-        source,
-    })?;
+    // A damaged run.json costs the header and the budget, not the report.
+    let info = read_run_json(&run_dir).unwrap_or_else(|e| {
+        tracing::warn!(
+            "report: cannot read {}: {e}",
+            run_dir.join(names::RUN_JSON).display()
+        );
+        None
+    });
     let scan = timeline::scan(&run_dir, &entries, info.as_ref());
     let failures = failures::group(&run_dir, scan.failures);
     let outdir = dataset

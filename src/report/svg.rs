@@ -88,8 +88,12 @@ pub fn timeline(attempts: &[&Attempt], span_s: f64) -> String {
             marks.push(format!("↻{}", e.retries));
         }
         let label = format!("batch-{:04} #{}", e.id, e.attempt);
+        let pass = e
+            .label
+            .as_deref()
+            .map_or(String::new(), |l| format!(" [{l}]"));
         let title = format!(
-            "{label}: {} in {} | tickers {} ok, {} skipped, {} failed | {} requests ({} retried) | {} bars | log {}",
+            "{label}{pass}: {} in {} | tickers {} ok, {} skipped, {} failed | {} requests ({} retried) | {} bars | log {}",
             a.outcome.as_str(),
             human_duration(e.duration_s),
             e.tickers_ok,
@@ -128,14 +132,15 @@ pub fn timeline(attempts: &[&Attempt], span_s: f64) -> String {
 }
 
 /// One rate chart: `values` per bucket as an area, with a dashed budget line when one
-/// is given.
+/// is given (per second, and as the run wrote it: `5/min`).
 pub fn rate_chart(
     id: &str,
     what: &str,
     values: &[f64],
     rates: &Rates,
-    budget: Option<f64>,
+    budget: Option<(f64, &str)>,
 ) -> String {
+    let (budget, budget_text) = (budget.map(|b| b.0), budget.map_or("", |b| b.1));
     let top = 18.0;
     let height = top + PLOT + 4.0;
     let peak = values.iter().copied().fold(0.0, f64::max);
@@ -177,11 +182,11 @@ pub fn rate_chart(
         let _ = write!(
             out,
             "<line class=\"budget\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-             <text class=\"budget-label\" x=\"{:.1}\" y=\"{:.1}\">budget {}/s</text>",
+             <text class=\"budget-label\" x=\"{:.1}\" y=\"{:.1}\">budget {}</text>",
             WIDTH - RIGHT,
             WIDTH - RIGHT + 4.0,
             y + 4.0,
-            escape(&format!("{b}"))
+            escape(budget_text)
         );
     }
     out.push_str("</svg>");
