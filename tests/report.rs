@@ -158,6 +158,7 @@ fn run_with_failures(fx: &Fixture) -> (Output, PathBuf) {
 
 #[test]
 fn a_run_with_failures_writes_a_report_the_browser_draws_in_full() {
+    chromium(); // fail first, not after the run, when there is no browser
     let fx = Fixture::with_faults(&["HNG=hang:1", "BAD=403", "FLK=500", "RTY=429:1"]);
     let (out, run_dir) = run_with_failures(&fx);
     let err = stderr(&out);
