@@ -5,7 +5,8 @@
 //! request budget ([`polygon`], [`budget`]), the crash-safe Parquet store ([`store`]),
 //! the worker loop ([`ingest`]) and a Polygon-compatible sandbox ([`sandbox`]). The
 //! strategy of a backfill lives in Rhai scripts run by [`script`], which starts batches
-//! of work as disposable worker processes through [`batch`].
+//! of work as disposable worker processes through [`batch`]; [`report`] draws a run as
+//! one HTML page.
 
 pub mod bars;
 pub mod batch;
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod input;
 pub mod polygon;
 pub mod repl;
+pub mod report;
 pub mod sandbox;
 pub mod script;
 pub mod secret;

@@ -63,3 +63,58 @@ fn a_passing_test_run_prints_the_total_and_exits_zero() {
     assert!(stdout.contains("total: 7 passed, 1 failed"), "{stdout:?}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// `.ci/run` with a PATH of stand-ins only: `cargo` (tests pass), `apt-get` and `sudo`
+/// that log their arguments to `apt.log`, the few tools the script uses, and a
+/// `chromium` when `with_chromium`. Returns the output and what apt-get was asked.
+fn run_ci_isolated(with_chromium: bool) -> (std::process::Output, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    fake_cargo(bin.path(), 0);
+    let apt_log = bin.path().join("apt.log");
+    let mut fakes = vec![
+        (
+            "apt-get",
+            format!("#!/bin/sh\necho \"$*\" >> '{}'\n", apt_log.display()),
+        ),
+        ("sudo", "#!/bin/sh\nexec \"$@\"\n".to_string()),
+    ];
+    if with_chromium {
+        fakes.push(("chromium", "#!/bin/sh\nexit 0\n".to_string()));
+    }
+    for (name, script) in fakes {
+        let path = bin.path().join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for tool in ["dirname", "mktemp", "tee", "awk", "rm", "id", "sh", "cat"] {
+        let real = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} not found"));
+        std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
+    }
+    let out = Command::new("/bin/bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run"))
+        .env("PATH", bin.path())
+        .env("TMPDIR", tmp.path())
+        .env_remove("BARSMITH_CHROMIUM")
+        .output()
+        .unwrap();
+    (out, std::fs::read_to_string(apt_log).unwrap_or_default())
+}
+
+#[test]
+fn chromium_is_installed_quietly_for_the_report_tests_only_when_missing() {
+    let (out, apt) = run_ci_isolated(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(apt, "update -qq\ninstall -y -qq chromium\n", "{stdout}");
+    assert!(stdout.contains("== installing chromium"), "{stdout}");
+
+    let (out, apt) = run_ci_isolated(true);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(apt, "", "chromium is there: nothing to install");
+}

@@ -3,7 +3,10 @@
 //!
 //! Like GNU parallel's `--joblog`, one line per finished attempt is appended (and flushed)
 //! as soon as it ends, so a killed run still leaves an accurate history. The other files
-//! are rewritten whole and atomically (temporary file, then rename).
+//! are rewritten whole and atomically (temporary file, then rename). [`read`] reads them
+//! back, so this module alone knows the folder's formats.
+
+pub mod read;
 
 use std::collections::BTreeMap;
 use std::fmt;

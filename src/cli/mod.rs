@@ -6,6 +6,7 @@ pub mod demo;
 pub mod fns;
 pub mod ingest;
 pub mod repl;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod status;
@@ -49,6 +50,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Rewrite a dataset written by barsmith 0.1 so pandas opens it, e.g. `barsmith upgrade data/minute`.
     Upgrade(upgrade::UpgradeArgs),
+    /// One HTML page showing a run: timeline, rates, failures, coverage, e.g. `barsmith report runs/<timestamp>`.
+    Report(report::ReportArgs),
     /// Serve a Polygon-compatible API on loopback with synthetic bars and faults.
     Sandbox(sandbox::SandboxArgs),
     /// List the script primitives with their signatures and docs.
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Ingest(a) => (ingest::run(a), ingest::USAGE),
         Command::Status(a) => (status::run(a), 1),
         Command::Upgrade(a) => (upgrade::run(a), 1),
+        Command::Report(a) => (report::run(a), 1),
         Command::Sandbox(a) => (sandbox::run(a), 1),
         Command::Fns(a) => (fns::run(a), 1),
         Command::Completions(a) => (completions::run(a), 1),

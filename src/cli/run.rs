@@ -31,6 +31,10 @@ already holds a run; 4 for a setting no batch can get past (no API key, a --max-
 that is not a rate), before any worker starts; 130 on Ctrl-C
 (143 on SIGTERM) after running batches are stopped and the records written.
 
+At the end, whatever the exit status, the run folder gets report.html: a timeline of
+the batches, rates against the budget, failures by class and kind and a coverage
+heatmap (`barsmith report --help`; a report that cannot be written is a warning).
+
 Example:
   barsmith run --run-dir runs/first scripts/wrapper.rhai \\
       --tickers-csv universe.csv --from 2004-01-01 --to 2010-12-31 --outdir data/minute")]

@@ -284,9 +284,9 @@ impl Host {
     }
 
     /// Called once the script has ended with exit status `code`: stops batches still
-    /// running, writes the run records and prints the summary on standard output
-    /// (progress, logs and warnings are on standard error). Does nothing when no batch
-    /// was started.
+    /// running, writes the run records and `report.html` and prints the summary on
+    /// standard output (progress, logs and warnings are on standard error). Does
+    /// nothing when no batch was started.
     pub fn shut_down(&self, code: i32) {
         let Some(runner) = lock(&self.runner).take() else {
             return;
@@ -306,6 +306,16 @@ impl Host {
             Ok(summary) if summary.attempts == 0 => {}
             Ok(summary) => self.print(&summary.to_string()),
             Err(e) => self.warn(&format!("cannot write the run records: {e}")),
+        }
+        self.write_report(runner.run_dir());
+    }
+
+    /// Writes `report.html` into the run folder; best effort: a failure is a warning
+    /// and never changes the run's exit status.
+    fn write_report(&self, run_dir: &Path) {
+        match crate::report::write(run_dir, None, None) {
+            Ok(path) => self.log(&format!("report: {}", path.display())),
+            Err(e) => self.warn(&format!("cannot write the run report: {e}")),
         }
     }
 

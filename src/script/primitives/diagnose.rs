@@ -2,16 +2,19 @@
 //! and re-ingesting a few tickers in this process with live output. Made for the
 //! REPL (`barsmith repl --run RUN_DIR`), usable from any script.
 //!
-//! Run folders are read as the batch runner writes them (`crate::batch::records`):
-//! `failed_tickers.csv`, `joblog.jsonl`, `batch-NNNN.attempt-N.{log,tickers.csv}`.
+//! Run folders (`failed_tickers.csv`, `joblog.jsonl`, `batch-NNNN.attempt-N.{log,
+//! tickers.csv}`) are read through the readers of `crate::batch`, whose records module
+//! writes them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rhai::{Array, Dynamic, Map};
 
-use crate::batch::JoblogEntry;
-use crate::batch::names;
+use crate::batch::{
+    FailedTicker, JoblogEntry, attempt_log_name, names, read_attempt_tickers, read_failed_tickers,
+    read_joblog,
+};
 use crate::budget::{Budget, Rate, default_state_dir};
 use crate::calendar::today_ny;
 use crate::ingest::Ingest;
@@ -46,44 +49,21 @@ struct Attempt {
 
 /// The joblog lines of `run_dir`, in the order attempts finished.
 fn joblog(run_dir: &Path) -> Result<Vec<JoblogEntry>, String> {
-    let path = run_dir.join(names::JOBLOG);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    read_joblog(run_dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound && !run_dir.is_dir() {
             format!("no run folder at {}", run_dir.display())
         } else {
-            format!("cannot read {}: {e}", path.display())
+            format!("cannot read {}: {e}", run_dir.join(names::JOBLOG).display())
         }
-    })?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
-}
-
-/// The tickers of one attempt (its `--tickers-file`).
-fn attempt_tickers(run_dir: &Path, id: u32, attempt: u32) -> Vec<String> {
-    let path = run_dir.join(names::tickers(id, attempt));
-    std::fs::read_to_string(path)
-        .map(|t| {
-            t.lines()
-                .skip(1)
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+    })
 }
 
 /// The latest attempt that ran each ticker.
 fn latest_attempts(run_dir: &Path, entries: &[JoblogEntry]) -> BTreeMap<String, Attempt> {
     let mut out = BTreeMap::new();
     for e in entries {
-        let log = if e.log.is_empty() {
-            names::log(e.id, e.attempt)
-        } else {
-            e.log.clone()
-        };
-        for t in attempt_tickers(run_dir, e.id, e.attempt) {
+        let log = attempt_log_name(e);
+        for t in read_attempt_tickers(run_dir, e.id, e.attempt) {
             out.insert(
                 t,
                 Attempt {
@@ -109,36 +89,13 @@ fn ticker_event(log: &Path, ticker: &str) -> Option<Event> {
     })
 }
 
-/// One row of `failed_tickers.csv`.
-struct FailedRow {
-    ticker: String,
-    class: String,
-    kind: String,
-    message: String,
-}
-
-fn failed_rows(run_dir: &Path) -> Result<Option<Vec<FailedRow>>, String> {
-    let path = run_dir.join(names::FAILED_TICKERS);
-    let mut reader = match csv::Reader::from_path(&path) {
-        Ok(r) => r,
-        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let r = record.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let field = |i: usize| r.get(i).unwrap_or("").to_string();
-        rows.push(FailedRow {
-            ticker: field(0),
-            class: field(1),
-            kind: field(2),
-            message: field(3),
-        });
-    }
-    Ok(Some(rows))
+fn failed_rows(run_dir: &Path) -> Result<Option<Vec<FailedTicker>>, String> {
+    read_failed_tickers(run_dir).map_err(|e| {
+        format!(
+            "cannot read {}: {e}",
+            run_dir.join(names::FAILED_TICKERS).display()
+        )
+    })
 }
 
 /// The failed tickers of a run with their classified error, batch and log.
@@ -156,7 +113,7 @@ pub(crate) fn failures(run_dir: &Path) -> Result<Array, String> {
                     Some(Event::TickerDone { .. } | Event::TickerSkipped { .. })
                 )
             })
-            .map(|(t, _)| FailedRow {
+            .map(|(t, _)| FailedTicker {
                 ticker: t.clone(),
                 class: "retryable".into(),
                 kind: "not_run".into(),
