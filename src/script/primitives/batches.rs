@@ -33,6 +33,7 @@ pub(crate) const SPAWN_OPTIONS: &[&str] = &[
     "attempt",
     "id",
     "label",
+    "data",
 ];
 
 /// A batch error as a script error. Cancellation ends the script; a setup error ends
@@ -49,8 +50,18 @@ pub(crate) fn batch_error(host: &Host, function: &str, e: BatchError) -> Box<Eva
     }
 }
 
-/// Reads the option map of `spawn_batch` into [`BatchOptions`].
-pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
+/// Reads the option map of `spawn_batch` into [`BatchOptions`], and the script's own
+/// values that come back in the result: `label` when it is not a string, and `data`.
+pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<(BatchOptions, Map)> {
+    let mut extras = Map::new();
+    for key in ["label", "data"] {
+        match opts.get(key) {
+            Some(v) if key == "data" || !v.is_string() => {
+                extras.insert(key.into(), v.clone());
+            }
+            _ => {}
+        }
+    }
     let o = Options::parse("spawn_batch", opts, SPAWN_OPTIONS)?;
     let required = |key: &str| {
         o.string(key)?.ok_or_else(|| {
@@ -83,7 +94,7 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
             )));
         }
     };
-    Ok(BatchOptions {
+    let options = BatchOptions {
         outdir: PathBuf::from(required("outdir")?),
         from: required("from")?,
         to: required("to")?,
@@ -111,9 +122,37 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<BatchOptions> {
         timeout: secs("timeout")?,
         attempt: small("attempt")?,
         id: small("id")?,
-        label: o.string("label")?,
+        // Logs and the joblog need text: a label of another type is printed.
+        label: o.get_dynamic("label").map(|v| v.to_string()),
         extra_args: Vec::new(),
-    })
+    };
+    Ok((options, extras))
+}
+
+/// Starts one batch of `tickers` with the option map `opts` (see `spawn_batch`).
+pub(crate) fn spawn(host: &Host, tickers: &Array, opts: Map) -> Fallible<ScriptBatchHandle> {
+    let tickers = batch_tickers(tickers)?;
+    let (options, extras) = batch_options(host, opts)?;
+    // Checked before the runner exists, so a typo leaves no empty run folder.
+    options
+        .check()
+        .map_err(|m| batch_error(host, "spawn_batch", BatchError::Setup(m)))?;
+    let runner = host
+        .runner()
+        .map_err(|e| batch_error(host, "spawn_batch", e))?;
+    runner
+        .spawn(tickers, options)
+        .map(|h| ScriptBatchHandle(h, extras))
+        .map_err(|e| batch_error(host, "spawn_batch", e))
+}
+
+/// A result map with the script's own values of its handle put back.
+pub(crate) fn result_with(r: &BatchResult, extras: &Map) -> Map {
+    let mut m = result_map(r);
+    for (k, v) in extras {
+        m.insert(k.clone(), v.clone());
+    }
+    m
 }
 
 fn outcome_map(t: &TickerOutcome) -> Dynamic {
@@ -183,13 +222,13 @@ pub(crate) fn result_map(r: &BatchResult) -> Map {
 }
 
 /// Reads an array of handles, naming the offending element on error.
-pub(crate) fn handles(function: &str, items: &Array) -> Fallible<Vec<crate::batch::BatchHandle>> {
+pub(crate) fn handles(function: &str, items: &Array) -> Fallible<Vec<ScriptBatchHandle>> {
     items
         .iter()
         .enumerate()
         .map(|(i, v)| {
             v.read_lock::<ScriptBatchHandle>()
-                .map(|h| h.0.clone())
+                .map(|h| h.clone())
                 .ok_or_else(|| {
                     error(format!(
                         "{function}: handles[{i}] is {}, not a BatchHandle from spawn_batch",
@@ -258,7 +297,7 @@ pub(crate) fn pass_plan(pass: i64, plan: Map) -> Fallible<PassPlan> {
 pub mod batches_fns {
     use rhai::{Array, Dynamic, Map, NativeCallContext};
 
-    use super::{batch_error, batch_options, batch_tickers, result_map};
+    use super::{batch_error, result_with};
     use crate::script::engine::host;
     use crate::script::types::batch_handle::ScriptBatchHandle;
     use crate::script::value::{Fallible, error};
@@ -275,7 +314,9 @@ pub mod batches_fns {
     /// request after this many identical failed attempts in a row, 0 = off, the
     /// default; the ticker's error then has `circuit_open: true`); `timeout` (wall time
     /// of the batch in seconds: then SIGTERM, SIGKILL); `id` and `attempt` (to retry a
-    /// batch under its id: `attempt: r.attempt + 1`); `label` (free text for logs).
+    /// batch under its id: `attempt: r.attempt + 1`); `label` (any value: returned
+    /// as is in the result, printed in logs); `data` (any value, returned in the result
+    /// as `data`: keep what the batch is for with it).
     ///
     /// Errors on an unknown or ill-typed option, a missing `outdir`/`from`/`to`, an
     /// empty `tickers`, or a worker process that cannot be started.
@@ -287,20 +328,7 @@ pub mod batches_fns {
         tickers: Array,
         opts: Map,
     ) -> Fallible<ScriptBatchHandle> {
-        let host = host(&ctx)?;
-        let tickers = batch_tickers(&tickers)?;
-        let options = batch_options(&host, opts)?;
-        // Checked before the runner exists, so a typo leaves no empty run folder.
-        options
-            .check()
-            .map_err(|m| batch_error(&host, "spawn_batch", BatchError::Setup(m)))?;
-        let runner = host
-            .runner()
-            .map_err(|e| batch_error(&host, "spawn_batch", e))?;
-        runner
-            .spawn(tickers, options)
-            .map(ScriptBatchHandle)
-            .map_err(|e| batch_error(&host, "spawn_batch", e))
+        super::spawn(&*host(&ctx)?, &tickers, opts)
     }
 
     /// Blocks until the batch finishes and returns its result map: `id`, `attempt`,
@@ -322,7 +350,7 @@ pub mod batches_fns {
         let runner = host.runner().map_err(|e| batch_error(&host, "wait", e))?;
         runner
             .wait(&handle.0)
-            .map(|r| result_map(&r))
+            .map(|r| result_with(&r, &handle.1))
             .map_err(|e| batch_error(&host, "wait", e))
     }
 
@@ -346,7 +374,8 @@ pub mod batches_fns {
     /// Example: `let done = wait_any(running, 60.0); if done == () { log(status()); }`
     #[rhai_fn(name = "wait_any", return_raw)]
     pub fn wait_any_for(ctx: NativeCallContext, handles: Array, timeout: f64) -> Fallible<Dynamic> {
-        let list = super::handles("wait_any", &handles)?;
+        let scripted = super::handles("wait_any", &handles)?;
+        let list: Vec<_> = scripted.iter().map(|h| h.0.clone()).collect();
         if list.is_empty() {
             return Ok(Dynamic::UNIT);
         }
@@ -371,7 +400,11 @@ pub mod batches_fns {
             Some((index, result)) => {
                 let mut m = Map::new();
                 m.insert("index".into(), Dynamic::from_int(index as i64));
-                m.insert("result".into(), Dynamic::from_map(result_map(&result)));
+                let extras = &scripted[index].1;
+                m.insert(
+                    "result".into(),
+                    Dynamic::from_map(result_with(&result, extras)),
+                );
                 Ok(Dynamic::from_map(m))
             }
         }
@@ -396,9 +429,9 @@ pub mod batches_fns {
     pub fn poll(ctx: NativeCallContext, handle: ScriptBatchHandle) -> Fallible<Dynamic> {
         let host = host(&ctx)?;
         let runner = host.runner().map_err(|e| batch_error(&host, "poll", e))?;
-        Ok(runner
-            .poll(&handle.0)
-            .map_or(Dynamic::UNIT, |r| Dynamic::from_map(result_map(&r))))
+        Ok(runner.poll(&handle.0).map_or(Dynamic::UNIT, |r| {
+            Dynamic::from_map(result_with(&r, &handle.1))
+        }))
     }
 
     /// Asks a running batch to stop (SIGTERM, then SIGKILL after a grace period) and

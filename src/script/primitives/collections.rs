@@ -1,11 +1,15 @@
-//! Array helpers that keep backfill scripts short: batching and set operations.
+//! Array helpers that keep backfill scripts short: batching, set operations and
+//! sorting rows (a priority CSV) by a column.
 //!
 //! Set operations compare elements by type and printed value, so `"AAPL"` matches
 //! `"AAPL"` and `1` matches `1`, and they keep the order of their first argument.
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use rhai::Dynamic;
+use rhai::{Array, Dynamic, Map};
+
+use crate::script::value::{Fallible, error};
 
 /// The identity of an element for set operations.
 fn key(v: &Dynamic) -> (String, String) {
@@ -16,12 +20,95 @@ fn keys(items: &[Dynamic]) -> HashSet<(String, String)> {
     items.iter().map(key).collect()
 }
 
+/// A cell as a sort key: numbers (and strings that read as numbers, as CSV cells do)
+/// by value, then other strings; a missing or empty cell is `None`.
+fn sort_key(v: Option<&Dynamic>) -> Option<Result<f64, String>> {
+    let v = v?;
+    if let Ok(i) = v.as_int() {
+        return Some(Ok(i as f64));
+    }
+    if let Ok(f) = v.as_float() {
+        return Some(Ok(f));
+    }
+    let s = v.to_string();
+    let t = s.trim();
+    if v.is_unit() || t.is_empty() {
+        return None;
+    }
+    Some(t.parse::<f64>().map_err(|_| t.to_string()))
+}
+
+/// Orders two keys: numbers before text, each in natural order.
+fn compare(a: &Option<Result<f64, String>>, b: &Option<Result<f64, String>>) -> Ordering {
+    match (a, b) {
+        (Some(Ok(x)), Some(Ok(y))) => x.total_cmp(y),
+        (Some(Ok(_)), Some(Err(_))) => Ordering::Less,
+        (Some(Err(_)), Some(Ok(_))) => Ordering::Greater,
+        (Some(Err(x)), Some(Err(y))) => x.cmp(y),
+        _ => Ordering::Equal, // missing cells are placed by the caller
+    }
+}
+
+/// `rows` (maps) sorted by `column`, stably; rows missing the column (or with an empty
+/// cell) go last in either direction.
+pub(crate) fn sort_rows(rows: Array, column: &str, descending: bool) -> Fallible<Array> {
+    let mut keyed = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        let key = match row.read_lock::<Map>() {
+            Some(m) => sort_key(m.get(column)),
+            None => {
+                return Err(error(format!(
+                    "sort_by: rows[{i}] is {}, not a map (rows from read_csv are maps)",
+                    row.type_name()
+                )));
+            }
+        };
+        keyed.push((key, row));
+    }
+    keyed.sort_by(|(a, _), (b, _)| match (a.is_some(), b.is_some()) {
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        _ if descending => compare(b, a),
+        _ => compare(a, b),
+    });
+    Ok(keyed.into_iter().map(|(_, row)| row).collect())
+}
+
 /// Arrays as a plugin module.
 #[rhai::plugin::export_module]
 pub mod collections_fns {
     use rhai::{Array, Dynamic};
 
     use crate::script::value::{Fallible, error};
+
+    /// `rows` (maps, e.g. from `read_csv`) sorted by `column`, smallest first: numbers
+    /// and numeric text by value ("10" after "9"), then other text; equal rows keep
+    /// their order and rows without the column go last.
+    ///
+    /// Errors when an element of `rows` is not a map.
+    ///
+    /// Example: `let rows = sort_by(read_csv("priority.csv"), "rank");`
+    #[rhai_fn(return_raw)]
+    pub fn sort_by(rows: Array, column: &str) -> Fallible<Array> {
+        super::sort_rows(rows, column, false)
+    }
+
+    /// `sort_by(rows, column)` in the order `"asc"` or `"desc"` (rows without the
+    /// column still go last).
+    ///
+    /// Errors on another order, or as `sort_by(rows, column)`.
+    ///
+    /// Example: `let rows = sort_by(read_csv("universe.csv"), "market_cap", "desc");`
+    #[rhai_fn(name = "sort_by", return_raw)]
+    pub fn sort_by_order(rows: Array, column: &str, order: &str) -> Fallible<Array> {
+        match order {
+            "asc" => super::sort_rows(rows, column, false),
+            "desc" => super::sort_rows(rows, column, true),
+            other => Err(error(format!(
+                "sort_by: the order must be \"asc\" or \"desc\", got \"{other}\""
+            ))),
+        }
+    }
 
     /// Splits `items` into consecutive batches of at most `n` elements, in order.
     /// The last batch may be shorter; an empty array gives no batches.

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod flags;
 pub mod io;
 mod net;
+pub mod pool;
 pub mod store;
 pub mod tickers;
 pub mod util;
@@ -62,6 +63,7 @@ pub const THEMES: &[Theme] = &[
         title: "Batches of worker processes",
         module: || {
             let mut m = exported_module!(batches::batches_fns);
+            m.combine_flatten(exported_module!(pool::pool_fns));
             m.combine_flatten(exported_module!(
                 crate::script::types::batch_handle::batch_handle_fns
             ));

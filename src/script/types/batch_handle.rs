@@ -3,9 +3,10 @@
 
 use rhai::plugin::*;
 
-/// A started batch attempt, as scripts hold it.
+/// A started batch attempt, as scripts hold it, with the script's own values that come
+/// back in its result (`label` of any type, `data`, `job`).
 #[derive(Debug, Clone)]
-pub struct ScriptBatchHandle(pub crate::batch::BatchHandle);
+pub struct ScriptBatchHandle(pub crate::batch::BatchHandle, pub rhai::Map);
 
 impl std::fmt::Display for ScriptBatchHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,12 +68,15 @@ pub mod batch_handle_fns {
         h.0.tickers.iter().cloned().map(Dynamic::from).collect()
     }
 
-    /// The label given to `spawn_batch`, or `()`.
+    /// The label given to `spawn_batch` (any value), or `()`.
     ///
     /// Example: `print(h.label);`
     #[rhai_fn(global, get = "label", pure)]
     pub fn label(h: &mut ScriptBatchHandle) -> Dynamic {
-        h.0.label.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        match h.1.get("label") {
+            Some(v) => v.clone(),
+            None => h.0.label.clone().map_or(Dynamic::UNIT, Dynamic::from),
+        }
     }
 
     /// The path of the attempt's log file.
