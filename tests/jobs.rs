@@ -193,3 +193,30 @@ fn a_pool_halts_on_a_rejected_key_with_exit_4() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("Unknown API Key"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_readme_pool_snippet_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```rhai\n").expect("README has a rhai snippet") + 8;
+    let snippet = &readme[start..start + readme[start..].find("```").unwrap()];
+    let fx = Fixture::with_faults(&[]);
+    let universe = fx.universe(&["AAA", "BBB"]);
+    let outdir = fx.outdir().display().to_string();
+    let flags = [
+        "--tickers-csv",
+        &universe,
+        "--from",
+        "2024-12-20",
+        "--to",
+        "2025-01-10",
+        "--outdir",
+        &outdir,
+    ];
+    let out = run_script(&fx, snippet, &flags);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let whole = DateRange::parse("2024-12-20", "2025-01-10").unwrap();
+    for t in ["AAA", "BBB"] {
+        assert_eq!(fx.store().coverage(t).unwrap(), [whole], "{t}");
+    }
+}

@@ -79,6 +79,7 @@ fn script_type(rust: &str) -> String {
         "ScriptBars" => "Bars",
         "ScriptBatchHandle" => "BatchHandle",
         "ScriptDate" => "Date",
+        "DateArg" => "Date|string",
         other => other,
     }
     .to_string()

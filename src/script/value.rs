@@ -241,6 +241,17 @@ pub(crate) fn strings(function: &str, what: &str, items: &Array) -> Fallible<Vec
         .collect()
 }
 
+/// A date argument of a primitive: a `Date` or a `YYYY-MM-DD` string (shown as
+/// `Date|string` by `barsmith fns`).
+pub type DateArg = Dynamic;
+
+/// Reads two date arguments into a range, naming the primitive on error.
+pub(crate) fn date_args(function: &str, from: &DateArg, to: &DateArg) -> Fallible<DateRange> {
+    let from = crate::script::primitives::dates::date_arg(function, "from", from)?;
+    let to = crate::script::primitives::dates::date_arg(function, "to", to)?;
+    DateRange::new(from.0, to.0).map_err(|e| error(format!("{function}: {e}")))
+}
+
 /// Parses two `YYYY-MM-DD` bounds into a range, naming the primitive on error.
 pub(crate) fn date_range(function: &str, from: &str, to: &str) -> Fallible<DateRange> {
     DateRange::parse(from, to).map_err(|e| error(format!("{function}: {e}")))

@@ -66,7 +66,7 @@ pub mod fetch_fns {
 
     use crate::script::engine::host;
     use crate::script::types::bars::ScriptBars;
-    use crate::script::value::{Fallible, date_range};
+    use crate::script::value::{DateArg, Fallible, date_args};
 
     /// Fetches every minute bar of `ticker` from `from` to `to` (inclusive
     /// `YYYY-MM-DD`, New York dates) in this process, following pagination and
@@ -80,8 +80,8 @@ pub mod fetch_fns {
     pub fn fetch_minute_bars(
         ctx: NativeCallContext,
         ticker: &str,
-        from: &str,
-        to: &str,
+        from: DateArg,
+        to: DateArg,
     ) -> Fallible<ScriptBars> {
         fetch_minute_bars_with(ctx, ticker, from, to, Map::new())
     }
@@ -96,12 +96,12 @@ pub mod fetch_fns {
     pub fn fetch_minute_bars_with(
         ctx: NativeCallContext,
         ticker: &str,
-        from: &str,
-        to: &str,
+        from: DateArg,
+        to: DateArg,
         opts: Map,
     ) -> Fallible<ScriptBars> {
         let host = host(&ctx)?;
-        let range = date_range("fetch_minute_bars", from, to)?;
+        let range = date_args("fetch_minute_bars", &from, &to)?;
         super::fetch(&host, ticker, range, opts)
     }
 }

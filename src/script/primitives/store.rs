@@ -51,7 +51,7 @@ pub(crate) fn completed(
 pub mod store_fns {
     use rhai::{Array, Dynamic};
 
-    use crate::script::value::{Fallible, date_range, error, range_map, strings};
+    use crate::script::value::{DateArg, Fallible, date_args, error, range_map, strings};
     use crate::store::Store;
 
     /// The tickers whose recorded coverage in `outdir` spans all of `from`..`to`
@@ -64,8 +64,8 @@ pub mod store_fns {
     ///
     /// Example: `let todo = difference(universe, completed_tickers("data/minute", "2004-01-01", "2010-12-31"));`
     #[rhai_fn(return_raw)]
-    pub fn completed_tickers(outdir: &str, from: &str, to: &str) -> Fallible<Array> {
-        let range = date_range("completed_tickers", from, to)?;
+    pub fn completed_tickers(outdir: &str, from: DateArg, to: DateArg) -> Fallible<Array> {
+        let range = date_args("completed_tickers", &from, &to)?;
         super::completed(std::path::Path::new(outdir), None, range)
             .map(|t| t.into_iter().map(Dynamic::from).collect())
             .map_err(|e| error(format!("completed_tickers: {e}")))
@@ -79,8 +79,13 @@ pub mod store_fns {
     ///
     /// Example: `let done = completed_tickers(outdir, universe, from, to);`
     #[rhai_fn(name = "completed_tickers", return_raw)]
-    pub fn completed_among(outdir: &str, tickers: Array, from: &str, to: &str) -> Fallible<Array> {
-        let range = date_range("completed_tickers", from, to)?;
+    pub fn completed_among(
+        outdir: &str,
+        tickers: Array,
+        from: DateArg,
+        to: DateArg,
+    ) -> Fallible<Array> {
+        let range = date_args("completed_tickers", &from, &to)?;
         let tickers = strings("completed_tickers", "tickers", &tickers)?;
         super::completed(std::path::Path::new(outdir), Some(tickers), range)
             .map(|t| t.into_iter().map(Dynamic::from).collect())
@@ -95,8 +100,13 @@ pub mod store_fns {
     ///
     /// Example: `for r in missing_ranges(outdir, "AAPL", from, to) { log(`${r.from}..${r.to}`); }`
     #[rhai_fn(return_raw)]
-    pub fn missing_ranges(outdir: &str, ticker: &str, from: &str, to: &str) -> Fallible<Array> {
-        let range = date_range("missing_ranges", from, to)?;
+    pub fn missing_ranges(
+        outdir: &str,
+        ticker: &str,
+        from: DateArg,
+        to: DateArg,
+    ) -> Fallible<Array> {
+        let range = date_args("missing_ranges", &from, &to)?;
         let store = Store::open_read_only(std::path::Path::new(outdir))
             .map_err(|e| error(format!("missing_ranges: {e}")))?;
         store
