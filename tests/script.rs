@@ -481,7 +481,9 @@ fn fns_lists_the_mission_primitives_with_docs() {
     );
     let md = barsmith::script::docs::render_markdown(&docs);
     assert!(
-        md.contains("### `completed_tickers(outdir: string, from: string, to: string) -> array`"),
+        md.contains(
+            "### `completed_tickers(outdir: string, from: Date|string, to: Date|string) -> array`"
+        ),
         "{md}"
     );
 }
