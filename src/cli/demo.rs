@@ -160,6 +160,43 @@ fn print_how_to_read(outdir: &Path) {
          filters=[('ticker', '=', 'AAPL')]).tail())\"\n\
          \x20 python3 -c \"import polars as pl; \
          print(pl.scan_parquet('{root}').group_by('ticker').len().collect())\"\n\
-         \nRe-run `barsmith demo`: everything is complete, so it makes no data requests."
+         \nRe-run `{}`: everything is complete, so it makes no data requests.",
+        rerun_command()
     );
+}
+
+/// The demo command the way the user started it: `cargo run --release -- demo` from a
+/// checkout's `target/`, `barsmith demo` from PATH, else the path typed.
+fn rerun_command() -> String {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    rerun_for(&argv0)
+}
+
+fn rerun_for(argv0: &str) -> String {
+    let p = argv0.replace('\\', "/");
+    if p.contains("target/release/") {
+        "cargo run --release -- demo".into()
+    } else if p.contains("target/debug/") {
+        "cargo run -- demo".into()
+    } else if !p.contains('/') {
+        format!("{p} demo")
+    } else {
+        format!("{argv0} demo")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rerun_for;
+
+    #[test]
+    fn the_rerun_command_is_the_one_the_user_typed() {
+        assert_eq!(
+            rerun_for("/src/barsmith/target/release/barsmith"),
+            "cargo run --release -- demo"
+        );
+        assert_eq!(rerun_for("target/debug/barsmith"), "cargo run -- demo");
+        assert_eq!(rerun_for("barsmith"), "barsmith demo");
+        assert_eq!(rerun_for("/opt/bin/barsmith"), "/opt/bin/barsmith demo");
+    }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the fixture
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -161,6 +162,14 @@ pub fn python_with_readers() -> PathBuf {
         return python;
     }
     let _ = std::fs::remove_dir_all(&venv);
+    // Straight to stderr, past the test harness's capture: a first `cargo test` spends
+    // a minute here and should say why.
+    let _ = writeln!(
+        std::io::stderr(),
+        "installing the Python readers (DuckDB, Polars, pyarrow, pandas) into {} \
+         (once; needs python3 with venv and PyPI; set BARSMITH_PYTHON to skip)",
+        venv.display()
+    );
     let step = |cmd: &mut Command, what: &str| {
         let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(
