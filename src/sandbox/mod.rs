@@ -11,12 +11,14 @@
 //! - `limiter`: the server-side GCRA rate limit; `stats`: the request counters.
 //!
 //! Endpoints: `GET /v2/aggs/ticker/{T}/range/1/minute/{from}/{to}`,
+//! `GET /v3/reference/tickers/{T}` (the listing window, in `reference`),
 //! `GET /_sandbox/stats`, `GET|POST /_sandbox/faults` (control endpoints need no key).
 
 mod aggs;
 pub mod faults;
 mod http;
 mod limiter;
+mod reference;
 mod server;
 mod stats;
 pub mod synth;

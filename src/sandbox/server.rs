@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::SandboxConfig;
 use super::aggs::{self, AggsRequest};
 use super::faults::{Fault, FaultPlan, FaultState, RandomFaults, parse_kinds};
+use super::reference;
 use super::http::{self, ReadError, Request, Response};
 use super::limiter::Gcra;
 use super::stats::{Counters, SandboxStats};
@@ -225,12 +226,20 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Reply {
         Reply::Send(Response::json(status, error_json(st, key, &id, msg)))
     };
     let path = req.path.trim_end_matches('/');
+    if let Some(t) = path.strip_prefix("/v3/reference/tickers/") {
+        if !authorized(&shared.cfg, &req) {
+            return json(401, "ERROR", "error", UNKNOWN_KEY);
+        }
+        let ticker = http::percent_decode(t, false);
+        return Reply::Send(reference::ticker_details(&shared.cfg, &ticker, &id));
+    }
     let Some(rest) = path.strip_prefix("/v2/aggs/ticker/") else {
         return json(
             404,
             "NOT_FOUND",
             "message",
-            "Not found: the sandbox serves /v2/aggs/ticker/{T}/range/1/minute/{from}/{to}",
+            "Not found: the sandbox serves /v2/aggs/ticker/{T}/range/1/minute/{from}/{to} \
+             and /v3/reference/tickers/{T}",
         );
     };
     let segments: Vec<&str> = rest.split('/').collect();
