@@ -236,7 +236,15 @@ mod tests {
         let b = run(&[
             bar(late, 1.0, 2.0, 0.5, 1.5, 10.0, Some(1.0)),
             bar(late + 60 * MINUTE_MS, 1.5, 3.0, 1.0, 2.0, 30.0, Some(2.0)),
-            bar(OPEN + 24 * 60 * MINUTE_MS, 5.0, 5.0, 5.0, 5.0, 1.0, Some(5.0)),
+            bar(
+                OPEN + 24 * 60 * MINUTE_MS,
+                5.0,
+                5.0,
+                5.0,
+                5.0,
+                1.0,
+                Some(5.0),
+            ),
         ]);
         let r = resample(&b, Every::NyDay);
         let mar4 = ny_day_start_ms(jiff::civil::date(2024, 3, 4));
@@ -257,7 +265,15 @@ mod tests {
         b.transactions[0] = None;
         assert_eq!(resample(&b, Every::Minutes(5)).transactions, vec![None]);
         b.push(bar(OPEN + MINUTE_MS, 1.0, 1.0, 1.0, 1.0, 2.0, Some(4.0)));
-        b.push(bar(OPEN + 2 * MINUTE_MS, 1.0, 1.0, 1.0, 1.0, 6.0, Some(2.0)));
+        b.push(bar(
+            OPEN + 2 * MINUTE_MS,
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+            6.0,
+            Some(2.0),
+        ));
         assert_eq!(vwap(&b), Some(2.5));
     }
 }

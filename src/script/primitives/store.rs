@@ -50,7 +50,10 @@ pub(crate) fn completed(
 /// The stored bars of `ticker` over `range` in the dataset at `outdir`.
 pub(crate) fn load(outdir: &Path, ticker: &str, range: DateRange) -> Result<ScriptBars, String> {
     if !outdir.is_dir() {
-        return Err(format!("no dataset at {} (no such folder)", outdir.display()));
+        return Err(format!(
+            "no dataset at {} (no such folder)",
+            outdir.display()
+        ));
     }
     let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
     let identity = match store.identity() {

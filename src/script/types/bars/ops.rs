@@ -26,7 +26,11 @@ const CSV_COLUMNS: [&str; 10] = [
 ];
 
 /// The bars for which `keep(bar_map)` returns true.
-pub(crate) fn filter(ctx: &NativeCallContext, bars: &ScriptBars, keep: &FnPtr) -> Fallible<ScriptBars> {
+pub(crate) fn filter(
+    ctx: &NativeCallContext,
+    bars: &ScriptBars,
+    keep: &FnPtr,
+) -> Fallible<ScriptBars> {
     let mut out = Bars::default();
     for (i, b) in bars.bars.iter().enumerate() {
         let verdict: Dynamic = keep.call_within_context(ctx, (Dynamic::from_map(bar_map(&b)),))?;
@@ -86,7 +90,9 @@ pub(crate) fn csv_text(bars: &Bars) -> Fallible<String> {
 /// Writes the bars as one Parquet file in the store's format, atomically.
 pub(crate) fn write_parquet(bars: &ScriptBars, path: &str) -> Fallible<()> {
     let requested = match (bars.bars.get(0), bars.bars.last()) {
-        (Some(a), Some(b)) => DateRange::new(ny_date_of_ms(a.timestamp), ny_date_of_ms(b.timestamp)),
+        (Some(a), Some(b)) => {
+            DateRange::new(ny_date_of_ms(a.timestamp), ny_date_of_ms(b.timestamp))
+        }
         _ => DateRange::new(today_ny(), today_ny()),
     }
     .map_err(|e| error(format!("to_parquet: {e}")))?;
@@ -112,7 +118,11 @@ pub mod bars_ops_fns {
     ///
     /// Example: `let big = bars.filter(|b| b.volume > 10000);`
     #[rhai_fn(global, name = "filter", return_raw, pure)]
-    pub fn filter(ctx: NativeCallContext, bars: &mut ScriptBars, keep: FnPtr) -> Fallible<ScriptBars> {
+    pub fn filter(
+        ctx: NativeCallContext,
+        bars: &mut ScriptBars,
+        keep: FnPtr,
+    ) -> Fallible<ScriptBars> {
         super::filter(&ctx, bars, &keep)
     }
 

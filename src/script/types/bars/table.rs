@@ -98,7 +98,10 @@ mod tests {
         );
         assert_eq!(lines.len(), 7, "{text}");
         assert_eq!(lines[4], "  ... 16 more ...");
-        assert!(lines[1].starts_with("  time ") && lines[1].ends_with("trades"), "{text}");
+        assert!(
+            lines[1].starts_with("  time ") && lines[1].ends_with("trades"),
+            "{text}"
+        );
         assert_eq!(lines[2].len(), lines[6].len(), "{text}");
         assert!(lines[6].starts_with("  2024-03-04 09:49  1.0000"), "{text}");
         assert_eq!(b.table(10).lines().count(), 22, "all rows, nothing elided");
