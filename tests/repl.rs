@@ -102,10 +102,15 @@ coverage("data/minute", "AAPL")
     );
     // A map prints pretty: one key per line, sorted, indented.
     assert!(
-        text.contains("#{\n  attempt: 1,\n  batch: 1,\n  class: \"retryable\",\n"),
+        text.contains(
+            "#{\n  attempt: 1,\n  batch: 1,\n  class: \"retryable\",\n  from: \"2024-03-04\",\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("  ticker: \"AAPL\",\n}"), "{text}");
+    assert!(
+        text.contains("  ticker: \"AAPL\",\n  to: \"2024-03-08\",\n}"),
+        "{text}"
+    );
     assert!(text.contains("\"event\":\"ticker_failed\""), "{text}");
     assert!(
         text.contains("request: 500\nrequest: 500\nrequest: 200 application/json"),
