@@ -1,6 +1,7 @@
 //! `barsmith repl`: the script engine, interactively — for exploring and fixing
 //! failing tickers (`failures(run_dir)`, `batch_log`, `request`, `fetch_minute_bars`,
-//! `ingest`, `coverage`).
+//! `ingest`, `coverage`) and for looking at bars on disk (`load_bars`, then `filter`,
+//! `resample`, `to_csv`...).
 //!
 //! On a terminal it reads with rustyline: history in the user's state directory,
 //! multi-line input while a statement is unfinished, Tab completion, Ctrl-C that

@@ -67,8 +67,9 @@ pub mod fetch_fns {
 
     /// Fetches every minute bar of `ticker` from `from` to `to` (inclusive
     /// `YYYY-MM-DD`, New York dates) in this process, following pagination and
-    /// retrying single requests. Returns `Bars`: prints as a short table, indexes to
-    /// maps (`bars[0].close`), has `len`, `first`, `last`, and iterates with `for`.
+    /// retrying single requests. Returns `Bars`: prints as a table, indexes to maps
+    /// (`bars[0].close`), has `len`, `first`, `last`, `filter`, `map`, `resample`,
+    /// `vwap`, `table`, `to_csv`, `to_parquet`, and iterates with `for`.
     /// Nothing is written to disk. Errors are thrown as `#{class, kind, status,
     /// message, attempts, ticker}` (`class`: `retryable`, `ticker` or `run`).
     ///
