@@ -141,51 +141,53 @@ pub(crate) fn failures(run_dir: &Path) -> Result<Array, String> {
             })
             .collect(),
     };
-    let mut out = Array::new();
-    for row in rows {
-        let attempt = attempts.get(&row.ticker);
-        let mut m = Map::new();
-        let (mut class, mut kind, mut message, mut status) =
-            (row.class, row.kind, row.message, Dynamic::UNIT);
-        if let Some(Event::TickerFailed { error: e, .. }) =
-            attempt.and_then(|a| ticker_event(&a.log, &row.ticker))
-        {
-            class = e.class.as_str().to_string();
-            kind = e.kind.as_str().to_string();
-            message = e.message.clone();
-            status = e
-                .status
-                .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s)));
-        }
-        let date = |d: String| {
-            if d.is_empty() {
-                Dynamic::UNIT
-            } else {
-                d.into()
-            }
-        };
-        m.insert("ticker".into(), row.ticker.into());
-        m.insert("from".into(), date(row.from));
-        m.insert("to".into(), date(row.to));
-        m.insert("class".into(), class.into());
-        m.insert("kind".into(), kind.into());
-        m.insert("status".into(), status);
-        m.insert("message".into(), message.into());
-        m.insert(
-            "batch".into(),
-            attempt.map_or(Dynamic::UNIT, |a| Dynamic::from_int(i64::from(a.id))),
-        );
-        m.insert(
-            "attempt".into(),
-            attempt.map_or(Dynamic::UNIT, |a| Dynamic::from_int(i64::from(a.attempt))),
-        );
-        m.insert(
-            "log".into(),
-            attempt.map_or(Dynamic::UNIT, |a| a.log.display().to_string().into()),
-        );
-        out.push(Dynamic::from_map(m));
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let attempt = attempts.get(&row.ticker);
+            Dynamic::from_map(failure_map(row, attempt))
+        })
+        .collect())
+}
+
+/// One `failures()` row: the CSV row, the error as the attempt's log tells it (with
+/// the HTTP status), and the attempt that last ran the ticker.
+fn failure_map(row: FailedTicker, attempt: Option<&Attempt>) -> Map {
+    let mut m = Map::new();
+    let (mut class, mut kind, mut message, mut status) =
+        (row.class, row.kind, row.message, Dynamic::UNIT);
+    if let Some(Event::TickerFailed { error: e, .. }) =
+        attempt.and_then(|a| ticker_event(&a.log, &row.ticker))
+    {
+        class = e.class.as_str().to_string();
+        kind = e.kind.as_str().to_string();
+        message = e.message.clone();
+        status = e
+            .status
+            .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s)));
     }
-    Ok(out)
+    let date = |d: String| {
+        if d.is_empty() {
+            Dynamic::UNIT
+        } else {
+            d.into()
+        }
+    };
+    m.insert("ticker".into(), row.ticker.into());
+    m.insert("from".into(), date(row.from));
+    m.insert("to".into(), date(row.to));
+    m.insert("class".into(), class.into());
+    m.insert("kind".into(), kind.into());
+    m.insert("status".into(), status);
+    m.insert("message".into(), message.into());
+    let int = |v: Option<u32>| v.map_or(Dynamic::UNIT, |v| Dynamic::from_int(i64::from(v)));
+    m.insert("batch".into(), int(attempt.map(|a| a.id)));
+    m.insert("attempt".into(), int(attempt.map(|a| a.attempt)));
+    m.insert(
+        "log".into(),
+        attempt.map_or(Dynamic::UNIT, |a| a.log.display().to_string().into()),
+    );
+    m
 }
 
 /// Run folders under `root`, newest first by the start time in `run.json` (the
