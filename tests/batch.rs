@@ -544,9 +544,10 @@ fn records_joblog_failed_tickers_run_json_and_logs() {
 
     let csv = std::fs::read_to_string(dir.join("failed_tickers.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "ticker,class,kind,message");
+    assert_eq!(rows[0], "ticker,class,kind,message,from,to");
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(rows[1].starts_with("DDD,retryable,timeout,"), "{csv}");
+    assert!(rows[1].ends_with(",2024-01-02,2024-01-05"), "{csv}");
     let universe = barsmith::ticker::read_ticker_file(&dir.join("failed_tickers.csv")).unwrap();
     assert_eq!(universe, ["DDD"]);
 

@@ -127,7 +127,7 @@ fn retry_failed_requeues_only_retryable_tickers_in_smaller_batches() {
     let failed =
         std::fs::read_to_string(fx.dir.path().join("runs/first/failed_tickers.csv")).unwrap();
     assert!(
-        failed.starts_with("ticker,class,kind,message\n"),
+        failed.starts_with("ticker,class,kind,message,from,to\n"),
         "{failed}"
     );
     assert!(failed.contains("\nCCC,ticker,not_entitled,"), "{failed}");

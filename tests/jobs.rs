@@ -198,8 +198,12 @@ fn a_pool_halts_on_a_rejected_key_with_exit_4() {
 fn the_readme_pool_snippet_runs_as_written() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("```rhai\n").expect("README has a rhai snippet") + 8;
-    let snippet = &readme[start..start + readme[start..].find("```").unwrap()];
+    let snippet = readme
+        .split("```rhai\n")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").unwrap()])
+        .find(|code| code.contains("pool("))
+        .expect("README has a pool snippet");
     let fx = Fixture::with_faults(&[]);
     let universe = fx.universe(&["AAA", "BBB"]);
     let outdir = fx.outdir().display().to_string();

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use barsmith::calendar::DateRange;
@@ -20,38 +18,8 @@ const TO: &str = "2024-03-08";
 const SESSION_LIMIT: Duration = Duration::from_secs(90);
 
 /// Runs `cmd` with `input` on stdin (then closed), killed after [`SESSION_LIMIT`].
-fn run_with_input(mut cmd: Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("barsmith starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("write input");
-    drop(stdin);
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let (mut o, mut e) = (Vec::new(), Vec::new());
-        let _ = out.read_to_end(&mut o);
-        let _ = err.read_to_end(&mut e);
-        let _ = tx.send((o, e));
-    });
-    let (stdout, stderr) = match rx.recv_timeout(SESSION_LIMIT) {
-        Ok(v) => v,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("repl (pid {pid}) still running after {SESSION_LIMIT:?}");
-        }
-    };
-    let status = child.wait().expect("wait");
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
+fn run_with_input(cmd: Command, input: &str) -> Output {
+    common::run_with_input(cmd, input, SESSION_LIMIT)
 }
 
 fn stdout(out: &Output) -> String {
@@ -134,10 +102,15 @@ coverage("data/minute", "AAPL")
     );
     // A map prints pretty: one key per line, sorted, indented.
     assert!(
-        text.contains("#{\n  attempt: 1,\n  batch: 1,\n  class: \"retryable\",\n"),
+        text.contains(
+            "#{\n  attempt: 1,\n  batch: 1,\n  class: \"retryable\",\n  from: \"2024-03-04\",\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("  ticker: \"AAPL\",\n}"), "{text}");
+    assert!(
+        text.contains("  ticker: \"AAPL\",\n  to: \"2024-03-08\",\n}"),
+        "{text}"
+    );
     assert!(text.contains("\"event\":\"ticker_failed\""), "{text}");
     assert!(
         text.contains("request: 500\nrequest: 500\nrequest: 200 application/json"),
@@ -285,6 +258,16 @@ mod pty {
         p.exp_string("answer_value").unwrap();
         send_line(&mut p, " * 10");
         p.exp_string("420").unwrap();
+        // Tab after a dot completes a method of the variable's type.
+        p.exp_string(PROMPT).unwrap();
+        send_line(&mut p, r#"let word = "abc";"#);
+        p.exp_string(PROMPT).unwrap();
+        p.send("word.to_up").unwrap();
+        p.send("\t").unwrap();
+        p.flush().unwrap();
+        p.exp_string("to_upper").unwrap();
+        send_line(&mut p, "()");
+        p.exp_string("ABC").unwrap();
         // Ctrl-C on a half-typed line drops it and gives a new prompt.
         p.exp_string(PROMPT).unwrap();
         p.send("this is not rhai").unwrap();

@@ -181,7 +181,7 @@ fn a_wrapper_run_with_faults_ends_complete_and_a_rerun_fetches_nothing() {
         "T29 went again in a second pass: {err}"
     );
     let failed = std::fs::read_to_string(run_dir.join("failed_tickers.csv")).unwrap();
-    assert_eq!(failed.trim(), "ticker,class,kind,message");
+    assert_eq!(failed.trim(), "ticker,class,kind,message,from,to");
     let summary = std::fs::read_to_string(run_dir.join("summary.txt")).unwrap();
     assert!(summary.contains("COMPLETED"), "{summary}");
     let run_json: serde_json::Value =

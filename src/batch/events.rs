@@ -14,6 +14,8 @@ struct TickerTally {
     requests_seen: u64,
     requests_done: Option<u64>,
     error: Option<TickerFailure>,
+    /// The range the worker said it started (`ticker_started`), when it did.
+    range: Option<(String, String)>,
 }
 
 /// Running totals of one batch attempt, fed event by event.
@@ -29,6 +31,8 @@ pub struct EventTally {
     pub reordered: u64,
     /// Set when the worker printed `finished`.
     pub finished: bool,
+    /// The batch's `--from`/`--to`: the range of tickers the worker never started.
+    range: (String, String),
     /// The worker could not start work: why (`setup_failed`).
     pub setup_failure: Option<TickerFailure>,
 }
@@ -47,7 +51,14 @@ impl EventTally {
             reordered: 0,
             finished: false,
             setup_failure: None,
+            range: Default::default(),
         }
+    }
+
+    /// The range (`YYYY-MM-DD`, inclusive) the batch asked for; outcomes carry it.
+    pub fn with_range(mut self, from: &str, to: &str) -> EventTally {
+        self.range = (from.to_string(), to.to_string());
+        self
     }
 
     /// Applies one event. Events about tickers outside the batch still count in totals.
@@ -56,6 +67,9 @@ impl EventTally {
             .ticker()
             .map(|t| self.tickers.entry(t.to_string()).or_default());
         match (event, entry) {
+            (Event::TickerStarted { from, to, .. }, Some(t)) if !from.is_empty() => {
+                t.range = Some((from.clone(), to.clone()));
+            }
             (Event::TickerSkipped { .. }, Some(t)) => t.status = Some(TickerStatus::Skipped),
             (Event::Page { bars, .. }, Some(t)) => {
                 t.bars_seen += *bars as u64;
@@ -139,12 +153,15 @@ impl EventTally {
                     TickerStatus::Failed | TickerStatus::Pending => t.error.clone(),
                     _ => None,
                 };
+                let (from, to) = t.range.clone().unwrap_or_else(|| self.range.clone());
                 TickerOutcome {
                     ticker: name.clone(),
                     status,
                     bars: t.bars(),
                     requests: t.requests(),
                     error,
+                    from,
+                    to,
                 }
             })
             .collect()
@@ -192,12 +209,12 @@ mod tests {
     #[test]
     fn tally_marks_unreported_tickers_not_run() {
         let tickers: Vec<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
-        let mut tally = EventTally::new(&tickers);
+        let mut tally = EventTally::new(&tickers).with_range("2024-01-02", "2024-01-31");
         for line in [
             r#"{"event":"page","ticker":"A","bars":10}"#,
             r#"{"event":"retry","ticker":"A","attempt":1,"kind":"server","reason":"500","delay_ms":1}"#,
             r#"{"event":"ticker_done","ticker":"A","bars":10,"requests":2}"#,
-            r#"{"event":"ticker_started","ticker":"B"}"#,
+            r#"{"event":"ticker_started","ticker":"B","from":"2024-01-03","to":"2024-01-31"}"#,
             r#"{"event":"page","ticker":"B","bars":5}"#,
         ] {
             tally.apply(&parse_event_line(line).unwrap());
@@ -214,6 +231,14 @@ mod tests {
         assert_eq!(out[1].status, TickerStatus::NotRun);
         assert_eq!(out[1].bars, 5);
         assert_eq!(out[2].status, TickerStatus::NotRun);
+        assert_eq!(
+            (out[1].from.as_str(), out[1].to.as_str()),
+            ("2024-01-03", "2024-01-31")
+        );
+        assert_eq!(
+            (out[2].from.as_str(), out[2].to.as_str()),
+            ("2024-01-02", "2024-01-31")
+        );
         assert_eq!(tally.bars(), 15);
         assert_eq!(tally.retries, 1);
     }

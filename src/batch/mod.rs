@@ -37,11 +37,12 @@ pub use options::{BatchOptions, LineSink, ProgressMode, RunConfig, WorkerCommand
 pub use process::LocalProcessExecutor;
 pub use progress::{PassPlan, Progress, Slowest, Snapshot, batch_line};
 pub use records::read::{
-    FailedTicker, RunInfo, attempt_log_name, for_each_logged_event, read_attempt_tickers,
-    read_failed_tickers, read_joblog, read_run_json,
+    RunInfo, attempt_log_name, for_each_logged_event, read_attempt_tickers, read_joblog,
+    read_run_json,
 };
 pub use records::{
-    JoblogEntry, RunRecords, Summary, create_default_run_dir, human_duration, names, thousands,
+    FAILED_COLUMNS, FailedTicker, JoblogEntry, RunRecords, Summary, create_default_run_dir,
+    human_duration, names, read_failed_tickers, thousands,
 };
 pub use result::{BatchResult, TickerFailure, TickerOutcome, TickerStatus};
 pub use runner::{BatchHandle, BatchRunner};

@@ -110,6 +110,12 @@ pub struct TickerOutcome {
     pub requests: u64,
     /// Why it is not complete (failed and not_run only).
     pub error: Option<TickerFailure>,
+    /// First day the ticker was asked for, `YYYY-MM-DD` (empty in older records).
+    #[serde(default)]
+    pub from: String,
+    /// Last day the ticker was asked for, inclusive (empty in older records).
+    #[serde(default)]
+    pub to: String,
 }
 
 /// The result of one batch attempt (one worker process).

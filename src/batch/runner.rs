@@ -271,6 +271,7 @@ impl BatchRunner {
             attempt,
             label: opts.label.clone(),
             tickers,
+            range: (opts.from.clone(), opts.to.clone()),
             log_path,
             started_at,
             started,

@@ -52,6 +52,8 @@ pub(crate) struct Attempt {
     pub attempt: u32,
     pub label: Option<String>,
     pub tickers: Vec<String>,
+    /// The batch's `--from` and `--to`.
+    pub range: (String, String),
     pub log_path: PathBuf,
     pub started_at: String,
     pub started: Instant,
@@ -91,7 +93,9 @@ pub(crate) fn supervise(
     kill: Arc<AtomicBool>,
     progress: Arc<Progress>,
 ) -> BatchResult {
-    let tally = Arc::new(Mutex::new(EventTally::new(&a.tickers)));
+    let tally = Arc::new(Mutex::new(
+        EventTally::new(&a.tickers).with_range(&a.range.0, &a.range.1),
+    ));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut readers = 0;
     if let Some(out) = exec.take_stdout() {

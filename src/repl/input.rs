@@ -3,6 +3,7 @@
 //! [`InputCheck`], so both accept the same multi-line input.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rhai::{Engine, LexError, ParseErrorType};
@@ -78,24 +79,72 @@ fn at_or_after_end(text: &str, pos: rhai::Position) -> bool {
     pos.line().is_none_or(|l| l >= lines)
 }
 
+/// What the session holds, for completion: refreshed after every input.
+#[derive(Debug, Clone, Default)]
+pub struct InScope {
+    /// Variables in scope and script functions.
+    pub names: Vec<String>,
+    /// The script type of each variable (`Bars`, `array`, `string`, ...).
+    pub types: HashMap<String, String>,
+}
+
 /// The rustyline helper: multi-line validation and Tab completion.
 pub struct ReplHelper {
     check: InputCheck,
-    /// Variables in scope and script functions, refreshed after every input.
-    names: Arc<Mutex<Vec<String>>>,
+    in_scope: Arc<Mutex<InScope>>,
     primitives: Vec<String>,
+    /// `(receiver type, name)` of every method and property.
+    methods: Vec<(String, String)>,
     files: FilenameCompleter,
 }
 
 impl ReplHelper {
-    /// A helper completing `primitives` plus whatever `names` holds when Tab is pressed.
-    pub fn new(primitives: Vec<String>, names: Arc<Mutex<Vec<String>>>) -> ReplHelper {
+    /// A helper completing `primitives` plus whatever `in_scope` holds when Tab is
+    /// pressed, and after a `.` the `methods` (`(receiver type, name)` pairs) that
+    /// apply to the value before it.
+    pub fn new(
+        primitives: Vec<String>,
+        methods: Vec<(String, String)>,
+        in_scope: Arc<Mutex<InScope>>,
+    ) -> ReplHelper {
         ReplHelper {
             check: InputCheck::new(),
-            names,
+            in_scope,
             primitives,
+            methods,
             files: FilenameCompleter::new(),
         }
+    }
+
+    /// Completions of the code (not a `:` command) before the cursor: after `name.`
+    /// the methods and properties of that variable's type (of every type when it is
+    /// not a known variable), else variables, script functions and primitives.
+    pub fn complete_code(&self, before: &str) -> (usize, Vec<String>) {
+        let (start, word) = word_before(before);
+        let scope = self
+            .in_scope
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(receiver) = before[..start].strip_suffix('.') {
+            let (_, var) = word_before(receiver);
+            let typ = scope.types.get(var).map(String::as_str);
+            let names = self
+                .methods
+                .iter()
+                .filter(|(t, _)| typ.is_none_or(|typ| t == typ || t == "any"))
+                .map(|(_, n)| n.as_str());
+            return (start, found(names, word));
+        }
+        if word.is_empty() {
+            return (start, Vec::new());
+        }
+        let all = scope
+            .names
+            .iter()
+            .map(String::as_str)
+            .chain(self.primitives.iter().map(String::as_str));
+        (start, found(all, word))
     }
 }
 
@@ -151,20 +200,15 @@ impl Completer for ReplHelper {
                 Some(_) => return Ok((pos, Vec::new())),
             }
         }
-        let (start, word) = word_before(before);
-        if word.is_empty() {
-            return Ok((pos, Vec::new()));
-        }
-        let names = self
-            .names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let all = names
-            .iter()
-            .map(String::as_str)
-            .chain(self.primitives.iter().map(String::as_str));
-        Ok((start, candidates(all, word)))
+        let (start, words) = self.complete_code(before);
+        let pairs = words
+            .into_iter()
+            .map(|n| Pair {
+                display: n.clone(),
+                replacement: n,
+            })
+            .collect();
+        Ok((start, pairs))
     }
 }
 
@@ -180,15 +224,23 @@ fn word_before(before: &str) -> (usize, &str) {
 }
 
 /// Sorted, de-duplicated completions of `word` among `names`.
-fn candidates<'a>(names: impl Iterator<Item = &'a str>, word: &str) -> Vec<Pair> {
-    let mut found: Vec<&str> = names.filter(|n| n.starts_with(word)).collect();
+fn found<'a>(names: impl Iterator<Item = &'a str>, word: &str) -> Vec<String> {
+    let mut found: Vec<String> = names
+        .filter(|n| n.starts_with(word))
+        .map(str::to_string)
+        .collect();
     found.sort_unstable();
     found.dedup();
     found
+}
+
+/// [`found`] as rustyline candidates.
+fn candidates<'a>(names: impl Iterator<Item = &'a str>, word: &str) -> Vec<Pair> {
+    found(names, word)
         .into_iter()
         .map(|n| Pair {
-            display: n.to_string(),
-            replacement: n.to_string(),
+            display: n.clone(),
+            replacement: n,
         })
         .collect()
 }
@@ -242,5 +294,39 @@ mod tests {
             .map(|p| p.replacement)
             .collect();
         assert_eq!(got, ["failures"]);
+    }
+
+    #[test]
+    fn after_a_dot_completes_the_methods_of_the_variables_type() {
+        let session = crate::repl::session::tests_support::session();
+        let scope = InScope {
+            names: vec!["bars".into(), "word".into()],
+            types: [("bars", "Bars"), ("word", "string")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+        };
+        let helper = ReplHelper::new(
+            vec!["load_bars".into()],
+            session.methods(),
+            Arc::new(Mutex::new(scope)),
+        );
+        let (start, got) = helper.complete_code("let d = bars.res");
+        assert_eq!((start, got), (13, vec!["resample".to_string()]));
+        let (_, got) = helper.complete_code("bars.t");
+        for m in ["table", "ticker", "to_csv", "to_parquet"] {
+            assert!(got.contains(&m.to_string()), "{m}: {got:?}");
+        }
+        assert!(!got.contains(&"trim".to_string()), "{got:?}");
+        let (_, got) = helper.complete_code("word.to_up");
+        assert_eq!(got, ["to_upper"]);
+        // Unknown receiver: every method with that prefix.
+        let (_, got) = helper.complete_code("f(x).resa");
+        assert_eq!(got, ["resample"]);
+        let (_, got) = helper.complete_code("bars.");
+        assert!(
+            got.contains(&"filter".to_string()) && got.len() > 10,
+            "{got:?}"
+        );
+        assert_eq!(helper.complete_code("load_b").1, ["load_bars"]);
     }
 }

@@ -1,6 +1,7 @@
 //! `barsmith repl`: the script engine, interactively — for exploring and fixing
 //! failing tickers (`failures(run_dir)`, `batch_log`, `request`, `fetch_minute_bars`,
-//! `ingest`, `coverage`).
+//! `ingest`, `coverage`) and for looking at bars on disk (`load_bars`, then `filter`,
+//! `resample`, `to_csv`...).
 //!
 //! On a terminal it reads with rustyline: history in the user's state directory,
 //! multi-line input while a statement is unfinished, Tab completion, Ctrl-C that
@@ -32,7 +33,7 @@ use rustyline::{CompletionType, Editor};
 use crate::script::Host;
 use crate::script::docs;
 
-pub use input::{InputCheck, ReplHelper};
+pub use input::{InScope, InputCheck, ReplHelper};
 pub use session::{Reply, Session};
 
 /// The prompt on a terminal.
@@ -134,7 +135,7 @@ pub fn piped_loop(session: &mut Session, input: impl BufRead) -> Option<i32> {
 
 /// The rustyline loop: prompt, history, completion; Ctrl-C clears the line, Ctrl-D quits.
 fn interactive_loop(session: &mut Session, opts: &ReplOptions) -> i32 {
-    let names = Arc::new(Mutex::new(session.names()));
+    let in_scope = Arc::new(Mutex::new(session.in_scope()));
     let mut primitives: Vec<String> = docs::primitives()
         .into_iter()
         .map(|d| d.name)
@@ -156,7 +157,11 @@ fn interactive_loop(session: &mut Session, opts: &ReplOptions) -> i32 {
             return 1;
         }
     };
-    editor.set_helper(Some(ReplHelper::new(primitives, Arc::clone(&names))));
+    editor.set_helper(Some(ReplHelper::new(
+        primitives,
+        session.methods(),
+        Arc::clone(&in_scope),
+    )));
     if let Some(path) = &opts.history {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -185,7 +190,7 @@ fn interactive_loop(session: &mut Session, opts: &ReplOptions) -> i32 {
                     }
                 }
                 let reply = session.handle(&line);
-                *names.lock().unwrap_or_else(PoisonError::into_inner) = session.names();
+                *in_scope.lock().unwrap_or_else(PoisonError::into_inner) = session.in_scope();
                 if let Reply::Quit(code) = reply {
                     return code;
                 }

@@ -85,6 +85,25 @@ impl Session {
         self.scope.push_dynamic(name.to_string(), value);
     }
 
+    /// Variables in scope (with their script types) and script functions, for
+    /// completion.
+    pub fn in_scope(&self) -> crate::repl::input::InScope {
+        let types = self
+            .scope
+            .iter()
+            .map(|(n, _, v)| (n.to_string(), docs::script_type(v.type_name())))
+            .collect();
+        crate::repl::input::InScope {
+            names: self.names(),
+            types,
+        }
+    }
+
+    /// Every method and property of the session's engine, as `(receiver type, name)`.
+    pub fn methods(&self) -> Vec<(String, String)> {
+        docs::methods(&self.engine)
+    }
+
     /// Variables in scope and script functions, for completion.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.scope.iter().map(|(n, _, _)| n.to_string()).collect();
@@ -314,7 +333,7 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests_support {
+pub(crate) mod tests_support {
     use std::sync::Mutex;
 
     use super::*;

@@ -13,9 +13,9 @@ use tokio::sync::watch;
 use super::SandboxConfig;
 use super::aggs::{self, AggsRequest};
 use super::faults::{Fault, FaultPlan, FaultState, RandomFaults, parse_kinds};
-use super::reference;
 use super::http::{self, ReadError, Request, Response};
 use super::limiter::Gcra;
+use super::reference;
 use super::stats::{Counters, SandboxStats};
 use super::synth::{fnv1a, mix2};
 

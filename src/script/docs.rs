@@ -54,8 +54,9 @@ struct Param {
     typ: Option<String>,
 }
 
-/// A Rust parameter type as scripts know it.
-fn script_type(rust: &str) -> String {
+/// A Rust parameter type (or a value's `type_name`) as scripts know it: `int`,
+/// `float`, `string`, `array`, `map`, `Bars`, ...
+pub fn script_type(rust: &str) -> String {
     let mut t = rust
         .trim()
         .trim_start_matches("&mut ")
@@ -182,6 +183,34 @@ pub fn primitives() -> Vec<PrimitiveDoc> {
         });
         out.extend(docs.into_iter().map(|(_, d)| d));
     }
+    out
+}
+
+/// Every method and property callable as `value.name` on `engine` (standard library
+/// included), as `(receiver type, name)`: the receiver type as [`script_type`] gives
+/// it (`any` for functions that take every type), the name as typed after the dot.
+/// Operators, setters and indexers are left out. Sorted, without duplicates.
+pub fn methods(engine: &Engine) -> Vec<(String, String)> {
+    let json = engine.gen_fn_metadata_to_json(true).unwrap_or_default();
+    let Ok(meta) = serde_json::from_str::<Metadata>(&json) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = meta
+        .functions
+        .iter()
+        .filter_map(|f| {
+            let receiver = f.params.first()?.typ.as_deref().map(script_type)?;
+            let name = f.name.strip_prefix("get$").unwrap_or(&f.name);
+            let ident = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+            ident.then(|| (receiver, name.to_string()))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
     out
 }
 

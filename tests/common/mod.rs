@@ -233,3 +233,38 @@ impl Fixture {
         path.display().to_string()
     }
 }
+
+/// Runs `cmd` with `input` on stdin (then closed), killed after `limit`.
+pub fn run_with_input(mut cmd: Command, input: &str, limit: std::time::Duration) -> Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("barsmith starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("write input");
+    drop(stdin);
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let _ = std::io::Read::read_to_end(&mut out, &mut o);
+        let _ = std::io::Read::read_to_end(&mut err, &mut e);
+        let _ = tx.send((o, e));
+    });
+    let (stdout, stderr) = match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("repl (pid {pid}) still running after {limit:?}");
+        }
+    };
+    let status = child.wait().expect("wait");
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}

@@ -26,6 +26,8 @@ fn outcome(ticker: &str, status: TickerStatus) -> TickerOutcome {
         bars: 0,
         requests: 0,
         error,
+        from: String::new(),
+        to: String::new(),
     }
 }
 

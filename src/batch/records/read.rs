@@ -39,19 +39,6 @@ pub struct RunInfo {
     pub summary: Option<Summary>,
 }
 
-/// One row of `failed_tickers.csv`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedTicker {
-    /// Symbol.
-    pub ticker: String,
-    /// Error class: `retryable`, `ticker`, `run` or `pending`.
-    pub class: String,
-    /// Error kind, snake_case.
-    pub kind: String,
-    /// Human-readable cause (secrets redacted).
-    pub message: String,
-}
-
 /// The joblog lines of `dir`, in the order the attempts finished (unparsable lines
 /// skipped). A missing joblog is an error of kind `NotFound`.
 pub fn read_joblog(dir: &Path) -> io::Result<Vec<JoblogEntry>> {
@@ -72,30 +59,6 @@ pub fn read_run_json(dir: &Path) -> io::Result<Option<RunInfo>> {
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-/// `failed_tickers.csv` of `dir`; `None` when there is none (the run has not ended).
-pub fn read_failed_tickers(dir: &Path) -> io::Result<Option<Vec<FailedTicker>>> {
-    let mut reader = match csv::Reader::from_path(dir.join(names::FAILED_TICKERS)) {
-        Ok(r) => r,
-        Err(e) => match e.into_kind() {
-            csv::ErrorKind::Io(io) if io.kind() == io::ErrorKind::NotFound => return Ok(None),
-            csv::ErrorKind::Io(io) => return Err(io),
-            other => return Err(io::Error::other(format!("{other:?}"))),
-        },
-    };
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let r = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let field = |i: usize| r.get(i).unwrap_or("").to_string();
-        rows.push(FailedTicker {
-            ticker: field(0),
-            class: field(1),
-            kind: field(2),
-            message: field(3),
-        });
-    }
-    Ok(Some(rows))
 }
 
 /// The tickers of one attempt (its `--tickers-file`); empty when the file is gone.
@@ -174,7 +137,11 @@ mod tests {
         assert!(matches!(seen[0].1, Event::Page { bars: 7, .. }));
         assert_eq!(seen[1].0, None);
         assert!(read_run_json(dir.path()).unwrap().is_none());
-        assert!(read_failed_tickers(dir.path()).unwrap().is_none());
+        assert!(
+            super::super::failed::read_failed_tickers(dir.path())
+                .unwrap()
+                .is_none()
+        );
         assert!(read_attempt_tickers(dir.path(), 1, 1).is_empty());
     }
 }

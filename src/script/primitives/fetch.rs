@@ -3,8 +3,6 @@
 //! A failed fetch throws a map-like error `#{class, kind, status, message, attempts,
 //! ticker}` so scripts can `try { .. } catch (e) { if e.class == "retryable" { .. } }`.
 
-use std::sync::Arc;
-
 use rhai::{EvalAltResult, Map};
 
 use crate::bars::Bars;
@@ -14,6 +12,7 @@ use crate::script::host::Host;
 use crate::script::primitives::net::{block_on_cancellable, client_config, fetch_error_map};
 use crate::script::types::bars::ScriptBars;
 use crate::script::value::{Fallible, Options, error, error_value};
+use crate::store::DatasetIdentity;
 
 /// The keys `fetch_minute_bars` accepts.
 pub(crate) const FETCH_OPTIONS: &[&str] =
@@ -40,6 +39,7 @@ pub(crate) fn fetch(
     crate::ticker::validate_ticker(ticker).map_err(|e| error(format!("fetch_minute_bars: {e}")))?;
     let o = Options::parse("fetch_minute_bars", opts, FETCH_OPTIONS)?;
     let cfg = client_config(host, &o, "fetch_minute_bars")?;
+    let identity = DatasetIdentity::minute(o.bool("adjusted")?.unwrap_or(true));
     let client = Client::new(cfg).map_err(|e| fetch_error(ticker, &e))?;
     let work = async {
         let mut all = Bars::default();
@@ -52,10 +52,7 @@ pub(crate) fn fetch(
     let outcome = block_on_cancellable(host, "fetch_minute_bars", work)?;
     match outcome {
         Err(e) => Err(fetch_error(ticker, &e)),
-        Ok(bars) => Ok(ScriptBars {
-            ticker: ticker.to_string(),
-            bars: Arc::new(bars),
-        }),
+        Ok(bars) => Ok(ScriptBars::new(ticker, bars, identity)),
     }
 }
 
@@ -70,8 +67,9 @@ pub mod fetch_fns {
 
     /// Fetches every minute bar of `ticker` from `from` to `to` (inclusive
     /// `YYYY-MM-DD`, New York dates) in this process, following pagination and
-    /// retrying single requests. Returns `Bars`: prints as a short table, indexes to
-    /// maps (`bars[0].close`), has `len`, `first`, `last`, and iterates with `for`.
+    /// retrying single requests. Returns `Bars`: prints as a table, indexes to maps
+    /// (`bars[0].close`), has `len`, `first`, `last`, `filter`, `map`, `resample`,
+    /// `vwap`, `table`, `to_csv`, `to_parquet`, and iterates with `for`.
     /// Nothing is written to disk. Errors are thrown as `#{class, kind, status,
     /// message, attempts, ticker}` (`class`: `retryable`, `ticker` or `run`).
     ///

@@ -44,6 +44,47 @@ fn cell(v: &Dynamic) -> String {
     }
 }
 
+/// Keys that lead the header when present, in this order: the ticker and date range
+/// first (`failures()` rows), then the fields of a bar.
+const LEADING_COLUMNS: &[&str] = &[
+    "ticker",
+    "from",
+    "to",
+    "timestamp",
+    "time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "transactions",
+    "otc",
+];
+
+/// The header of map rows without explicit columns: the [`LEADING_COLUMNS`] present
+/// in some row, then every other key in first-seen order. Rhai maps keep their keys
+/// sorted, so "first-seen" is alphabetical within a row, then keys that only later
+/// rows have.
+fn default_header(maps: &[Map]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for k in maps.iter().flat_map(|m| m.keys()) {
+        if !seen.iter().any(|c| c == k.as_str()) {
+            seen.push(k.to_string());
+        }
+    }
+    let leading = LEADING_COLUMNS
+        .iter()
+        .filter(|c| seen.iter().any(|s| s == *c))
+        .map(|c| c.to_string());
+    let rest: Vec<String> = seen
+        .iter()
+        .filter(|s| !LEADING_COLUMNS.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    leading.chain(rest).collect()
+}
+
 /// Renders rows (maps or arrays) as CSV; `columns` fixes the header and its order.
 pub(crate) fn csv_text(rows: &Array, columns: Option<Vec<String>>) -> Fallible<String> {
     let mut w = csv::WriterBuilder::new()
@@ -56,17 +97,7 @@ pub(crate) fn csv_text(rows: &Array, columns: Option<Vec<String>>) -> Fallible<S
     let csv_err = |e: csv::Error| error(format!("write_csv: {e}"));
     match maps {
         Some(maps) if !maps.is_empty() || columns.is_some() => {
-            let header = columns.unwrap_or_else(|| {
-                let mut h: Vec<String> = Vec::new();
-                for m in &maps {
-                    for k in m.keys() {
-                        if !h.iter().any(|c| c == k.as_str()) {
-                            h.push(k.to_string());
-                        }
-                    }
-                }
-                h
-            });
+            let header = columns.unwrap_or_else(|| default_header(&maps));
             w.write_record(&header).map_err(csv_err)?;
             for (i, m) in maps.iter().enumerate() {
                 if let Some(k) = m.keys().find(|k| !header.iter().any(|c| c == k.as_str())) {
@@ -138,9 +169,14 @@ pub mod io_fns {
 
     use crate::script::value::{Fallible, error, from_json, strings, to_json};
 
-    /// Writes `rows` to a CSV file (atomically). Rows are maps — the header is their
-    /// keys in first-seen order — or arrays written as they are. `()` is an empty
-    /// cell. Missing parent folders are created.
+    /// Writes `rows` to a CSV file (atomically). Rows are maps or arrays (written as
+    /// they are). For maps the header is `ticker`, `from`, `to` and the bar fields
+    /// (`timestamp`, `time`, `open`, `high`, `low`, `close`, `volume`, `vwap`,
+    /// `transactions`, `otc`) when present, in that order, then the other keys in
+    /// first-seen order: a Rhai map keeps its keys sorted (not in the order written),
+    /// so that is alphabetical within a row, then keys only later rows have. Pass
+    /// `columns` to choose the order. `()` is an empty cell. Missing parent folders
+    /// are created.
     ///
     /// Errors when rows mix maps and arrays, or the file cannot be written.
     ///
@@ -248,6 +284,29 @@ mod tests {
             e.contains("key 'kind', which is not one of the columns"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn csv_header_puts_ticker_range_and_bar_fields_first_then_first_seen_keys() {
+        let rows = vec![
+            row(&[
+                ("zeta", 1.into()),
+                ("ticker", "A".into()),
+                ("kind", "x".into()),
+            ]),
+            row(&[("to", "2024-01-05".into()), ("from", "2024-01-02".into())]),
+            row(&[
+                ("close", 2.0.into()),
+                ("alpha", 3.into()),
+                ("open", 1.0.into()),
+            ]),
+        ];
+        let text = csv_text(&rows, None).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "ticker,from,to,open,close,kind,zeta,alpha"
+        );
+        assert!(text.contains("\nA,,,,,x,1,\n"), "{text}");
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub const THEMES: &[Theme] = &[
         module: || {
             let mut m = exported_module!(fetch::fetch_fns);
             m.combine_flatten(exported_module!(crate::script::types::bars::bars_fns));
+            m.combine_flatten(exported_module!(
+                crate::script::types::bars::ops::bars_ops_fns
+            ));
             m
         },
     },

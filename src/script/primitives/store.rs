@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use crate::calendar::DateRange;
-use crate::store::{Layout, Store};
+use crate::script::types::bars::ScriptBars;
+use crate::store::{DatasetIdentity, Layout, Store};
 
 /// The tickers that have coverage records in `outdir`, sorted.
 pub(crate) fn stored_tickers(outdir: &Path) -> Result<Vec<String>, String> {
@@ -46,13 +47,65 @@ pub(crate) fn completed(
         .map_err(|e| e.to_string())
 }
 
+/// The stored bars of `ticker` over `range` in the dataset at `outdir`.
+pub(crate) fn load(outdir: &Path, ticker: &str, range: DateRange) -> Result<ScriptBars, String> {
+    if !outdir.is_dir() {
+        return Err(format!(
+            "no dataset at {} (no such folder)",
+            outdir.display()
+        ));
+    }
+    let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
+    let identity = match store.identity() {
+        Some(id) => id.clone(),
+        None if has_ticker_folders(store.data_root()) => DatasetIdentity::minute(true),
+        None => {
+            return Err(format!(
+                "{} is not a barsmith dataset (no dataset.json, no ticker= folders)",
+                outdir.display()
+            ));
+        }
+    };
+    let bars = store.read_bars(ticker, range).map_err(|e| e.to_string())?;
+    Ok(ScriptBars::new(ticker, bars, identity))
+}
+
+/// True when `root` holds a `ticker=...` folder (a dataset written before
+/// `dataset.json` existed).
+fn has_ticker_folders(root: &Path) -> bool {
+    std::fs::read_dir(root).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("ticker="))
+    })
+}
+
 /// The store as a plugin module.
 #[rhai::plugin::export_module]
 pub mod store_fns {
     use rhai::{Array, Dynamic};
 
-    use crate::script::value::{DateArg, Fallible, date_args, error, range_map, strings};
+    use crate::script::types::bars::ScriptBars;
+    use crate::script::value::{
+        DateArg, Fallible, date_args, date_range, error, range_map, strings,
+    };
     use crate::store::Store;
+
+    /// Reads the bars of `ticker` from `from` to `to` (inclusive `YYYY-MM-DD` New York
+    /// dates) from the dataset at `outdir` (a folder `barsmith ingest` or a run
+    /// wrote). Returns `Bars`, like `fetch_minute_bars`, without touching the network;
+    /// days not on disk are simply absent (see `missing_ranges`). Nothing is written.
+    ///
+    /// Errors when `outdir` does not exist or is not a dataset, a date is invalid,
+    /// the ticker is not a valid symbol, or a file cannot be read.
+    ///
+    /// Example: `let bars = load_bars("data/minute", "AAPL", "2024-01-02", "2024-01-31");`
+    #[rhai_fn(return_raw)]
+    pub fn load_bars(outdir: &str, ticker: &str, from: &str, to: &str) -> Fallible<ScriptBars> {
+        let range = date_range("load_bars", from, to)?;
+        super::load(std::path::Path::new(outdir), ticker, range)
+            .map_err(|e| error(format!("load_bars: {e}")))
+    }
 
     /// The tickers whose recorded coverage in `outdir` spans all of `from`..`to`
     /// (inclusive `YYYY-MM-DD` New York dates), sorted. A missing `outdir` has none.

@@ -18,6 +18,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+mod failed;
+
+pub use failed::{FAILED_COLUMNS, FailedTicker, read_failed_tickers};
+
 use super::result::{BatchResult, TickerOutcome, TickerStatus};
 use super::secrets::Secrets;
 
@@ -309,25 +313,12 @@ impl RunRecords {
         Ok(path)
     }
 
-    /// Writes `failed_tickers.csv` (`ticker,class,kind,message`), readable as a universe.
+    /// Writes `failed_tickers.csv` (`ticker,class,kind,message,from,to`), readable as
+    /// a universe (only the `ticker` column counts there). `from,to` is the range the
+    /// ticker was last asked for; it is informational: a run with the same
+    /// `--from`/`--to` resumes exactly what is missing.
     pub fn write_failed_tickers(&self) -> io::Result<PathBuf> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(["ticker", "class", "kind", "message"])
-            .map_err(io::Error::other)?;
-        for t in self.failed_tickers() {
-            let e = t.error.unwrap_or_else(|| super::result::TickerFailure {
-                class: "retryable".into(),
-                kind: t.status.as_str().into(),
-                message: String::new(),
-                ..Default::default()
-            });
-            let message = self.secrets.redact(&e.message).replace(['\n', '\r'], " ");
-            w.write_record([t.ticker.as_str(), &e.class, &e.kind, &message])
-                .map_err(io::Error::other)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let bytes = failed::csv_bytes(self.failed_tickers(), &self.secrets)?;
         self.write_atomic(names::FAILED_TICKERS, &bytes)
     }
 

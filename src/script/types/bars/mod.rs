@@ -1,9 +1,13 @@
-//! `Bars`: minute bars held in memory by a script (from `fetch_minute_bars`).
+//! `Bars`: bars held in memory by a script (from `fetch_minute_bars`, `load_bars` or
+//! `resample`).
 //!
 //! The columns stay behind an `Arc`, so passing bars around a script copies a pointer,
-//! not the data. Printing shows a short table; indexing gives a map per bar.
+//! not the data. Printing shows an aligned table of the first and last rows; indexing
+//! gives a map per bar. [`ops`] holds the methods that derive or write bars.
 
-use std::fmt::Write as _;
+pub mod ops;
+mod table;
+
 use std::sync::Arc;
 
 use rhai::plugin::*;
@@ -11,9 +15,7 @@ use rhai::{Dynamic, Map};
 
 use crate::bars::{Bar, Bars};
 use crate::calendar::exchange_tz;
-
-/// Rows shown at each end when bars are printed.
-const SHOWN: usize = 3;
+use crate::store::DatasetIdentity;
 
 /// Bars of one ticker, as scripts hold them.
 #[derive(Debug, Clone)]
@@ -22,10 +24,13 @@ pub struct ScriptBars {
     pub ticker: String,
     /// The bars (shared, never copied by the script).
     pub bars: Arc<Bars>,
+    /// What the bars are (provider, timespan such as `minute` or `5m`, adjusted);
+    /// recorded in the footer by `to_parquet`.
+    pub identity: DatasetIdentity,
 }
 
 /// `2024-01-02 09:30` in New York time.
-fn ny_minute(ms: i64) -> String {
+pub(crate) fn ny_minute(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| {
             t.to_zoned_datetime(exchange_tz())
@@ -58,63 +63,31 @@ pub(crate) fn bar_map(b: &Bar) -> Map {
 }
 
 impl ScriptBars {
+    /// `bars` of `ticker` with the given identity.
+    pub fn new(ticker: &str, bars: Bars, identity: DatasetIdentity) -> ScriptBars {
+        ScriptBars {
+            ticker: ticker.to_string(),
+            bars: Arc::new(bars),
+            identity,
+        }
+    }
+
+    /// Other bars of the same ticker and identity.
+    pub fn with_bars(&self, bars: Bars) -> ScriptBars {
+        ScriptBars::new(&self.ticker, bars, self.identity.clone())
+    }
+
     /// The bar at `index` (negative counts from the end), if any.
     pub fn at(&self, index: i64) -> Option<Bar> {
         let len = self.bars.len() as i64;
         let i = if index < 0 { len + index } else { index };
         usize::try_from(i).ok().and_then(|i| self.bars.get(i))
     }
-
-    fn row(out: &mut String, b: &Bar) {
-        let opt_f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-        let opt_i = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-        let _ = writeln!(
-            out,
-            "  {}  {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>12} {:>10} {:>6}",
-            ny_minute(b.timestamp),
-            b.open,
-            b.high,
-            b.low,
-            b.close,
-            b.volume,
-            opt_f(b.vwap),
-            opt_i(b.transactions)
-        );
-    }
 }
 
 impl std::fmt::Display for ScriptBars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.bars.len();
-        let (Some(first), Some(last)) = (
-            self.bars.get(0),
-            n.checked_sub(1).and_then(|i| self.bars.get(i)),
-        ) else {
-            return write!(f, "Bars {}: no bars", self.ticker);
-        };
-        let mut out = format!(
-            "Bars {}: {n} bar{} from {} to {} (New York time)\n",
-            self.ticker,
-            if n == 1 { "" } else { "s" },
-            ny_minute(first.timestamp),
-            ny_minute(last.timestamp)
-        );
-        let _ = writeln!(
-            out,
-            "  {:<16}  {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>6}",
-            "time", "open", "high", "low", "close", "volume", "vwap", "trades"
-        );
-        let head = n.min(SHOWN);
-        for b in (0..head).filter_map(|i| self.bars.get(i)) {
-            ScriptBars::row(&mut out, &b);
-        }
-        if n > 2 * SHOWN {
-            let _ = writeln!(out, "  ... {} more ...", n - 2 * SHOWN);
-        }
-        for b in (head.max(n.saturating_sub(SHOWN))..n).filter_map(|i| self.bars.get(i)) {
-            ScriptBars::row(&mut out, &b);
-        }
-        f.write_str(out.trim_end())
+        f.write_str(&self.table(table::SHOWN))
     }
 }
 
@@ -139,7 +112,8 @@ pub mod bars_fns {
     use super::{ScriptBars, bar_map};
     use crate::script::value::{Fallible, error};
 
-    /// A short table: ticker, count, time range, the first and last rows.
+    /// A table: ticker, count, time range (New York), then the first and last 5 rows
+    /// aligned in columns (`bars.table(n)` shows more).
     ///
     /// Example: `print(fetch_minute_bars("AAPL", "2024-01-02", "2024-01-02"));`
     #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]

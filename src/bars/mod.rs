@@ -1,6 +1,8 @@
 //! Minute bars in columnar form: what the decoder fills, the store writes and the
 //! script engine shows. Columns, not a `Vec<Bar>`, because they go straight into Arrow.
 
+pub mod resample;
+
 use crate::calendar::{DateRange, ny_date_of_ms};
 
 /// One bar, as seen when indexing or iterating [`Bars`].

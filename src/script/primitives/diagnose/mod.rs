@@ -6,19 +6,19 @@
 //! tickers.csv}`) are read through the readers of `crate::batch`, whose records module
 //! writes them.
 
+mod run_folder;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rhai::{Array, Dynamic, Map};
 
-use crate::batch::{
-    FailedTicker, JoblogEntry, attempt_log_name, names, read_attempt_tickers, read_failed_tickers,
-    read_joblog,
-};
+pub(crate) use run_folder::{batch_log, failures, runs};
+
 use crate::budget::{Budget, Rate, default_state_dir};
 use crate::calendar::today_ny;
 use crate::ingest::Ingest;
-use crate::ingest::events::{Event, parse_line};
+use crate::ingest::events::Event;
 use crate::polygon::Client;
 use crate::script::host::Host;
 use crate::script::primitives::net::{block_on_cancellable, client_config, fetch_error_map};
@@ -28,252 +28,12 @@ use crate::store::{DatasetIdentity, Store};
 
 /// Most body characters `request` returns.
 const BODY_EXCERPT: usize = 2000;
-/// Most run folders `runs` lists.
-const RUNS_LISTED: usize = 20;
-/// The keys `batch_log` accepts.
-const LOG_OPTIONS: &[&str] = &["tail", "grep", "attempt"];
 /// The keys `request` accepts.
 const REQUEST_OPTIONS: &[&str] = &["base_url", "timeout"];
 /// The keys `ingest` accepts.
 const INGEST_OPTIONS: &[&str] = &[
     "outdir", "from", "to", "adjusted", "base_url", "timeout", "retries", "max_rps", "quiet",
 ];
-
-/// One attempt of a batch, as the run folder records it.
-#[derive(Debug, Clone)]
-struct Attempt {
-    id: u32,
-    attempt: u32,
-    log: PathBuf,
-}
-
-/// The joblog lines of `run_dir`, in the order attempts finished.
-fn joblog(run_dir: &Path) -> Result<Vec<JoblogEntry>, String> {
-    read_joblog(run_dir).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound && !run_dir.is_dir() {
-            format!("no run folder at {}", run_dir.display())
-        } else {
-            format!("cannot read {}: {e}", run_dir.join(names::JOBLOG).display())
-        }
-    })
-}
-
-/// The latest attempt that ran each ticker.
-fn latest_attempts(run_dir: &Path, entries: &[JoblogEntry]) -> BTreeMap<String, Attempt> {
-    let mut out = BTreeMap::new();
-    for e in entries {
-        let log = attempt_log_name(e);
-        for t in read_attempt_tickers(run_dir, e.id, e.attempt) {
-            out.insert(
-                t,
-                Attempt {
-                    id: e.id,
-                    attempt: e.attempt,
-                    log: run_dir.join(&log),
-                },
-            );
-        }
-    }
-    out
-}
-
-/// What the worker of an attempt reported about `ticker` (its last event about it).
-fn ticker_event(log: &Path, ticker: &str) -> Option<Event> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines().rev().filter_map(parse_line).find(|e| {
-        e.ticker() == Some(ticker)
-            && matches!(
-                e,
-                Event::TickerFailed { .. } | Event::TickerDone { .. } | Event::TickerSkipped { .. }
-            )
-    })
-}
-
-fn failed_rows(run_dir: &Path) -> Result<Option<Vec<FailedTicker>>, String> {
-    read_failed_tickers(run_dir).map_err(|e| {
-        format!(
-            "cannot read {}: {e}",
-            run_dir.join(names::FAILED_TICKERS).display()
-        )
-    })
-}
-
-/// The failed tickers of a run with their classified error, batch and log.
-pub(crate) fn failures(run_dir: &Path) -> Result<Array, String> {
-    let entries = joblog(run_dir)?;
-    let attempts = latest_attempts(run_dir, &entries);
-    let rows = match failed_rows(run_dir)? {
-        Some(rows) => rows,
-        // The run is still going or was killed before its records: ask the logs.
-        None => attempts
-            .iter()
-            .filter(|(t, a)| {
-                !matches!(
-                    ticker_event(&a.log, t),
-                    Some(Event::TickerDone { .. } | Event::TickerSkipped { .. })
-                )
-            })
-            .map(|(t, _)| FailedTicker {
-                ticker: t.clone(),
-                class: "retryable".into(),
-                kind: "not_run".into(),
-                message: "the batch ended before this ticker finished".into(),
-            })
-            .collect(),
-    };
-    let mut out = Array::new();
-    for row in rows {
-        let attempt = attempts.get(&row.ticker);
-        let mut m = Map::new();
-        let (mut class, mut kind, mut message, mut status) =
-            (row.class, row.kind, row.message, Dynamic::UNIT);
-        if let Some(Event::TickerFailed { error: e, .. }) =
-            attempt.and_then(|a| ticker_event(&a.log, &row.ticker))
-        {
-            class = e.class.as_str().to_string();
-            kind = e.kind.as_str().to_string();
-            message = e.message.clone();
-            status = e
-                .status
-                .map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s)));
-        }
-        m.insert("ticker".into(), row.ticker.into());
-        m.insert("class".into(), class.into());
-        m.insert("kind".into(), kind.into());
-        m.insert("status".into(), status);
-        m.insert("message".into(), message.into());
-        m.insert(
-            "batch".into(),
-            attempt.map_or(Dynamic::UNIT, |a| Dynamic::from_int(i64::from(a.id))),
-        );
-        m.insert(
-            "attempt".into(),
-            attempt.map_or(Dynamic::UNIT, |a| Dynamic::from_int(i64::from(a.attempt))),
-        );
-        m.insert(
-            "log".into(),
-            attempt.map_or(Dynamic::UNIT, |a| a.log.display().to_string().into()),
-        );
-        out.push(Dynamic::from_map(m));
-    }
-    Ok(out)
-}
-
-/// Run folders under `root`, newest first, with what `run.json` says about them.
-pub(crate) fn runs(root: &Path) -> Result<Array, String> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Array::new()),
-        Err(e) => return Err(format!("cannot list {}: {e}", root.display())),
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join(names::JOBLOG).is_file() || p.join(names::RUN_JSON).is_file())
-        .collect();
-    dirs.sort();
-    dirs.reverse();
-    Ok(dirs
-        .into_iter()
-        .take(RUNS_LISTED)
-        .map(|dir| {
-            let mut m = Map::new();
-            let json: serde_json::Value = std::fs::read_to_string(dir.join(names::RUN_JSON))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
-            m.insert("dir".into(), dir.display().to_string().into());
-            for key in ["script", "start", "end", "exit"] {
-                m.insert(key.into(), from_json(json.get(key)));
-            }
-            for key in ["tickers_ok", "tickers_failed", "attempts"] {
-                m.insert(
-                    key.into(),
-                    from_json(json.get("summary").and_then(|s| s.get(key))),
-                );
-            }
-            Dynamic::from_map(m)
-        })
-        .collect())
-}
-
-fn from_json(v: Option<&serde_json::Value>) -> Dynamic {
-    v.cloned()
-        .map_or(Dynamic::UNIT, crate::script::value::from_json)
-}
-
-/// The log of batch `id` (latest attempt unless `opts.attempt`), filtered by
-/// `opts.grep` then cut to the last `opts.tail` lines.
-pub(crate) fn batch_log(run_dir: &Path, id: i64, opts: Map) -> Fallible<String> {
-    let o = Options::parse("batch_log", opts, LOG_OPTIONS)?;
-    let id = u32::try_from(id)
-        .map_err(|_| error(format!("batch_log: batch id must be positive, got {id}")))?;
-    let attempt = match o.int("attempt")? {
-        Some(n) => u32::try_from(n)
-            .map_err(|_| error(format!("batch_log: attempt must be positive, got {n}")))?,
-        None => latest_log_attempt(run_dir, id).ok_or_else(|| {
-            let known = logged_batches(run_dir);
-            error(if known.is_empty() {
-                format!("batch_log: no batch logs in {}", run_dir.display())
-            } else {
-                format!(
-                    "batch_log: no log for batch {id} in {}; batches with logs: {}",
-                    run_dir.display(),
-                    known
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-        })?,
-    };
-    let path = run_dir.join(names::log(id, attempt));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| error(format!("batch_log: cannot read {}: {e}", path.display())))?;
-    let grep = o.string("grep")?;
-    let mut lines: Vec<&str> = text
-        .lines()
-        .filter(|l| grep.as_deref().is_none_or(|g| l.contains(g)))
-        .collect();
-    if let Some(n) = o.int("tail")? {
-        let n = usize::try_from(n)
-            .map_err(|_| error(format!("batch_log: tail must be positive, got {n}")))?;
-        lines.drain(..lines.len().saturating_sub(n));
-    }
-    Ok(lines.join("\n"))
-}
-
-/// `(id, attempt)` of every `batch-NNNN.attempt-N.log` in `run_dir`.
-fn logs_in(run_dir: &Path) -> Vec<(u32, u32)> {
-    let Ok(entries) = std::fs::read_dir(run_dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rest = name.strip_prefix("batch-")?.strip_suffix(".log")?;
-            let (id, attempt) = rest.split_once(".attempt-")?;
-            Some((id.parse().ok()?, attempt.parse().ok()?))
-        })
-        .collect()
-}
-
-fn latest_log_attempt(run_dir: &Path, id: u32) -> Option<u32> {
-    logs_in(run_dir)
-        .into_iter()
-        .filter(|(i, _)| *i == id)
-        .map(|(_, a)| a)
-        .max()
-}
-
-fn logged_batches(run_dir: &Path) -> Vec<u32> {
-    let mut ids: Vec<u32> = logs_in(run_dir).into_iter().map(|(i, _)| i).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
 
 /// One raw GET through the client: status, latency, headers, a body excerpt.
 pub(crate) fn request(host: &Host, path_or_url: &str, opts: Map) -> Fallible<Map> {
@@ -442,10 +202,13 @@ pub mod diagnose_fns {
     use crate::script::value::{Fallible, error};
 
     /// The failed tickers of the run in `run_dir` (a folder `barsmith run` wrote), as
-    /// maps `#{ticker, class, kind, status, message, batch, attempt, log}`: the error
-    /// class (`retryable`, `ticker`, `run`) and kind, the HTTP status when there was
-    /// one, the batch and attempt that last ran the ticker and that attempt's log.
-    /// Read from `failed_tickers.csv`, `joblog.jsonl` and the batch logs.
+    /// maps `#{ticker, from, to, class, kind, status, message, batch, attempt, log}`:
+    /// the date range the ticker was asked for (`()` when an older run did not record
+    /// it), the error class (`retryable`, `ticker`, `run`) and kind, the HTTP status
+    /// when there was one, the batch and attempt that last ran the ticker and that
+    /// attempt's log. Read from `failed_tickers.csv`, `joblog.jsonl` and the batch
+    /// logs. `write_csv` of these rows puts `ticker,from,to` first, so the file feeds
+    /// straight back into a run as `--tickers-csv`.
     ///
     /// Example: `for f in failures(run_dir) { print(`${f.ticker}: ${f.kind} ${f.status} (batch ${f.batch})`); }`
     #[rhai_fn(return_raw)]
@@ -453,8 +216,8 @@ pub mod diagnose_fns {
         super::failures(Path::new(run_dir)).map_err(|e| error(format!("failures: {e}")))
     }
 
-    /// The recent run folders under the runs root (`runs/`), newest first (at most
-    /// 20), as maps `#{dir, script, start, end, exit, tickers_ok, tickers_failed,
+    /// The recent run folders under the runs root (`runs/`), newest first by the
+    /// start time in `run.json` (at most 20), as maps `#{dir, script, start, end, exit, tickers_ok, tickers_failed,
     /// attempts}` read from each `run.json` (`()` where unknown).
     ///
     /// Example: `let run_dir = runs()[0].dir;`
