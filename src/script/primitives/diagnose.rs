@@ -28,11 +28,11 @@ const BODY_EXCERPT: usize = 2000;
 /// Most run folders `runs` lists.
 const RUNS_LISTED: usize = 20;
 /// The keys `batch_log` accepts.
-const LOG_OPTIONS: &[&str] = &["tail", "grep", "attempt"];
+pub(crate) const LOG_OPTIONS: &[&str] = &["tail", "grep", "attempt"];
 /// The keys `request` accepts.
-const REQUEST_OPTIONS: &[&str] = &["base_url", "timeout"];
+pub(crate) const REQUEST_OPTIONS: &[&str] = &["base_url", "timeout"];
 /// The keys `ingest` accepts.
-const INGEST_OPTIONS: &[&str] = &[
+pub(crate) const INGEST_OPTIONS: &[&str] = &[
     "outdir", "from", "to", "adjusted", "base_url", "timeout", "retries", "max_rps", "quiet",
 ];
 
