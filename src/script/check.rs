@@ -58,6 +58,8 @@ impl Problem {
 struct Registry {
     functions: BTreeSet<String>,
     methods: BTreeSet<String>,
+    /// Properties with a getter (`h.id`): `h.id()` is a mistake worth naming.
+    properties: BTreeSet<String>,
 }
 
 impl Registry {
@@ -69,6 +71,9 @@ impl Registry {
             true,
         );
         for (name, params) in entries {
+            if let Some(prop) = name.strip_prefix("get$") {
+                reg.properties.insert(prop.to_string());
+            }
             // Property getters/setters and indexers are not callable by name.
             if !is_identifier(&name) || name.contains('$') {
                 continue;
@@ -280,8 +285,10 @@ impl Checker<'_> {
                 .collect();
         }
         let mut out = Vec::new();
+        // A key read as a property may hold a closure, unless a getter reads it.
+        let key = names.keys.contains(name) && !self.registry.properties.contains(name);
         let known = if method {
-            self.registry.methods.contains(name) || names.keys.contains(name)
+            self.registry.methods.contains(name) || key
         } else {
             self.registry.functions.contains(name) || names.variables.contains(name)
         };
@@ -293,8 +300,13 @@ impl Checker<'_> {
                 .filter(|n| !method || self.registry.methods.contains(*n))
                 .chain(&names.functions)
                 .map(String::as_str);
-            let what = if method { "method" } else { "function" };
-            out.push((pos, unknown(what, name, candidates)));
+            let message = if method && self.registry.properties.contains(name) {
+                format!("`{name}` is a property, not a method: write `.{name}` without `()`")
+            } else {
+                let what = if method { "method" } else { "function" };
+                unknown(what, name, candidates)
+            };
+            out.push((pos, message));
         }
         out.extend(check_options(name, &call.args));
         out
