@@ -308,7 +308,10 @@ impl Checker<'_> {
             };
             out.push((pos, message));
         }
-        out.extend(check_options(name, &call.args));
+        // The script's own function of that name takes whatever it likes.
+        if !names.functions.contains(name) {
+            out.extend(check_options(name, &call.args));
+        }
         out
     }
 
