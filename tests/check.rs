@@ -168,12 +168,14 @@ fn calls_into_an_imported_module_are_checked_and_so_is_the_module() {
         )),
         "{text}"
     );
+    let in_lib = format!(
+        "{}:2:15: error: unknown function `chnuk`; did you mean `chunk`?",
+        path_text(dir.path(), "lib.rhai")
+    );
+    assert!(text.contains(&in_lib), "{text}");
     assert!(
-        text.contains(&format!(
-            "{}:2:15: error: unknown function `chnuk`; did you mean `chunk`?",
-            path_text(dir.path(), "lib.rhai")
-        )),
-        "{text}"
+        text.starts_with(&path_text(dir.path(), "main.rhai")),
+        "the main script's problems first: {text}"
     );
 }
 

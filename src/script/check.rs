@@ -92,15 +92,18 @@ impl Registry {
 }
 
 /// Checks the script `text` (the main script of `sources`) and the modules it
-/// imports; returns the problems in the order found (a syntax error first and alone).
+/// imports; returns the problems, the main script's first, each file's in the order
+/// found (after a syntax error, nothing more of that file).
 ///
 /// The script is compiled without optimization, so literal maps keep their keys'
 /// positions; the engine's optimization level is restored afterwards.
 pub fn check_text(engine: &mut Engine, text: &str, sources: &Sources) -> Vec<Problem> {
     let level = engine.optimization_level();
     engine.set_optimization_level(OptimizationLevel::None);
-    let problems = check_unoptimized(engine, text, sources);
+    let mut problems = check_unoptimized(engine, text, sources);
     engine.set_optimization_level(level);
+    // The main script's problems first (modules are read before its calls are checked).
+    problems.sort_by_key(|p| p.at.file != sources.main_name);
     problems
 }
 
@@ -424,4 +427,52 @@ pub fn check_file(path: &Path) -> Result<Vec<Problem>, InputError> {
         functions: Vec::new(),
     };
     Ok(check_text(&mut engine, &text, &sources))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_arg(keys: &[&str]) -> Expr {
+        let mut engine = Engine::new();
+        engine.set_optimization_level(OptimizationLevel::None);
+        let fields: Vec<String> = keys.iter().map(|k| format!("{k}: 1")).collect();
+        let ast = engine
+            .compile_expression(format!("#{{{}}}", fields.join(", ")))
+            .unwrap();
+        match &ast.statements()[0] {
+            Stmt::Expr(e) => (**e).clone(),
+            other => panic!("not an expression: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn option_keys_come_from_the_primitives_list() {
+        let args = [
+            Expr::Unit(Position::NONE),
+            map_arg(&["outdir", "form", "zzz"]),
+        ];
+        let found: Vec<String> = check_options("spawn_batch", &args)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(
+            found[0],
+            "unknown option `form` for spawn_batch, did you mean `from`?"
+        );
+        assert!(
+            found[1].starts_with(
+                "unknown option `zzz` for spawn_batch; known options: outdir, from, to"
+            )
+        );
+        assert!(check_options("chunk", &args).is_empty(), "no option map");
+    }
+
+    #[test]
+    fn operators_are_not_names() {
+        assert!(is_identifier("uniq") && is_identifier("_x"));
+        assert!(!is_identifier("+") && !is_identifier("..") && !is_identifier(""));
+        assert_eq!(count(1), "1 problem");
+        assert_eq!(count(3), "3 problems");
+    }
 }
