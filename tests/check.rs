@@ -96,13 +96,13 @@ fn a_misspelled_key_in_a_literal_option_map_is_found_at_the_key() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains(&format!(
-            "{file}:2:41: error: unknown option `form` for spawn_batch, did you mean `from`?"
+            "{file}:2:41: error: unknown option `form` for spawn_batch; did you mean `from`?"
         )),
         "{text}"
     );
     assert!(
         text.contains(&format!(
-            "{file}:3:74: error: unknown option `retires` for fetch_minute_bars, did you mean `retries`?"
+            "{file}:3:74: error: unknown option `retires` for fetch_minute_bars; did you mean `retries`?"
         )),
         "{text}"
     );

@@ -358,7 +358,7 @@ fn check_options(function: &str, args: &[Expr]) -> Vec<(Position, String)> {
                 continue;
             }
             let hint = did_you_mean(key_name, known.iter().copied())
-                .map(|s| format!(", did you mean `{s}`?"))
+                .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("; known options: {}", known.join(", ")));
             out.push((
                 key.pos,
@@ -458,7 +458,7 @@ mod tests {
             .collect();
         assert_eq!(
             found[0],
-            "unknown option `form` for spawn_batch, did you mean `from`?"
+            "unknown option `form` for spawn_batch; did you mean `from`?"
         );
         assert!(
             found[1].starts_with(
