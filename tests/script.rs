@@ -346,7 +346,9 @@ fn sleep_is_interrupted_by_the_cancel_flag_and_cannot_be_caught() {
 fn unknown_option_key_is_an_error_naming_the_known_ones() {
     let f = Fixture::new(&[(
         "o.rhai",
-        "let h = spawn_batch([\"AAPL\"], #{outdir: \"d\", from: \"2020-01-01\", to: \"2020-01-31\", timout: 5});\n",
+        // A map built before the call: the run-time check (a literal map passed to
+        // the call is caught before the script starts, see tests/check.rs).
+        "let o = #{outdir: \"d\", from: \"2020-01-01\", to: \"2020-01-31\", timout: 5};\nlet h = spawn_batch([\"AAPL\"], o);\n",
     )]);
     let text = runtime_error(f.run("o.rhai", &[]));
     assert!(
@@ -367,7 +369,7 @@ fn unknown_option_key_is_an_error_naming_the_known_ones() {
 fn fetch_options_are_validated_too() {
     let f = Fixture::new(&[(
         "o.rhai",
-        "fetch_minute_bars(\"AAPL\", \"2024-01-02\", \"2024-01-02\", #{retry: 2});\n",
+        "let o = #{retry: 2};\nfetch_minute_bars(\"AAPL\", \"2024-01-02\", \"2024-01-02\", o);\n",
     )]);
     let text = runtime_error(f.run("o.rhai", &[]));
     assert!(

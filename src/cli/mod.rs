@@ -1,6 +1,7 @@
 //! The command line: every subcommand and its flags are defined under this module,
 //! one file per subcommand; `main` only parses, sets up logging and dispatches.
 
+pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod fns;
@@ -40,6 +41,8 @@ pub struct Cli {
 enum Command {
     /// Run a strategy script, e.g. `barsmith run scripts/wrapper.rhai --batch-size 10 ...`.
     Run(run::RunArgs),
+    /// Find errors in a script without running it, e.g. `barsmith check scripts/wrapper.rhai`.
+    Check(check::CheckArgs),
     /// Explore and fix failing tickers interactively, e.g. `barsmith repl --run runs/<timestamp>`.
     Repl(repl::ReplArgs),
     /// Try barsmith without an API key: sandbox + wrapper.rhai into ./demo-data.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
     // Input errors of the worker are exit 2 by contract; elsewhere an error is 1.
     let (result, error_code) = match cli.command {
         Command::Run(a) => (run::run(a), 1),
+        Command::Check(a) => (check::run(a), 1),
         Command::Repl(a) => (repl::run(a), 1),
         Command::Demo(a) => (demo::run(a), 1),
         Command::Ingest(a) => (ingest::run(a), ingest::USAGE),

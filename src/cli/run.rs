@@ -25,11 +25,14 @@ pub enum ProgressArg {
 /// it belongs to the script (`barsmith run wrapper.rhai --help` shows the script's flags).
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Exit status: the script's exit(code), else 0; 1 for a script error (shown as
-file:line:col with the source line); 2 for a bad script flag or a --run-dir that
-already holds a run; 4 for a setting no batch can get past (no API key, a --max-rps
-that is not a rate), before any worker starts; 130 on Ctrl-C
-(143 on SIGTERM) after running batches are stopped and the records written.
+Before starting, the script gets the checks of `barsmith check` (syntax, unknown
+functions, methods and option keys): a problem stops it before anything runs.
+
+Exit status: the script's exit(code), else 0; 1 for an error while the script runs
+(shown as file:line:col with the source line); 2 for what `barsmith check` finds, a
+bad script flag or a --run-dir that already holds a run; 4 for a setting no batch can
+get past (no API key, a --max-rps that is not a rate), before any worker starts; 130
+on Ctrl-C (143 on SIGTERM) after running batches are stopped and the records written.
 
 At the end, whatever the exit status, the run folder gets report.html: a timeline of
 the batches, rates against the budget, failures by class and kind and a coverage

@@ -237,6 +237,10 @@ impl Session {
             main_name: name.to_string(),
             main_text: text.to_string(),
             module_dir: None,
+            functions: crate::script::check::known_functions(&self.engine)
+                .into_iter()
+                .chain(self.defined.keys().cloned())
+                .collect(),
         };
         let mut ast = match self.engine.compile_with_scope(&self.scope, text) {
             Ok(ast) => ast,

@@ -17,6 +17,9 @@ pub struct Sources {
     pub main_text: String,
     /// The folder `import` paths are resolved from.
     pub module_dir: Option<PathBuf>,
+    /// The functions the engine knows, for "did you mean" in runtime errors (see
+    /// [`crate::script::check::known_functions`]; may be empty).
+    pub functions: Vec<String>,
 }
 
 impl Sources {
@@ -27,15 +30,24 @@ impl Sources {
             None | Some("") => (self.main_name.clone(), Some(self.main_text.clone())),
             Some(n) if n == self.main_name => (n.to_string(), Some(self.main_text.clone())),
             Some(n) => {
-                let mut path = match &self.module_dir {
-                    Some(dir) if Path::new(n).is_relative() && dir != Path::new(".") => dir.join(n),
-                    _ => PathBuf::from(n),
-                };
-                path.set_extension("rhai");
+                let path = self.module_file(n);
                 let text = std::fs::read_to_string(&path).ok();
                 (path.display().to_string(), text)
             }
         }
+    }
+
+    /// The file `import "path"` reads: relative to the main script's folder, `.rhai`
+    /// added (as the engine's module resolver does).
+    pub fn module_file(&self, import: &str) -> PathBuf {
+        let mut path = match &self.module_dir {
+            Some(dir) if Path::new(import).is_relative() && dir != Path::new(".") => {
+                dir.join(import)
+            }
+            _ => PathBuf::from(import),
+        };
+        path.set_extension("rhai");
+        path
     }
 }
 
@@ -58,7 +70,13 @@ pub struct Located {
 }
 
 impl Located {
-    fn at(sources: &Sources, name: Option<&str>, pos: Position, message: String) -> Located {
+    /// `message` at `pos` in the source called `name` (see [`Sources`]).
+    pub(crate) fn at(
+        sources: &Sources,
+        name: Option<&str>,
+        pos: Position,
+        message: String,
+    ) -> Located {
         let (file, text) = sources.lookup(name);
         let line = pos.line();
         let source_line =
@@ -117,6 +135,10 @@ pub enum ScriptError {
     /// The script failed while running.
     #[error("{}: {}", .0.place(), .0.message)]
     Runtime(Box<Located>),
+    /// `barsmith check` found problems (unknown functions, methods or option keys):
+    /// the script was not started.
+    #[error("{} problem(s) found by the check", .0.len())]
+    Check(Vec<crate::script::check::Problem>),
     /// The command line did not match the script's flags (`args`).
     #[error("{message}")]
     Usage {
@@ -140,6 +162,14 @@ impl ScriptError {
     pub fn render(&self) -> String {
         match self {
             ScriptError::Syntax(l) | ScriptError::Runtime(l) => l.render(),
+            ScriptError::Check(problems) => {
+                let mut out: Vec<String> = problems.iter().map(|p| p.line()).collect();
+                out.push(format!(
+                    "{}; the script was not started",
+                    crate::script::check::count(problems.len())
+                ));
+                out.join("\n")
+            }
             ScriptError::Usage { message, usage } => format!("error: {message}\n\n{usage}"),
             ScriptError::Cancelled => "cancelled".to_string(),
             ScriptError::Setup(message) => format!("error: {message}"),
@@ -147,12 +177,13 @@ impl ScriptError {
         }
     }
 
-    /// The process exit status for this error: 2 for flag errors, 4 for a setup error
+    /// The process exit status for this error: 2 for what the check finds before the
+    /// script starts (syntax errors, unknown functions or options) and for flag errors, 4 for a setup error
     /// (as for a run halted on a fatal error), 128 + the signal
     /// when cancelled (130 for Ctrl-C, 143 for SIGTERM), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ScriptError::Usage { .. } => 2,
+            ScriptError::Usage { .. } | ScriptError::Syntax(_) | ScriptError::Check(_) => 2,
             ScriptError::Setup(_) => 4,
             ScriptError::Cancelled => crate::batch::last_signal().map_or(130, |s| 128 + s),
             _ => 1,
@@ -243,15 +274,18 @@ fn locate(
             true,
         ),
         e => (
-            Located::at(sources, source, e.position(), message(e)),
+            Located::at(sources, source, e.position(), message(e, sources)),
             false,
         ),
     }
 }
 
 /// The message of one (non-wrapper) error, without its position.
-fn message(err: &EvalAltResult) -> String {
+fn message(err: &EvalAltResult, sources: &Sources) -> String {
     match err {
+        EvalAltResult::ErrorFunctionNotFound(signature, _) => {
+            crate::script::friendly::function_not_found(signature, &sources.functions)
+        }
         EvalAltResult::ErrorRuntime(value, _) => thrown(value),
         EvalAltResult::ErrorTooManyOperations(_) => "too many operations".to_string(),
         EvalAltResult::ErrorStackOverflow(_) => {

@@ -5,12 +5,15 @@
 //! place that builds the engine; [`run_file`] runs a script file the way
 //! `barsmith run` does; [`docs::primitives`] lists every primitive with its doc.
 
+pub mod check;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod friendly;
 pub mod host;
 pub mod primitives;
 mod runner;
+pub mod suggest;
 pub mod types;
 mod value;
 

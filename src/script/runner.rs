@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use rhai::EvalAltResult;
 
-use crate::script::engine;
 use crate::script::error::{ScriptError, Sources};
 use crate::script::host::{Ending, Host, ScriptInfo};
+use crate::script::{check, engine};
 
 /// Runs the script at `path` with `args` (the arguments after the script path) and
 /// returns its exit status: the code given to `exit(code)`, else 0.
@@ -23,16 +23,24 @@ pub fn run_file(path: &Path, args: Vec<String>, host: Arc<Host>) -> Result<i32, 
         doc: String::new(),
         flag_comments: crate::script::primitives::flags::flag_comments(&text),
     });
-    let engine = engine::build(Arc::clone(&host));
-    let sources = Sources {
+    let mut engine = engine::build(Arc::clone(&host));
+    let mut sources = Sources {
         main_name: path.display().to_string(),
         main_text: text.clone(),
         module_dir: host.script_dir(),
+        functions: check::known_functions(&engine),
     };
     let mut ast = engine
         .compile(&text)
         .map_err(|e| ScriptError::from_parse(&e, &sources))?;
     ast.set_source(sources.main_name.as_str());
+    sources
+        .functions
+        .extend(ast.iter_functions().map(|f| f.name.to_string()));
+    // Unknown functions and options stop the script before anything starts.
+    if let Some(e) = check::into_error(check::check_text(&mut engine, &text, &sources)) {
+        return Err(e);
+    }
     let mut info = host.script();
     info.doc = ast
         .doc()

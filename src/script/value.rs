@@ -7,6 +7,7 @@
 use rhai::{Array, Dynamic, EvalAltResult, Map, Position};
 
 use crate::calendar::DateRange;
+use crate::script::suggest::did_you_mean;
 use crate::script::types::date::ScriptDate;
 
 /// The error type of every primitive.
@@ -87,40 +88,6 @@ pub(crate) fn to_json(value: &Dynamic) -> Fallible<serde_json::Value> {
         "a value of type {} cannot be written as JSON",
         value.type_name()
     )))
-}
-
-/// The closest candidate to `word` by edit distance, when it is close enough to be a typo.
-pub(crate) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|&(d, c)| d <= 2.max(c.len() / 4) || shares_stem(word, c))
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-/// True when the two words differ only after a common stem (`retry` / `retries`).
-fn shares_stem(a: &str, b: &str) -> bool {
-    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-    let shorter = a.chars().count().min(b.chars().count());
-    common >= 3 && common + 1 >= shorter
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// An option map checked against the keys a primitive knows.

@@ -250,7 +250,7 @@ pub(crate) fn batch_tickers(items: &Array) -> Fallible<Vec<String>> {
 }
 
 /// The keys `set_pass` accepts.
-const PASS_OPTIONS: &[&str] = &["batches", "tickers", "passes", "tries", "retry_delay"];
+pub(crate) const PASS_OPTIONS: &[&str] = &["batches", "tickers", "passes", "tries", "retry_delay"];
 
 /// Reads `set_pass(pass, plan)` into a [`PassPlan`].
 pub(crate) fn pass_plan(pass: i64, plan: Map) -> Fallible<PassPlan> {

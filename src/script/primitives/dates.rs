@@ -64,7 +64,8 @@ pub mod dates_fns {
     use rhai::{Array, Dynamic};
 
     use super::{ScriptDate, UNITS, date_arg, split};
-    use crate::script::value::{Fallible, did_you_mean, error};
+    use crate::script::suggest::did_you_mean;
+    use crate::script::value::{Fallible, error};
 
     /// A `Date` from `"YYYY-MM-DD"` (a New York calendar day). Dates add and subtract
     /// days (`d + 1`), subtract to a number of days, compare, and print as

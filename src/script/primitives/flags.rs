@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
 
-use crate::script::value::did_you_mean;
+use crate::script::suggest::did_you_mean;
 
 /// Keys of the defaults map that describe the script instead of declaring flags.
 const RESERVED: [&str; 2] = ["description", "help"];

@@ -27,6 +27,26 @@ pub struct Theme {
     pub module: fn() -> Module,
 }
 
+/// The primitives that take an option map, with the keys each accepts: what they
+/// check at run time and what `barsmith check` checks in literal maps before.
+pub const OPTION_KEYS: &[(&str, &[&str])] = &[
+    ("spawn_batch", batches::SPAWN_OPTIONS),
+    ("pool", pool::POOL_OPTIONS),
+    ("set_pass", batches::PASS_OPTIONS),
+    ("fetch_minute_bars", fetch::FETCH_OPTIONS),
+    ("batch_log", diagnose::LOG_OPTIONS),
+    ("request", diagnose::REQUEST_OPTIONS),
+    ("ingest", diagnose::INGEST_OPTIONS),
+];
+
+/// The option keys `function` accepts, when it takes an option map.
+pub fn option_keys(function: &str) -> Option<&'static [&'static str]> {
+    OPTION_KEYS
+        .iter()
+        .find(|(name, _)| *name == function)
+        .map(|(_, keys)| *keys)
+}
+
 /// Every theme, in the order a backfill script uses them.
 pub const THEMES: &[Theme] = &[
     Theme {

@@ -19,6 +19,27 @@ const JOB_KEYS: &[&str] = &["from", "to", "label", "timeout"];
 /// Keys of `pool`'s options that are the pool's, not the batches'.
 const POOL_KEYS: &[&str] = &["max_concurrent", "tries", "retry_delay"];
 
+/// Every key `pool`'s options accept: its own and `spawn_batch`'s but `id`, `attempt`,
+/// `label` and `data` (the pool sets those per job), for `barsmith check`.
+pub(crate) const POOL_OPTIONS: &[&str] = &[
+    "max_concurrent",
+    "tries",
+    "retry_delay",
+    "outdir",
+    "from",
+    "to",
+    "adjusted",
+    "max_rps",
+    "base_url",
+    "request_timeout",
+    "retries",
+    "backoff",
+    "max_backoff",
+    "in_flight",
+    "breaker",
+    "timeout",
+];
+
 /// The tickers of a job map: its `ticker` or its `tickers`.
 fn job_tickers(function: &str, job: &Map) -> Fallible<Array> {
     match (job.get("ticker"), job.get("tickers")) {
@@ -90,6 +111,8 @@ struct Plan {
 }
 
 fn plan(opts: Map) -> Fallible<Plan> {
+    // Unknown keys, and the per-job ones, are refused here as `barsmith check` does.
+    Options::parse("pool", opts.clone(), POOL_OPTIONS)?;
     let (mut mine, mut batch_opts) = (Map::new(), Map::new());
     for (k, v) in opts {
         if POOL_KEYS.contains(&k.as_str()) {
@@ -286,5 +309,19 @@ pub mod pool_fns {
     #[rhai_fn(return_raw)]
     pub fn pool(ctx: NativeCallContext, jobs: Array, opts: Map) -> Fallible<Array> {
         super::run_pool(&*host(&ctx)?, jobs, opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::primitives::batches::SPAWN_OPTIONS;
+
+    #[test]
+    fn the_checked_pool_options_are_the_pool_s_and_the_batches_but_per_job_ones() {
+        let per_job = ["id", "attempt", "label", "data"];
+        let mut expected: Vec<&str> = POOL_KEYS.to_vec();
+        expected.extend(SPAWN_OPTIONS.iter().filter(|k| !per_job.contains(k)));
+        assert_eq!(POOL_OPTIONS, expected.as_slice());
     }
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rhai::{Array, Dynamic, Map};
 
-pub(crate) use run_folder::{batch_log, failures, runs};
+pub(crate) use run_folder::{LOG_OPTIONS, batch_log, failures, runs};
 
 use crate::budget::{Budget, Rate, default_state_dir};
 use crate::calendar::today_ny;
@@ -29,9 +29,9 @@ use crate::store::{DatasetIdentity, Store};
 /// Most body characters `request` returns.
 const BODY_EXCERPT: usize = 2000;
 /// The keys `request` accepts.
-const REQUEST_OPTIONS: &[&str] = &["base_url", "timeout"];
+pub(crate) const REQUEST_OPTIONS: &[&str] = &["base_url", "timeout"];
 /// The keys `ingest` accepts.
-const INGEST_OPTIONS: &[&str] = &[
+pub(crate) const INGEST_OPTIONS: &[&str] = &[
     "outdir", "from", "to", "adjusted", "base_url", "timeout", "retries", "max_rps", "quiet",
 ];
 

@@ -18,7 +18,7 @@ use crate::script::value::{Fallible, Options, error};
 /// Most run folders `runs` lists.
 const RUNS_LISTED: usize = 20;
 /// The keys `batch_log` accepts.
-const LOG_OPTIONS: &[&str] = &["tail", "grep", "attempt"];
+pub(crate) const LOG_OPTIONS: &[&str] = &["tail", "grep", "attempt"];
 
 /// One attempt of a batch, as the run folder records it.
 #[derive(Debug, Clone)]
