@@ -118,8 +118,9 @@ fn operator(op: &str, types: &[&str]) -> String {
         "<<" | ">>" => format!("cannot shift {a} by {b}"),
         _ => format!("cannot apply `{op}` to {a} and {b}"),
     };
-    let hint = if *ta == "string" && *tb == "integer" && base == "-" {
-        "; dates are \"YYYY-MM-DD\" strings, with no date arithmetic"
+    // A date string moved by days: the Date type does that.
+    let hint = if *ta == "string" && *tb == "integer" && (base == "-" || base == "+") {
+        "; for dates use date(…): date(\"2023-11-01\") - 1"
     } else {
         ""
     };
@@ -140,7 +141,7 @@ mod tests {
         let cases = [
             (
                 format!("- ({s}, i64)"),
-                "cannot subtract an integer from a string (string - integer); dates are \"YYYY-MM-DD\" strings, with no date arithmetic",
+                "cannot subtract an integer from a string (string - integer); for dates use date(…): date(\"2023-11-01\") - 1",
             ),
             (
                 format!("* ({s}, f64)"),
