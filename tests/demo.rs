@@ -34,6 +34,13 @@ fn demo_runs_keyless_end_to_end_and_a_rerun_fetches_nothing() {
     );
     assert!(err.contains("attempt 2"), "a batch retry shows: {err}");
     assert!(err.contains("complete: 24/24 tickers"), "{err}");
+    // "24 ok" counts tickers with no bar in the range: the summary says which and why.
+    let summary = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        summary.contains("No bars in the range: GOOGL (delisted on")
+            && summary.contains("XOM (delisted on"),
+        "{summary}"
+    );
     assert!(
         err.contains("FROM 'demo-data/**/*.parquet'")
             && err.contains("pd.read_parquet('demo-data'"),

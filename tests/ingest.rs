@@ -653,3 +653,39 @@ fn bad_input_is_refused_before_any_request_with_one_line() {
         "bad input must not reach the API"
     );
 }
+
+#[test]
+fn a_ticker_without_bars_says_why_from_the_ticker_overview() {
+    let mut cfg = test_config();
+    let d = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+    cfg.listings
+        .insert("NEWCO".into(), (Some(d("2025-06-02")), None));
+    cfg.listings
+        .insert("GONE".into(), (None, Some(d("2019-03-01"))));
+    let fx = Fixture::with_config(cfg);
+    let out = run(fx.ingest(&["NEWCO", "GONE", "LIVE"], "2025-01-02", "2025-01-31"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut reasons: Vec<(String, String)> = events(&out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::NoBars { ticker, reason } => Some((ticker, reason)),
+            _ => None,
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (
+                "GONE".into(),
+                "delisted on 2019-03-01, before the range".into()
+            ),
+            (
+                "NEWCO".into(),
+                "listed on 2025-06-02, after the range".into()
+            ),
+        ]
+    );
+    // LIVE has bars, so nothing is said about it.
+    assert!(fx.store().file_path("LIVE", 2025).exists());
+}

@@ -16,6 +16,8 @@ struct TickerTally {
     error: Option<TickerFailure>,
     /// The range the worker said it started (`ticker_started`), when it did.
     range: Option<(String, String)>,
+    /// Why it has no bars, when the worker said so (`no_bars`).
+    no_bars: Option<String>,
 }
 
 /// Running totals of one batch attempt, fed event by event.
@@ -100,6 +102,7 @@ impl EventTally {
                 t.bars_done = *bars;
                 t.requests_done = Some(u64::from(*requests));
             }
+            (Event::NoBars { reason, .. }, Some(t)) => t.no_bars = Some(reason.clone()),
             (Event::TickerFailed { error, .. }, Some(t)) => {
                 t.status = Some(TickerStatus::Failed);
                 t.error = Some(TickerFailure::from(error));
@@ -162,6 +165,7 @@ impl EventTally {
                     error,
                     from,
                     to,
+                    no_bars: t.no_bars.clone(),
                 }
             })
             .collect()

@@ -116,6 +116,10 @@ pub struct TickerOutcome {
     /// Last day the ticker was asked for, inclusive (empty in older records).
     #[serde(default)]
     pub to: String,
+    /// Why a complete ticker holds no bars in its range (listed later, delisted
+    /// before, no trades), when the worker found none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_bars: Option<String>,
 }
 
 /// The result of one batch attempt (one worker process).

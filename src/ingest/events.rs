@@ -93,6 +93,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pending_from: Option<String>,
     },
+    /// The ticker holds no bars in its whole range, and why (from the ticker overview):
+    /// `listed on D, after the range`, `delisted on D, before the range`, `no trades in
+    /// the range`, or why the reason is not known. Sent before its `ticker_done`.
+    NoBars {
+        /// Symbol.
+        ticker: String,
+        /// Why it has no bars.
+        #[serde(default)]
+        reason: String,
+    },
     /// The ticker could not be completed; `error` says why and how bad it is.
     TickerFailed {
         /// Symbol.
@@ -145,6 +155,7 @@ impl Event {
             | Event::Page { ticker, .. }
             | Event::Retry { ticker, .. }
             | Event::TickerDone { ticker, .. }
+            | Event::NoBars { ticker, .. }
             | Event::TickerFailed { ticker, .. } => Some(ticker),
             Event::SetupFailed { .. } | Event::Finished { .. } | Event::Other => None,
         }

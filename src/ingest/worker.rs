@@ -253,6 +253,9 @@ impl Ingest<'_> {
             totals.duplicates += fetched.duplicates_dropped;
             totals.reordered += fetched.reordered;
         }
+        if totals.bars == 0 {
+            self.explain_no_bars(ticker, sink).await;
+        }
         emit(
             sink,
             Event::TickerDone {
@@ -310,6 +313,32 @@ impl Ingest<'_> {
             );
         }
         Ok(())
+    }
+
+    /// When `ticker` holds no bar anywhere in the range, asks the ticker overview why
+    /// (one request through the budget) and says so in a `no_bars` event: a ticker
+    /// "done" with nothing on disk otherwise looks like a bug.
+    async fn explain_no_bars(&self, ticker: &str, sink: &Mutex<&mut dyn EventSink>) {
+        let years = self.range.from.year()..=self.range.to.year();
+        if years
+            .into_iter()
+            .any(|y| self.store.file_path(ticker, y).exists())
+        {
+            return;
+        }
+        let reason = match self.client.listing(ticker).await {
+            Ok(Some(listing)) => listing.no_bars_reason(self.range),
+            Ok(None) => "the API does not know this ticker".into(),
+            Err(e) => format!("reason unknown: {}", e.message),
+        };
+        tracing::info!(%ticker, "no bars in the range: {reason}");
+        emit(
+            sink,
+            Event::NoBars {
+                ticker: ticker.to_string(),
+                reason,
+            },
+        );
     }
 
     /// The first day of the range that cannot be complete yet (today or later in New

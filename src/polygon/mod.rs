@@ -11,6 +11,7 @@ pub mod client;
 pub mod decode;
 pub mod error;
 pub mod fetched;
+pub mod listing;
 pub mod request;
 pub mod retry;
 mod scan;
@@ -19,4 +20,5 @@ pub use client::{Client, ClientConfig, ClientEvent, DEFAULT_BASE_URL, RawRespons
 pub use decode::{DecodeError, Page, decode_page};
 pub use error::{ErrorClass, ErrorKind, FetchError};
 pub use fetched::Fetched;
+pub use listing::Listing;
 pub use retry::RetryPolicy;

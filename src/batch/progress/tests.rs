@@ -28,6 +28,7 @@ fn outcome(ticker: &str, status: TickerStatus) -> TickerOutcome {
         error,
         from: String::new(),
         to: String::new(),
+        no_bars: None,
     }
 }
 

@@ -108,6 +108,7 @@ mod tests {
             error: None,
             from: "2024-03-04".into(),
             to: "2024-03-08".into(),
+            no_bars: None,
         };
         let bytes = csv_bytes(vec![outcome], &Secrets::default()).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();

@@ -302,6 +302,12 @@ impl RunRecords {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             cancelled: s.cancelled,
             exit: s.exit,
+            no_bars: s
+                .latest
+                .values()
+                .filter(|t| t.status == TickerStatus::Ok)
+                .filter_map(|t| Some((t.ticker.clone(), t.no_bars.clone()?)))
+                .collect(),
         }
     }
 
@@ -391,7 +397,13 @@ pub struct Summary {
     pub cancelled: bool,
     /// The run's exit status, once known.
     pub exit: Option<i32>,
+    /// Complete tickers without a single bar in their range, with why (sorted).
+    #[serde(default)]
+    pub no_bars: Vec<(String, String)>,
 }
+
+/// Most tickers named on the summary's "No bars" line.
+const NO_BARS_NAMED: usize = 10;
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -443,6 +455,28 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// `No bars in the range: GOOGL (listed on 2025-08-01, after the range), ...`: the
+    /// tickers counted ok that hold nothing, so "24 ok" does not read as 24 with data.
+    fn fmt_no_bars(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.no_bars.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = self
+            .no_bars
+            .iter()
+            .take(NO_BARS_NAMED)
+            .map(|(t, why)| format!("{t} ({why})"))
+            .collect();
+        write!(f, "No bars in the range: {}", named.join(", "))?;
+        let more = self.no_bars.len().saturating_sub(NO_BARS_NAMED);
+        if more > 0 {
+            write!(f, " and {more} more")?;
+        }
+        writeln!(f)
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rule = "=".repeat(60);
@@ -478,6 +512,7 @@ impl fmt::Display for Summary {
             )?;
         }
         writeln!(f)?;
+        self.fmt_no_bars(f)?;
         writeln!(
             f,
             "Bars: {} | requests {} | retries {}",

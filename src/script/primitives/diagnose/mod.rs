@@ -106,6 +106,7 @@ fn event_line(e: &Event) -> Option<String> {
             error.kind.as_str(),
             error.message
         ),
+        Event::NoBars { ticker, reason } => format!("{ticker}: no bars ({reason})"),
         Event::SetupFailed { message, .. } => format!("cannot start: {message}"),
         Event::Finished { .. } | Event::Other => return None,
     })
