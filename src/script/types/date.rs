@@ -70,6 +70,17 @@ pub mod date_fns {
         d.to_string()
     }
 
+    /// The day formatted with strftime codes: `%Y` year, `%m` month, `%d` day, `%b`
+    /// month name, `%a` weekday, `%j` day of the year, ...
+    ///
+    /// Errors on an unknown code, naming it.
+    ///
+    /// Example: `log(date("2024-03-05").format("%b %Y"));   // Mar 2024`
+    #[rhai_fn(global, pure, return_raw)]
+    pub fn format(d: &mut ScriptDate, fmt: &str) -> Fallible<String> {
+        jiff::fmt::strtime::format(fmt, d.0).map_err(|e| error(format!("format: {e}")))
+    }
+
     /// The day `days` later (earlier when negative).
     ///
     /// Errors outside the years -9999..9999.
@@ -314,5 +325,9 @@ mod tests {
             d("2024-02-29")
         );
         assert_eq!(date_fns::weekday(&mut x), "Friday");
+        assert_eq!(
+            date_fns::format(&mut x, "%b %Y, %a %d").unwrap(),
+            "May 2024, Fri 17"
+        );
     }
 }
