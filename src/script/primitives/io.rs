@@ -45,24 +45,14 @@ fn cell(v: &Dynamic) -> String {
 }
 
 /// Keys that lead the header when present, in this order: the ticker and date range
-/// first (`failures()` rows), then the fields of a bar.
-const LEADING_COLUMNS: &[&str] = &[
-    "ticker",
-    "from",
-    "to",
-    "timestamp",
-    "time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "transactions",
-    "otc",
-];
+/// first (`failures()` rows), then the fields of a bar as `Bars.to_csv` writes them.
+fn leading_columns() -> impl Iterator<Item = &'static str> + Clone {
+    ["ticker", "from", "to"]
+        .into_iter()
+        .chain(crate::script::types::bars::ops::CSV_COLUMNS)
+}
 
-/// The header of map rows without explicit columns: the [`LEADING_COLUMNS`] present
+/// The header of map rows without explicit columns: the [`leading_columns`] present
 /// in some row, then every other key in first-seen order. Rhai maps keep their keys
 /// sorted, so "first-seen" is alphabetical within a row, then keys that only later
 /// rows have.
@@ -73,13 +63,12 @@ fn default_header(maps: &[Map]) -> Vec<String> {
             seen.push(k.to_string());
         }
     }
-    let leading = LEADING_COLUMNS
-        .iter()
-        .filter(|c| seen.iter().any(|s| s == *c))
-        .map(|c| c.to_string());
+    let leading = leading_columns()
+        .filter(|c| seen.iter().any(|s| s == c))
+        .map(str::to_string);
     let rest: Vec<String> = seen
         .iter()
-        .filter(|s| !LEADING_COLUMNS.contains(&s.as_str()))
+        .filter(|s| !leading_columns().any(|c| c == s.as_str()))
         .cloned()
         .collect();
     leading.chain(rest).collect()

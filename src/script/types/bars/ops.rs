@@ -12,7 +12,7 @@ use crate::script::value::{Fallible, error};
 use crate::store::{Provenance, encode_parquet};
 
 /// The CSV header of `to_csv`.
-const CSV_COLUMNS: [&str; 10] = [
+pub(crate) const CSV_COLUMNS: [&str; 10] = [
     "timestamp",
     "time",
     "open",
