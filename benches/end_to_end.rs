@@ -457,6 +457,7 @@ struct Proc {
     status: i32,
     wall: Duration,
     cpu: Duration,
+    /// The worker's own peak RSS when it reported one, else the child's `ru_maxrss`.
     maxrss_kb: i64,
     killed: bool,
 }
@@ -505,7 +506,7 @@ fn run_child(mut cmd: Command, dir: &Path, limit: Duration) -> Proc {
         status,
         wall,
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        maxrss_kb: ru.ru_maxrss,
+        maxrss_kb: worker_peak_kb(&dir.join("stdout"), ru.ru_maxrss),
         killed,
     }
 }
@@ -546,6 +547,17 @@ fn events(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Bars of the worker's `finished` event.
+/// The worker's own peak RSS in KiB from its `finished` event (`VmHWM` after exec):
+/// `ru_maxrss` of a child also counts the bench's pages it was forked with.
+fn worker_peak_kb(stdout: &Path, fallback: i64) -> i64 {
+    events(stdout)
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "finished")
+        .and_then(|e| e["peak_rss_kb"].as_i64())
+        .unwrap_or(fallback)
+}
+
 fn finished_bars(stdout: &Path) -> u64 {
     events(stdout)
         .iter()

@@ -91,6 +91,15 @@ fn writes_exactly_the_sandbox_bars_across_a_year_boundary() {
             ..
         })
     ));
+    // The worker reports its own peak memory: a few MB, not the test's pages.
+    let Some(Event::Finished {
+        peak_rss_kb: Some(kb),
+        ..
+    }) = evs.last()
+    else {
+        panic!("no peak_rss_kb in {:?}", evs.last());
+    };
+    assert!((1_000..1_000_000).contains(kb), "{kb} KiB");
 }
 
 #[test]

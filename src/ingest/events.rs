@@ -140,6 +140,11 @@ pub enum Event {
         /// The process exit status that follows.
         #[serde(default)]
         exit_code: i32,
+        /// The worker's peak resident memory in KiB (`VmHWM`), where the OS tells it.
+        /// Its own: `getrusage` of a child also counts the parent's pages it was
+        /// forked with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peak_rss_kb: Option<u64>,
     },
     /// An event this version does not know (read side only): ignored, not an error.
     #[serde(other)]
@@ -160,6 +165,14 @@ impl Event {
             Event::SetupFailed { .. } | Event::Finished { .. } | Event::Other => None,
         }
     }
+}
+
+/// This process's peak resident memory in KiB, from `/proc/self/status` (`VmHWM`);
+/// `None` where there is no such file.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Where events go: a JSON-lines writer, a callback (in-process ingest), or nowhere.

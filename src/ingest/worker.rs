@@ -155,6 +155,7 @@ impl Ingest<'_> {
                 failed: report.failed.len() as u32,
                 bars: report.bars,
                 exit_code: report.exit_code(),
+                peak_rss_kb: super::events::peak_rss_kb(),
             },
         );
         report
