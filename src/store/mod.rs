@@ -14,6 +14,7 @@ pub mod error;
 mod footer;
 pub mod identity;
 pub mod layout;
+mod marks;
 pub mod schema;
 pub mod status;
 pub mod upgrade;
@@ -27,8 +28,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use jiff::civil::Date;
-
 use crate::bars::Bars;
 use crate::calendar::{DateRange, ny_day_start_ms, parse_date};
 use crate::ticker::validate_ticker;
@@ -38,20 +37,10 @@ pub use encode::{Encoded, bars_to_batch, encode_parquet};
 pub use error::StoreError;
 pub use identity::{DatasetIdentity, Provenance};
 pub use layout::{Layout, state_dir_for};
+pub use marks::Written;
 pub use verify::{Damage, DamageKind, Finding};
 
 use coverage::FileFacts;
-
-/// What [`Store::write_piece`] left on disk for its piece's year.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The calendar year of the piece.
-    pub year: i16,
-    /// The year's file, or `None` when the year holds no bars (no file exists).
-    pub path: Option<PathBuf>,
-    /// The file's size, rows and span, for the coverage record ([`Store::mark_written`]).
-    pub facts: FileFacts,
-}
 
 /// An output folder: finished Parquet under the data root, state next to it.
 ///
@@ -178,62 +167,6 @@ impl Store {
             }
         }
         Ok(done)
-    }
-
-    /// Records `range` of `ticker` as complete, clipped to the days strictly before
-    /// `today` (a day still trading is never complete). Atomic: survives `kill -9`.
-    /// For ranges just written, [`Store::mark_written`] also records the file.
-    pub fn mark_complete(
-        &self,
-        ticker: &str,
-        range: DateRange,
-        today: Date,
-    ) -> Result<(), StoreError> {
-        self.update_record(ticker, range, today, None)
-    }
-
-    /// Records `range` of `ticker` complete as [`Store::mark_complete`] does, and what
-    /// [`Store::write_piece`] left in its year (size, rows, span): the facts a resume
-    /// checks the file against. The facts are recorded even when no day of `range` can
-    /// be complete yet, since the file changed.
-    pub fn mark_written(
-        &self,
-        ticker: &str,
-        range: DateRange,
-        today: Date,
-        written: &Written,
-    ) -> Result<(), StoreError> {
-        self.update_record(ticker, range, today, Some(written))
-    }
-
-    fn update_record(
-        &self,
-        ticker: &str,
-        range: DateRange,
-        today: Date,
-        written: Option<&Written>,
-    ) -> Result<(), StoreError> {
-        self.check_writable()?;
-        check_ticker(ticker)?;
-        let done = range.before(today);
-        if done.is_none() && written.is_none() {
-            return Ok(());
-        }
-        let _lock = self.lock(ticker)?;
-        let path = self.layout.coverage_file(ticker);
-        let mut record = coverage::read_record(&path)?;
-        let old = record.clone();
-        if let Some(done) = done {
-            record.complete.push(done);
-            record.complete = coverage::merge_ranges(record.complete);
-        }
-        if let Some(w) = written {
-            record.files.insert(w.year, w.facts);
-        }
-        if record == old {
-            return Ok(());
-        }
-        coverage::write(&self.layout.staging_dir(), &path, ticker, &record)
     }
 
     /// Replaces the bars of `range` (inside one calendar year) in the (ticker, year)

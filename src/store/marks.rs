@@ -1,0 +1,81 @@
+//! Recording what is complete: the coverage record of a ticker is updated after its
+//! file, under the ticker's lock, with the facts of the file just written (see
+//! [`crate::store::coverage`]), so a kill at any instant leaves no claim without its file.
+
+use std::path::PathBuf;
+
+use jiff::civil::Date;
+
+use crate::calendar::DateRange;
+use crate::store::coverage::{self, FileFacts};
+use crate::store::error::StoreError;
+use crate::store::{Store, check_ticker};
+
+/// What [`Store::write_piece`] left on disk for its piece's year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The calendar year of the piece.
+    pub year: i16,
+    /// The year's file, or `None` when the year holds no bars (no file exists).
+    pub path: Option<PathBuf>,
+    /// The file's size, rows and span, for the coverage record ([`Store::mark_written`]).
+    pub facts: FileFacts,
+}
+
+impl Store {
+    /// Records `range` of `ticker` as complete, clipped to the days strictly before
+    /// `today` (a day still trading is never complete). Atomic: survives `kill -9`.
+    /// For ranges just written, [`Store::mark_written`] also records the file.
+    pub fn mark_complete(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        today: Date,
+    ) -> Result<(), StoreError> {
+        self.update_record(ticker, range, today, None)
+    }
+
+    /// Records `range` of `ticker` complete as [`Store::mark_complete`] does, and what
+    /// [`Store::write_piece`] left in its year (size, rows, span): the facts a resume
+    /// checks the file against. The facts are recorded even when no day of `range` can
+    /// be complete yet, since the file changed.
+    pub fn mark_written(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        today: Date,
+        written: &Written,
+    ) -> Result<(), StoreError> {
+        self.update_record(ticker, range, today, Some(written))
+    }
+
+    fn update_record(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        today: Date,
+        written: Option<&Written>,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        check_ticker(ticker)?;
+        let done = range.before(today);
+        if done.is_none() && written.is_none() {
+            return Ok(());
+        }
+        let _lock = self.lock(ticker)?;
+        let path = self.layout.coverage_file(ticker);
+        let mut record = coverage::read_record(&path)?;
+        let old = record.clone();
+        if let Some(done) = done {
+            record.complete.push(done);
+            record.complete = coverage::merge_ranges(record.complete);
+        }
+        if let Some(w) = written {
+            record.files.insert(w.year, w.facts);
+        }
+        if record == old {
+            return Ok(());
+        }
+        coverage::write(&self.layout.staging_dir(), &path, ticker, &record)
+    }
+}
