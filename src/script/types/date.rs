@@ -3,12 +3,14 @@
 //!
 //! Prints as `YYYY-MM-DD`, so it interpolates into strings and goes anywhere a date
 //! string goes (`spawn_batch` options, job maps). `+`/`-` an integer moves by days;
-//! `d1 - d2` is the days between. Trading days are weekdays: barsmith's calendar knows
-//! no exchange holidays (the API simply returns no bars for them).
+//! `d1 - d2` is the days between. Trading days follow NYSE's calendar
+//! ([`crate::calendar::nyse`]): weekdays without a holiday or closure.
 
 use jiff::Span;
-use jiff::civil::{Date, Weekday};
+use jiff::civil::Date;
 use rhai::plugin::*;
+
+use crate::calendar::nyse;
 
 /// A calendar day, as scripts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,15 +40,11 @@ impl ScriptDate {
         ScriptDate(Date::new(self.0.year(), month, 1).unwrap_or(self.0))
     }
 
-    /// True on Monday to Friday.
-    pub fn is_weekday(self) -> bool {
-        !matches!(self.0.weekday(), Weekday::Saturday | Weekday::Sunday)
-    }
-
-    /// The nearest weekday from `self` in direction `step` (+1 or -1), `self` excluded.
-    fn next_weekday(self, step: i64) -> Result<ScriptDate, String> {
+    /// The nearest NYSE trading day from `self` in direction `step` (+1 or -1), `self`
+    /// excluded.
+    fn next_trading_day(self, step: i64) -> Result<ScriptDate, String> {
         let mut d = self.plus_days(step)?;
-        while !d.is_weekday() {
+        while !nyse::is_trading_day(d.0) {
             d = d.plus_days(step)?;
         }
         Ok(d)
@@ -245,29 +243,39 @@ pub mod date_fns {
         ScriptDate(d.0.last_of_year())
     }
 
-    /// True on a trading day: Monday to Friday (exchange holidays are not known; the
-    /// API returns no bars for them).
+    /// True on an NYSE trading day: a weekday without a holiday (New Year, MLK,
+    /// Presidents, Good Friday, Memorial, Juneteenth, Independence, Labor, Thanksgiving,
+    /// Christmas, as observed) or an unscheduled closure (e.g. 2025-01-09).
     ///
     /// Example: `let days = split_range(from, to, "day").filter(|r| r.from.is_trading_day());`
     #[rhai_fn(global, pure)]
     pub fn is_trading_day(d: &mut ScriptDate) -> bool {
-        d.is_weekday()
+        super::nyse::is_trading_day(d.0)
     }
 
-    /// The next trading day after this one (weekends skipped).
+    /// True when NYSE closes early (13:00 New York): the day after Thanksgiving, and
+    /// July 3 and December 24 when they are trading days.
+    ///
+    /// Example: `if d.is_early_close() { log(`${d}: half day`); }`
+    #[rhai_fn(global, pure)]
+    pub fn is_early_close(d: &mut ScriptDate) -> bool {
+        super::nyse::is_early_close(d.0)
+    }
+
+    /// The next NYSE trading day after this one (weekends and holidays skipped).
     ///
     /// Example: `date("2024-05-17").next_trading_day()   // 2024-05-20 (a Monday)`
     #[rhai_fn(global, pure, return_raw)]
     pub fn next_trading_day(d: &mut ScriptDate) -> Result<ScriptDate, Box<EvalAltResult>> {
-        d.next_weekday(1).map_err(error)
+        d.next_trading_day(1).map_err(error)
     }
 
-    /// The trading day before this one (weekends skipped).
+    /// The NYSE trading day before this one (weekends and holidays skipped).
     ///
-    /// Example: `date("2024-05-20").prev_trading_day()   // 2024-05-17 (a Friday)`
+    /// Example: `date("2025-01-21").prev_trading_day()   // 2025-01-17 (MLK Day between)`
     #[rhai_fn(global, pure, return_raw)]
     pub fn prev_trading_day(d: &mut ScriptDate) -> Result<ScriptDate, Box<EvalAltResult>> {
-        d.next_weekday(-1).map_err(error)
+        d.next_trading_day(-1).map_err(error)
     }
 
     /// The day `n` months later (earlier when negative), clamped to the month's end:
@@ -320,6 +328,16 @@ mod tests {
             date_fns::prev_trading_day(&mut d("2024-05-20")).unwrap(),
             d("2024-05-17")
         );
+        // Holidays are skipped: MLK Day 2025, and the Carter closure before it.
+        assert_eq!(
+            date_fns::prev_trading_day(&mut d("2025-01-21")).unwrap(),
+            d("2025-01-17")
+        );
+        assert_eq!(
+            date_fns::next_trading_day(&mut d("2025-01-08")).unwrap(),
+            d("2025-01-10")
+        );
+        assert!(date_fns::is_early_close(&mut d("2025-11-28")));
         assert_eq!(
             date_fns::add_months(&mut d("2024-01-31"), 1).unwrap(),
             d("2024-02-29")

@@ -4,6 +4,8 @@
 //! UTC millisecond of its minute. barsmith partitions by the exchange-local trading
 //! date, so every conversion between the two goes through this module.
 
+pub mod nyse;
+
 use std::fmt;
 use std::str::FromStr;
 
