@@ -5,7 +5,9 @@
 //! paginated fetch returns. Seeds come from FNV-1a and splitmix64, never from std's
 //! `RandomState`, so the data is the same on every machine and every run.
 //!
-//! The model: weekdays only (no holidays), minutes 04:00–20:00 New York time. A
+//! The model: NYSE trading days only (no bars on weekends, exchange holidays or
+//! closures: [`crate::calendar::nyse`]), minutes 04:00–20:00 New York time, 04:00–17:00
+//! on early-close days (the regular session ending at 13:00). A
 //! ticker's daily price level is a sum of slow sines of the day number plus a little
 //! daily noise; within a day the price moves along smooth value noise; each bar adds
 //! hashed noise for open, close, high, low and VWAP. Regular-hours minutes usually have
@@ -17,7 +19,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::bars::{Bar, Bars};
-use crate::calendar::{DateRange, exchange_tz, ny_date_of_ms, ny_day_start_ms};
+use crate::calendar::{DateRange, exchange_tz, ny_date_of_ms, ny_day_start_ms, nyse};
 
 use super::SandboxConfig;
 
@@ -30,6 +32,10 @@ pub const MINUTES_PER_DAY: u32 = 960;
 const REGULAR_OPEN: u32 = 330;
 /// First minute after the regular session (16:00), counted from 04:00.
 const REGULAR_CLOSE: u32 = 720;
+/// On an early-close day: the regular session ends at 13:00 and trading at 17:00.
+const EARLY_CLOSE: u32 = 540;
+/// Minutes with bars on an early-close day: 04:00 to 16:59.
+const EARLY_MINUTES: u32 = 780;
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
@@ -293,8 +299,17 @@ impl TickerModel {
         if is_weekend(day) || day < self.first_day || day > self.last_day {
             return true;
         }
+        let date = date_of_epoch_day(day);
+        if !nyse::is_trading_day(date) {
+            return true;
+        }
+        let (minutes, close) = if nyse::is_early_close(date) {
+            (EARLY_MINUTES, EARLY_CLOSE)
+        } else {
+            (MINUTES_PER_DAY, REGULAR_CLOSE)
+        };
         let start = session_start_ms(day);
-        let end = start + i64::from(MINUTES_PER_DAY) * MINUTE_MS;
+        let end = start + i64::from(minutes) * MINUTE_MS;
         if end <= lo || start > hi {
             return true;
         }
@@ -306,9 +321,9 @@ impl TickerModel {
         let last_m = if hi < end {
             ((hi - start) / MINUTE_MS) as u32
         } else {
-            MINUTES_PER_DAY - 1
+            minutes - 1
         };
-        let day_ctx = DayCtx::new(self, day);
+        let day_ctx = DayCtx::new(self, day, close);
         for m in first_m..=last_m {
             if let Some(row) = day_ctx.bar(self, m, start)
                 && !emit(row)
@@ -376,16 +391,19 @@ struct DayCtx {
     seed: u64,
     level: f64,
     slope: f64,
+    /// First minute after the regular session, counted from 04:00.
+    close: u32,
 }
 
 impl DayCtx {
-    fn new(model: &TickerModel, day: i64) -> DayCtx {
+    fn new(model: &TickerModel, day: i64, close: u32) -> DayCtx {
         let level = model.day_level(day);
         let next = model.day_level(day + 1);
         DayCtx {
             seed: mix2(model.seed, day as u64),
             level,
             slope: (next - level) / f64::from(MINUTES_PER_DAY),
+            close,
         }
     }
 
@@ -411,7 +429,7 @@ impl DayCtx {
     /// The bar of minute `m`, if the minute traded.
     fn bar(&self, model: &TickerModel, m: u32, session_start: i64) -> Option<Row> {
         let h = mix2(self.seed ^ 0xb0, u64::from(m));
-        let regular = (REGULAR_OPEN..REGULAR_CLOSE).contains(&m);
+        let regular = (REGULAR_OPEN..self.close).contains(&m);
         let p = if regular {
             model.p_regular
         } else {
@@ -438,7 +456,7 @@ impl DayCtx {
 
         let shape = if regular {
             let from_open = f64::from(m - REGULAR_OPEN);
-            let to_close = f64::from(REGULAR_CLOSE - 1 - m);
+            let to_close = f64::from(self.close - 1 - m);
             1.0 + 2.0 * (-from_open / 20.0).exp() + 1.5 * (-to_close / 25.0).exp()
         } else {
             0.05
@@ -593,7 +611,9 @@ mod tests {
                 ext += 1
             }
         }
-        let days = 64.0; // weekdays in Q1 2023 (no holidays in the sandbox)
+        // Q1 2023 from Jan 2: 64 weekdays, less Jan 2 (New Year observed), Jan 16 (MLK)
+        // and Feb 20 (Washington's Birthday).
+        let days = 61.0;
         let reg_share = reg as f64 / (days * 390.0);
         let ext_share = ext as f64 / (days * 570.0);
         assert!((0.9..1.0).contains(&reg_share), "regular share {reg_share}");
@@ -601,6 +621,44 @@ mod tests {
             (0.05..0.45).contains(&ext_share),
             "extended share {ext_share}"
         );
+    }
+
+    #[test]
+    fn bars_follow_the_exchange_calendar() {
+        let mut c = all_listed(&["CAL"]);
+        c.today = date(2026, 6, 30);
+        let ny = |ms: i64| {
+            jiff::Timestamp::from_millisecond(ms)
+                .unwrap()
+                .to_zoned_datetime(exchange_tz())
+        };
+        let range = DateRange::parse("2025-01-01", "2025-12-31").unwrap();
+        let b = bars_for("CAL", range, &c);
+        let days: std::collections::BTreeSet<Date> =
+            b.timestamp.iter().map(|&t| ny(t).date()).collect();
+        for holiday in [
+            "2025-01-01",
+            "2025-01-09",
+            "2025-01-20",
+            "2025-04-18",
+            "2025-12-25",
+        ] {
+            assert!(
+                !days.contains(&holiday.parse().unwrap()),
+                "bars on {holiday}"
+            );
+        }
+        assert_eq!(days.len(), 250, "2025 has 250 sessions");
+        // The day after Thanksgiving closes at 13:00: nothing at or after 17:00.
+        let friday: Date = "2025-11-28".parse().unwrap();
+        let late: Vec<_> = b
+            .timestamp
+            .iter()
+            .map(|&t| ny(t))
+            .filter(|z| z.date() == friday)
+            .map(|z| z.hour())
+            .collect();
+        assert!(!late.is_empty() && late.iter().all(|&h| (4..17).contains(&h)));
     }
 
     #[test]
