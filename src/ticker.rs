@@ -59,7 +59,8 @@ where
 }
 
 /// Reads a universe file: a CSV with a `ticker` column (any case; other columns are
-/// ignored), or one symbol per line. Blank lines, `#` comments and duplicates are dropped;
+/// ignored), or one symbol per line. Blank lines, `#` comments, duplicates and repeats
+/// of the header line (concatenated files) are dropped;
 /// an invalid symbol is an error naming the file and line.
 pub fn read_ticker_file(path: &std::path::Path) -> Result<Vec<String>, TickerError> {
     let text = crate::input::read_text(path, crate::input::InputKind::Tickers)
@@ -87,7 +88,15 @@ pub fn parse_ticker_list(text: &str) -> Result<Vec<String>, TickerError> {
         Some(col) => {
             for (n, line) in lines {
                 let cells = split_csv_line(line);
-                symbols.push((n, cells.get(col).cloned().unwrap_or_default()));
+                // The header again (files concatenated with `cat`): not a symbol.
+                let repeated = cells.len() == header_cells.len()
+                    && cells
+                        .iter()
+                        .zip(&header_cells)
+                        .all(|(a, b)| a.eq_ignore_ascii_case(b));
+                if !repeated {
+                    symbols.push((n, cells.get(col).cloned().unwrap_or_default()));
+                }
             }
         }
         None if header_cells.len() > 1 => {
@@ -151,6 +160,11 @@ mod tests {
     fn universe_files_are_csv_with_a_ticker_column_or_plain_lines() {
         let csv = "name,Ticker,cap\nApple,AAPL,3\nBerkshire,\"BRK.A\",1\nApple again,AAPL,3\n";
         assert_eq!(parse_ticker_list(csv).unwrap(), vec!["AAPL", "BRK.A"]);
+        // Two files concatenated: the second header is not the symbol "ticker".
+        let cat = "ticker\nAAPL\nticker\nMSFT\n";
+        assert_eq!(parse_ticker_list(cat).unwrap(), vec!["AAPL", "MSFT"]);
+        let cat = "name,ticker\nApple,AAPL\nName,Ticker\nMicrosoft,MSFT\n";
+        assert_eq!(parse_ticker_list(cat).unwrap(), vec!["AAPL", "MSFT"]);
         let plain = "# universe\nMSFT\n\nAAPL\n";
         assert_eq!(parse_ticker_list(plain).unwrap(), vec!["MSFT", "AAPL"]);
         let err = parse_ticker_list("ticker\nAAPL\n../etc\n").unwrap_err();
