@@ -86,9 +86,7 @@ pub mod store_fns {
     use rhai::{Array, Dynamic};
 
     use crate::script::types::bars::ScriptBars;
-    use crate::script::value::{
-        DateArg, Fallible, date_args, date_range, error, range_map, strings,
-    };
+    use crate::script::value::{DateArg, Fallible, date_args, error, range_map, strings};
     use crate::store::Store;
 
     /// Reads the bars of `ticker` from `from` to `to` (inclusive `YYYY-MM-DD` New York
@@ -101,8 +99,13 @@ pub mod store_fns {
     ///
     /// Example: `let bars = load_bars("data/minute", "AAPL", "2024-01-02", "2024-01-31");`
     #[rhai_fn(return_raw)]
-    pub fn load_bars(outdir: &str, ticker: &str, from: &str, to: &str) -> Fallible<ScriptBars> {
-        let range = date_range("load_bars", from, to)?;
+    pub fn load_bars(
+        outdir: &str,
+        ticker: &str,
+        from: DateArg,
+        to: DateArg,
+    ) -> Fallible<ScriptBars> {
+        let range = date_args("load_bars", &from, &to)?;
         super::load(std::path::Path::new(outdir), ticker, range)
             .map_err(|e| error(format!("load_bars: {e}")))
     }
