@@ -139,7 +139,7 @@ bars.filter(|b| b.close)
     for message in [
         "load_bars: no dataset at no/such/dataset",
         "load_bars: --from 2024-03-08 is after --to 2024-03-04",
-        "load_bars: '2024-3-4' is not a date",
+        "load_bars: from: '2024-3-4' is not a date",
         "resample: '7m' is not a bar length",
         "filter: the function must return true or false",
     ] {
