@@ -12,6 +12,7 @@ use barsmith::batch::{
     BatchError, BatchOptions, BatchRunner, CancelFlag, JoblogEntry, ProgressMode, RunConfig,
     TickerStatus, WorkerCommand, create_default_run_dir,
 };
+use barsmith::ingest::WorkerJob;
 
 const FAKE_WORKER: &str = r#"#!/bin/sh
 mode=ok; tf=; pidfile=; code=0; delay=0
@@ -129,9 +130,12 @@ impl Fixture {
 
     fn opts(&self, fake: &[&str]) -> BatchOptions {
         BatchOptions {
-            outdir: self.root.join("data"),
-            from: "2024-01-02".into(),
-            to: "2024-01-05".into(),
+            job: WorkerJob {
+                outdir: self.root.join("data"),
+                from: "2024-01-02".into(),
+                to: "2024-01-05".into(),
+                ..WorkerJob::default()
+            },
             extra_args: fake.iter().map(|s| s.to_string()).collect(),
             ..BatchOptions::default()
         }
@@ -663,20 +667,16 @@ fn invalid_batches_are_refused() {
     };
     assert!(refused(&[], fx.opts(&[])));
     assert!(refused(&["../etc"], fx.opts(&[])));
-    assert!(refused(
-        &["AAA"],
-        BatchOptions {
-            from: "2024-13-01".into(),
-            ..fx.opts(&[])
-        }
-    ));
-    assert!(refused(
-        &["AAA"],
-        BatchOptions {
-            outdir: PathBuf::new(),
-            ..fx.opts(&[])
-        }
-    ));
+    assert!(refused(&["AAA"], {
+        let mut o = fx.opts(&[]);
+        o.job.from = "2024-13-01".into();
+        o
+    }));
+    assert!(refused(&["AAA"], {
+        let mut o = fx.opts(&[]);
+        o.job.outdir = PathBuf::new();
+        o
+    }));
     let h = runner
         .spawn(
             tickers(&["AAA"]),
@@ -825,7 +825,7 @@ fn a_rate_that_does_not_parse_stops_before_any_worker() {
     let fx = Fixture::new();
     let runner = fx.runner();
     let mut opts = fx.opts(&[]);
-    opts.max_rps = Some("5/mn".into());
+    opts.job.max_rps = Some("5/mn".into());
     match runner.spawn(tickers(&["AAA"]), opts) {
         Err(BatchError::Setup(m)) => assert!(m.contains(r#"max_rps "5/mn""#), "{m}"),
         Err(e) => panic!("{e}"),

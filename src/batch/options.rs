@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cancel::CancelFlag;
+use crate::ingest::WorkerJob;
 
 /// The worker program and the arguments that come before the batch's own flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,36 +109,11 @@ impl Default for RunConfig {
     }
 }
 
-/// Options of one batch: the worker's flags plus how the runner treats the batch.
-#[derive(Debug, Clone, PartialEq)]
+/// Options of one batch: the worker's job plus how the runner treats the batch.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchOptions {
-    /// Output folder (`--outdir`). Required.
-    pub outdir: PathBuf,
-    /// First day, `YYYY-MM-DD` (`--from`). Required.
-    pub from: String,
-    /// Last day inclusive, `YYYY-MM-DD` (`--to`). Required.
-    pub to: String,
-    /// Split-adjusted bars (default true; false adds `--unadjusted`).
-    pub adjusted: bool,
-    /// Shared request budget, e.g. `50/s`, `5/min` (`--max-rps`).
-    pub max_rps: Option<String>,
-    /// API base URL (`--base-url`).
-    pub base_url: Option<String>,
-    /// Allow a plain-http base URL off loopback (`--allow-insecure-http`).
-    pub allow_insecure_http: bool,
-    /// Timeout of one HTTP request (`--timeout`, seconds).
-    pub request_timeout: Option<Duration>,
-    /// Attempts per request (`--retries`).
-    pub retries: Option<u32>,
-    /// First backoff delay (`--backoff-ms`).
-    pub backoff: Option<Duration>,
-    /// Longest backoff delay (`--max-backoff-ms`).
-    pub max_backoff: Option<Duration>,
-    /// Tickers the worker fetches at once (`--in-flight`).
-    pub in_flight: Option<u32>,
-    /// Identical failed attempts in a row that open a request's circuit (`--breaker`;
-    /// 0 = off).
-    pub breaker: Option<u32>,
+    /// What the worker is asked to do (written as its flags).
+    pub job: WorkerJob,
     /// Wall-time limit of the whole batch: SIGTERM then SIGKILL after the grace period.
     pub timeout: Option<Duration>,
     /// Attempt number; `None` = one more than the last attempt of this batch id.
@@ -150,95 +126,17 @@ pub struct BatchOptions {
     pub extra_args: Vec<String>,
 }
 
-impl Default for BatchOptions {
-    fn default() -> BatchOptions {
-        BatchOptions {
-            outdir: PathBuf::new(),
-            from: String::new(),
-            to: String::new(),
-            adjusted: true,
-            max_rps: None,
-            base_url: None,
-            allow_insecure_http: false,
-            request_timeout: None,
-            retries: None,
-            backoff: None,
-            max_backoff: None,
-            in_flight: None,
-            breaker: None,
-            timeout: None,
-            attempt: None,
-            id: None,
-            label: None,
-            extra_args: Vec::new(),
-        }
-    }
-}
-
 impl BatchOptions {
-    /// Checks the worker settings the worker would otherwise refuse on start, so a
-    /// typo stops the run once, before any worker, instead of failing every batch.
+    /// Checks the worker settings the worker would otherwise refuse on start (see
+    /// [`WorkerJob::check`]).
     pub fn check(&self) -> Result<(), String> {
-        if let Some(rate) = &self.max_rps {
-            rate.parse::<crate::budget::Rate>().map_err(|_| {
-                format!(
-                    "max_rps \"{rate}\" is not a request rate: use N/s or N/min, e.g. 50/s, \
-                     or 5/min on Polygon's free plan"
-                )
-            })?;
-        }
-        let positive = |name: &str, d: Option<Duration>| match d {
-            Some(d) if d.is_zero() => Err(format!("{name} must be more than 0 seconds")),
-            _ => Ok(()),
-        };
-        positive("request_timeout", self.request_timeout)?;
-        for (name, n) in [("retries", self.retries), ("in_flight", self.in_flight)] {
-            if n == Some(0) {
-                return Err(format!("{name} must be at least 1"));
-            }
-        }
-        Ok(())
+        self.job.check()
     }
 
-    /// The worker flags for these options (after `--tickers-file F`).
+    /// The worker flags for these options (after `--tickers-file F`): the job's, then
+    /// the extra arguments.
     pub fn worker_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--outdir".to_string(),
-            self.outdir.display().to_string(),
-            "--from".into(),
-            self.from.clone(),
-            "--to".into(),
-            self.to.clone(),
-        ];
-        if !self.adjusted {
-            args.push("--unadjusted".into());
-        }
-        if self.allow_insecure_http {
-            args.push("--allow-insecure-http".into());
-        }
-        let mut flag = |name: &str, value: Option<String>| {
-            if let Some(v) = value {
-                args.push(name.to_string());
-                args.push(v);
-            }
-        };
-        flag("--max-rps", self.max_rps.clone());
-        flag("--base-url", self.base_url.clone());
-        flag(
-            "--timeout",
-            self.request_timeout.map(|d| d.as_secs_f64().to_string()),
-        );
-        flag("--retries", self.retries.map(|n| n.to_string()));
-        flag(
-            "--backoff-ms",
-            self.backoff.map(|d| d.as_millis().to_string()),
-        );
-        flag(
-            "--max-backoff-ms",
-            self.max_backoff.map(|d| d.as_millis().to_string()),
-        );
-        flag("--in-flight", self.in_flight.map(|n| n.to_string()));
-        flag("--breaker", self.breaker.map(|n| n.to_string()));
+        let mut args = self.job.to_args();
         args.extend(self.extra_args.iter().cloned());
         args
     }

@@ -271,7 +271,7 @@ impl BatchRunner {
             attempt,
             label: opts.label.clone(),
             tickers,
-            range: (opts.from.clone(), opts.to.clone()),
+            range: (opts.job.from.clone(), opts.job.to.clone()),
             log_path,
             started_at,
             started,
@@ -329,12 +329,12 @@ impl BatchRunner {
         if tickers.is_empty() {
             return invalid("a batch needs at least one ticker".into());
         }
-        if opts.outdir.as_os_str().is_empty() {
+        if opts.job.outdir.as_os_str().is_empty() {
             return invalid(
                 "`outdir` is required (the Parquet data root, e.g. data/minute)".into(),
             );
         }
-        for (name, value) in [("from", &opts.from), ("to", &opts.to)] {
+        for (name, value) in [("from", &opts.job.from), ("to", &opts.job.to)] {
             if let Err(e) = crate::calendar::parse_date(value) {
                 return invalid(format!("`{name}`: {e}"));
             }

@@ -4,10 +4,12 @@
 //! in-process. Output is a stream of [`events::Event`]s and an [`IngestReport`].
 
 pub mod events;
+pub mod job;
 mod setup;
 pub mod window;
 mod worker;
 
+pub use job::{IngestArgs, WorkerJob};
 pub use setup::{SetupError, SetupKind};
 
 pub use worker::{

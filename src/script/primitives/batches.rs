@@ -9,6 +9,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use crate::batch::{BatchError, BatchOptions, BatchResult, PassPlan, TickerOutcome, TickerStatus};
+use crate::ingest::WorkerJob;
 use crate::script::host::{Ending, Host};
 use crate::script::primitives::net::failure_map;
 use crate::script::primitives::util::cancelled;
@@ -94,7 +95,7 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<(BatchOptions, M
             )));
         }
     };
-    let options = BatchOptions {
+    let job = WorkerJob {
         outdir: PathBuf::from(required("outdir")?),
         from: required("from")?,
         to: required("to")?,
@@ -119,6 +120,9 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<(BatchOptions, M
                 })
             })
             .transpose()?,
+    };
+    let options = BatchOptions {
+        job,
         timeout: secs("timeout")?,
         attempt: small("attempt")?,
         id: small("id")?,

@@ -1,0 +1,274 @@
+//! One worker job: what a batch asks `barsmith ingest` to do, as typed settings.
+//!
+//! The batch runner writes a job as worker flags ([`WorkerJob::to_args`]) and the worker
+//! reads them back ([`IngestArgs`], then [`WorkerJob::from_args`]): both sides of the
+//! process boundary live here, so the format has one owner (a unit test round-trips it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::budget::Rate;
+use crate::ingest::DEFAULT_IN_FLIGHT;
+use crate::polygon::DEFAULT_BASE_URL;
+
+/// Flags of `barsmith ingest`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Events: one JSON object per line on stdout (ticker_started, page, retry, ticker_done,
+ticker_failed, finished); a human log on stderr.
+
+Exit status: 0 every ticker complete; 3 some tickers failed (the rest are complete);
+4 fatal for the whole run (key missing or rejected, output unwritable or holding other
+data, budget file unusable); 2 bad input (arguments, dates, tickers). A setup failure
+(2 or 4 before any request) is also reported as one `setup_failed` event.
+
+The API key is read from POLYGON_API_KEY or MASSIVE_API_KEY, never from a flag.
+
+Example:
+  POLYGON_API_KEY=... barsmith ingest --tickers AAPL,BRK.A --outdir data/minute \\
+      --from 2004-01-01 --to 2010-12-31 --max-rps 5/min")]
+pub struct IngestArgs {
+    /// Comma-separated tickers, e.g. `AAPL,MSFT,BRK.A`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "tickers_file",
+        conflicts_with = "tickers_file"
+    )]
+    pub tickers: Vec<String>,
+    /// File of tickers: a CSV with a `ticker` column, or one ticker per line.
+    #[arg(long, value_name = "FILE")]
+    pub tickers_file: Option<PathBuf>,
+    /// Output folder (the Parquet data root), e.g. `data/minute`.
+    #[arg(long, value_name = "DIR")]
+    pub outdir: PathBuf,
+    /// First day, New York date, e.g. 2004-01-01.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: String,
+    /// Last day (inclusive), New York date, e.g. 2010-12-31.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: String,
+    /// Fetch bars not adjusted for splits (the default is adjusted).
+    #[arg(long)]
+    pub unadjusted: bool,
+    /// Request budget shared by every barsmith process using the same key:
+    /// `50` or `50/s` per second, `5/min` per minute (Polygon's free plan).
+    #[arg(long, value_name = "RATE", default_value = "50/s")]
+    pub max_rps: Rate,
+    /// API base URL.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Allow an http:// base URL on a host other than loopback. The API key then
+    /// crosses the network in clear text: only for a trusted proxy; prints a warning.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+    /// Timeout of one HTTP request, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 40.0)]
+    pub timeout: f64,
+    /// Attempts per request before a ticker fails (retryable errors only).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub retries: u32,
+    /// First backoff delay in milliseconds; it doubles per attempt, with jitter.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub backoff_ms: u64,
+    /// Most tickers fetched at once. The worker starts with 2 and doubles while the
+    /// shared budget has room and it is not CPU-bound, halving on a 429, so a slow API
+    /// still gets enough requests in flight; each ticker costs at most one ticker-year
+    /// of memory.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_IN_FLIGHT)]
+    pub in_flight: usize,
+    /// Longest backoff delay in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub max_backoff_ms: u64,
+    /// The circuit breaker: give up on a ticker's request after N attempts in a row
+    /// with the very same error (a persistent 500, say) instead of all --retries;
+    /// the ticker fails retryable with `circuit_open`. 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub breaker: u32,
+}
+
+/// The settings of one worker run; `None` leaves the worker's default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerJob {
+    /// Output folder (`--outdir`). Required.
+    pub outdir: PathBuf,
+    /// First day, `YYYY-MM-DD` (`--from`). Required.
+    pub from: String,
+    /// Last day inclusive, `YYYY-MM-DD` (`--to`). Required.
+    pub to: String,
+    /// Split-adjusted bars (default true; false adds `--unadjusted`).
+    pub adjusted: bool,
+    /// Shared request budget, e.g. `50/s`, `5/min` (`--max-rps`).
+    pub max_rps: Option<String>,
+    /// API base URL (`--base-url`).
+    pub base_url: Option<String>,
+    /// Allow a plain-http base URL off loopback (`--allow-insecure-http`).
+    pub allow_insecure_http: bool,
+    /// Timeout of one HTTP request (`--timeout`, seconds).
+    pub request_timeout: Option<Duration>,
+    /// Attempts per request (`--retries`).
+    pub retries: Option<u32>,
+    /// First backoff delay (`--backoff-ms`).
+    pub backoff: Option<Duration>,
+    /// Longest backoff delay (`--max-backoff-ms`).
+    pub max_backoff: Option<Duration>,
+    /// Tickers the worker fetches at once (`--in-flight`).
+    pub in_flight: Option<u32>,
+    /// Identical failed attempts in a row that open a request's circuit (`--breaker`;
+    /// 0 = off).
+    pub breaker: Option<u32>,
+}
+
+impl Default for WorkerJob {
+    fn default() -> WorkerJob {
+        WorkerJob {
+            outdir: PathBuf::new(),
+            from: String::new(),
+            to: String::new(),
+            adjusted: true,
+            max_rps: None,
+            base_url: None,
+            allow_insecure_http: false,
+            request_timeout: None,
+            retries: None,
+            backoff: None,
+            max_backoff: None,
+            in_flight: None,
+            breaker: None,
+        }
+    }
+}
+
+impl WorkerJob {
+    /// Checks the worker settings the worker would otherwise refuse on start, so a
+    /// typo stops the run once, before any worker, instead of failing every batch.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(rate) = &self.max_rps {
+            rate.parse::<crate::budget::Rate>().map_err(|_| {
+                format!(
+                    "max_rps \"{rate}\" is not a request rate: use N/s or N/min, e.g. 50/s, \
+                     or 5/min on Polygon's free plan"
+                )
+            })?;
+        }
+        let positive = |name: &str, d: Option<Duration>| match d {
+            Some(d) if d.is_zero() => Err(format!("{name} must be more than 0 seconds")),
+            _ => Ok(()),
+        };
+        // Named as scripts (options) and the worker (flags) both spell them.
+        positive("request_timeout (--timeout)", self.request_timeout)?;
+        for (name, n) in [
+            ("retries (--retries)", self.retries),
+            ("in_flight (--in-flight)", self.in_flight),
+        ] {
+            if n == Some(0) {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The worker flags of this job (after `--tickers-file F`), as [`IngestArgs`]
+    /// reads them.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--outdir".to_string(),
+            self.outdir.display().to_string(),
+            "--from".into(),
+            self.from.clone(),
+            "--to".into(),
+            self.to.clone(),
+        ];
+        if !self.adjusted {
+            args.push("--unadjusted".into());
+        }
+        if self.allow_insecure_http {
+            args.push("--allow-insecure-http".into());
+        }
+        let mut flag = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                args.push(name.to_string());
+                args.push(v);
+            }
+        };
+        flag("--max-rps", self.max_rps.clone());
+        flag("--base-url", self.base_url.clone());
+        flag(
+            "--timeout",
+            self.request_timeout.map(|d| d.as_secs_f64().to_string()),
+        );
+        flag("--retries", self.retries.map(|n| n.to_string()));
+        flag(
+            "--backoff-ms",
+            self.backoff.map(|d| d.as_millis().to_string()),
+        );
+        flag(
+            "--max-backoff-ms",
+            self.max_backoff.map(|d| d.as_millis().to_string()),
+        );
+        flag("--in-flight", self.in_flight.map(|n| n.to_string()));
+        flag("--breaker", self.breaker.map(|n| n.to_string()));
+        args
+    }
+
+    /// The job the worker was given, every setting explicit.
+    pub fn from_args(a: &IngestArgs) -> WorkerJob {
+        WorkerJob {
+            outdir: a.outdir.clone(),
+            from: a.from.clone(),
+            to: a.to.clone(),
+            adjusted: !a.unadjusted,
+            max_rps: Some(a.max_rps.to_string()),
+            base_url: Some(a.base_url.clone()),
+            allow_insecure_http: a.allow_insecure_http,
+            request_timeout: Some(Duration::from_secs_f64(a.timeout.max(0.0))),
+            retries: Some(a.retries),
+            backoff: Some(Duration::from_millis(a.backoff_ms)),
+            max_backoff: Some(Duration::from_millis(a.max_backoff_ms)),
+            in_flight: u32::try_from(a.in_flight).ok(),
+            breaker: Some(a.breaker),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Worker {
+        #[command(flatten)]
+        args: IngestArgs,
+    }
+
+    #[test]
+    fn a_job_written_as_flags_reads_back_the_same() {
+        let job = WorkerJob {
+            outdir: PathBuf::from("data/minute"),
+            from: "2024-01-02".into(),
+            to: "2024-12-31".into(),
+            adjusted: false,
+            max_rps: Some("5/min".into()),
+            base_url: Some("http://127.0.0.1:8787".into()),
+            allow_insecure_http: true,
+            request_timeout: Some(Duration::from_millis(2500)),
+            retries: Some(3),
+            backoff: Some(Duration::from_millis(250)),
+            max_backoff: Some(Duration::from_secs(9)),
+            in_flight: Some(7),
+            breaker: Some(2),
+        };
+        let mut argv = vec![
+            "barsmith-ingest".to_string(),
+            "--tickers-file".into(),
+            "t.csv".into(),
+        ];
+        argv.extend(job.to_args());
+        let parsed = Worker::try_parse_from(&argv).expect("the worker reads its flags");
+        assert_eq!(WorkerJob::from_args(&parsed.args), job);
+    }
+}
