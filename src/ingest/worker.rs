@@ -168,11 +168,8 @@ impl Ingest<'_> {
         window: &Window,
     ) -> Result<TickerOutcome, FetchError> {
         let started = Instant::now();
-        self.reconcile(ticker)?;
-        let missing = self
-            .store
-            .missing(ticker, self.range)
-            .map_err(store_error)?;
+        let complete = self.reconcile(ticker)?;
+        let missing = crate::store::coverage::subtract(self.range, &complete);
         emit(
             sink,
             Event::TickerStarted {
@@ -301,9 +298,11 @@ impl Ingest<'_> {
     }
 
     /// Quarantines the years of `ticker` whose files are not as recorded (deleted,
-    /// truncated), so they are fetched again rather than reported "already complete".
-    fn reconcile(&self, ticker: &str) -> Result<(), FetchError> {
-        for f in self.store.reconcile(ticker).map_err(store_error)? {
+    /// truncated), so they are fetched again rather than reported "already complete";
+    /// returns the ranges still known complete.
+    fn reconcile(&self, ticker: &str) -> Result<Vec<DateRange>, FetchError> {
+        let (complete, findings) = self.store.reconcile(ticker).map_err(store_error)?;
+        for f in findings {
             let moved = f.moved_to.as_ref().map_or(String::new(), |p| {
                 format!("; the file was moved to {}", p.display())
             });
@@ -313,7 +312,7 @@ impl Ingest<'_> {
                 f.damage
             );
         }
-        Ok(())
+        Ok(complete)
     }
 
     /// When `ticker` holds no bar anywhere in the range, asks the ticker overview why

@@ -438,17 +438,23 @@ fn sorted_within<'a>(ticker: &str, bars: &'a Bars, bounds: Range<i64>) -> Cow<'a
 /// `requested` widened to the requested range recorded in an existing file's metadata,
 /// since the merged file holds bars of both requests.
 fn widen(requested: DateRange, meta: &std::collections::HashMap<String, String>) -> DateRange {
-    let date = |k: &str| meta.get(k).and_then(|v| parse_date(v).ok());
-    match (
-        date(schema::meta::REQUESTED_FROM),
-        date(schema::meta::REQUESTED_TO),
-    ) {
-        (Some(from), Some(to)) => DateRange {
-            from: requested.from.min(from),
-            to: requested.to.max(to),
+    match recorded_request(meta) {
+        Some(r) => DateRange {
+            from: requested.from.min(r.from),
+            to: requested.to.max(r.to),
         },
-        _ => requested,
+        None => requested,
     }
+}
+
+/// The requested range a file's metadata records, if it records a valid one.
+fn recorded_request(meta: &std::collections::HashMap<String, String>) -> Option<DateRange> {
+    let date = |k: &str| meta.get(k).and_then(|v| parse_date(v).ok());
+    let (from, to) = (
+        date(schema::meta::REQUESTED_FROM)?,
+        date(schema::meta::REQUESTED_TO)?,
+    );
+    DateRange::new(from, to).ok()
 }
 
 /// Removes the now-empty `year=` and `ticker=` folders of a removed file (best effort).

@@ -7,12 +7,13 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use crate::calendar::{DateRange, parse_date};
+use crate::calendar::DateRange;
 use crate::store::coverage::{self, FileFacts};
 use crate::store::error::StoreError;
 use crate::store::status::scan::scan_tree;
 use crate::store::{
-    Provenance, Store, atomic, check_ticker, encode, file_identity, footer, read_file, schema,
+    Provenance, Store, atomic, check_ticker, encode, file_identity, footer, read_file,
+    recorded_request, schema,
 };
 
 /// What [`Store::upgrade`] did.
@@ -58,18 +59,13 @@ impl Store {
         let stored = read_file(&path)?;
         let identity = file_identity(&stored.metadata, &path)?;
         self.check_identity(&identity, &path)?;
-        let meta = |k: &str| stored.metadata.get(k).map(String::as_str);
-        let date = |k: &str| meta(k).and_then(|v| parse_date(v).ok());
-        let requested = match (
-            date(schema::meta::REQUESTED_FROM),
-            date(schema::meta::REQUESTED_TO),
-        ) {
-            (Some(from), Some(to)) => DateRange::new(from, to).ok(),
-            _ => None,
+        let requested = match recorded_request(&stored.metadata) {
+            Some(r) => r,
+            None => DateRange::year(year).map_err(|e| StoreError::Invalid(e.0))?,
         };
-        let requested = requested.map_or_else(|| DateRange::year(year), Ok);
-        let requested = requested.map_err(|e| StoreError::Invalid(e.0))?;
-        let fetched_at = meta(schema::meta::FETCHED_AT)
+        let fetched_at = stored
+            .metadata
+            .get(schema::meta::FETCHED_AT)
             .and_then(|v| v.parse::<Timestamp>().ok())
             .unwrap_or_else(Timestamp::now);
         let provenance = Provenance::for_identity(&identity, requested, fetched_at);

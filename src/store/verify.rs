@@ -313,14 +313,15 @@ impl Store {
     }
 
     /// Before a resume writes `ticker`: quarantines every recorded year failing the quick
-    /// check (re-checked under the ticker's lock), so no write reads a damaged file and
-    /// the year is fetched again. Returns what was found.
-    pub fn reconcile(&self, ticker: &str) -> Result<Vec<Finding>, StoreError> {
-        let (_, mut findings) = self.checked_claims(ticker)?;
+    /// check, so no write reads a damaged file and the year is fetched again. Returns
+    /// the ranges still known complete (what [`Store::coverage`] would) and what was
+    /// found, from one read of the record.
+    pub fn reconcile(&self, ticker: &str) -> Result<(Vec<DateRange>, Vec<Finding>), StoreError> {
+        let (complete, mut findings) = self.checked_claims(ticker)?;
         for f in &mut findings {
             self.quarantine(f)?;
         }
-        Ok(findings)
+        Ok((complete, findings))
     }
 
     fn quick_findings(&self, ticker: &str, record: &Record) -> Vec<Finding> {

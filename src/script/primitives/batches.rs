@@ -16,8 +16,9 @@ use crate::script::primitives::util::cancelled;
 use crate::script::types::batch_handle::ScriptBatchHandle;
 use crate::script::value::{Fallible, Options, error, strings};
 
-/// The keys `spawn_batch` accepts.
-pub(crate) const SPAWN_OPTIONS: &[&str] = &[
+/// The `spawn_batch` keys that describe the work of any batch (what `pool` takes for
+/// all its batches too).
+pub(crate) const WORK_OPTIONS: &[&str] = &[
     "outdir",
     "from",
     "to",
@@ -31,11 +32,33 @@ pub(crate) const SPAWN_OPTIONS: &[&str] = &[
     "in_flight",
     "breaker",
     "timeout",
-    "attempt",
-    "id",
-    "label",
-    "data",
 ];
+
+/// The `spawn_batch` keys of one batch only: its identity and the script's own values.
+const PER_BATCH_OPTIONS: &[&str] = &["attempt", "id", "label", "data"];
+
+/// The keys `spawn_batch` accepts.
+pub(crate) const SPAWN_OPTIONS: &[&str] = &concat::<17>(WORK_OPTIONS, PER_BATCH_OPTIONS);
+
+/// `a` then `b`, as one array of `N` keys (checked when compiling).
+pub(crate) const fn concat<const N: usize>(
+    a: &[&'static str],
+    b: &[&'static str],
+) -> [&'static str; N] {
+    assert!(a.len() + b.len() == N, "N must be the sum of the lengths");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
 
 /// A batch error as a script error. Cancellation ends the script; a setup error ends
 /// it too, with exit 4 and its own one-line reason (no script can fix it by catching).

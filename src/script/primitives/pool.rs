@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use crate::script::host::{Ending, Host};
-use crate::script::primitives::batches::{batch_error, result_with, spawn};
+use crate::script::primitives::batches::{WORK_OPTIONS, batch_error, concat, result_with, spawn};
 use crate::script::types::batch_handle::ScriptBatchHandle;
 use crate::script::value::{Fallible, Options, error, strings};
 
@@ -19,26 +19,9 @@ const JOB_KEYS: &[&str] = &["from", "to", "label", "timeout"];
 /// Keys of `pool`'s options that are the pool's, not the batches'.
 const POOL_KEYS: &[&str] = &["max_concurrent", "tries", "retry_delay"];
 
-/// Every key `pool`'s options accept: its own and `spawn_batch`'s but `id`, `attempt`,
-/// `label` and `data` (the pool sets those per job), for `barsmith check`.
-pub(crate) const POOL_OPTIONS: &[&str] = &[
-    "max_concurrent",
-    "tries",
-    "retry_delay",
-    "outdir",
-    "from",
-    "to",
-    "adjusted",
-    "max_rps",
-    "base_url",
-    "request_timeout",
-    "retries",
-    "backoff",
-    "max_backoff",
-    "in_flight",
-    "breaker",
-    "timeout",
-];
+/// Every key `pool`'s options accept: its own and the batches' work keys (the pool
+/// sets `id`, `attempt`, `label` and `data` per job).
+pub(crate) const POOL_OPTIONS: &[&str] = &concat::<16>(POOL_KEYS, WORK_OPTIONS);
 
 /// The tickers of a job map: its `ticker` or its `tickers`.
 fn job_tickers(function: &str, job: &Map) -> Fallible<Array> {
@@ -309,19 +292,5 @@ pub mod pool_fns {
     #[rhai_fn(return_raw)]
     pub fn pool(ctx: NativeCallContext, jobs: Array, opts: Map) -> Fallible<Array> {
         super::run_pool(&*host(&ctx)?, jobs, opts)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::script::primitives::batches::SPAWN_OPTIONS;
-
-    #[test]
-    fn the_checked_pool_options_are_the_pool_s_and_the_batches_but_per_job_ones() {
-        let per_job = ["id", "attempt", "label", "data"];
-        let mut expected: Vec<&str> = POOL_KEYS.to_vec();
-        expected.extend(SPAWN_OPTIONS.iter().filter(|k| !per_job.contains(k)));
-        assert_eq!(POOL_OPTIONS, expected.as_slice());
     }
 }
