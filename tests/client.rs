@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use barsmith::budget::{Budget, Rate};
 use barsmith::calendar::DateRange;
+use barsmith::ingest::SourceEvent;
 use barsmith::polygon::decode::decode_page;
 use barsmith::polygon::{
-    Client, ClientConfig, ClientEvent, ErrorClass, ErrorKind, FetchError, Fetched, RetryPolicy,
+    Client, ClientConfig, ErrorClass, ErrorKind, FetchError, Fetched, RetryPolicy,
 };
 use barsmith::secret::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -211,23 +212,23 @@ fn client(base: &str) -> Client {
     Client::new(cfg).unwrap()
 }
 
-async fn fetch(c: &Client) -> (Result<Fetched, FetchError>, Vec<ClientEvent>) {
+async fn fetch(c: &Client) -> (Result<Fetched, FetchError>, Vec<SourceEvent>) {
     let mut events = Vec::new();
     let r = c.fetch_bars("AAPL", day(), &mut |e| events.push(e)).await;
     (r, events)
 }
 
-fn retries(events: &[ClientEvent]) -> Vec<(u32, ErrorKind, Duration, String)> {
+fn retries(events: &[SourceEvent]) -> Vec<(u32, ErrorKind, Duration, String)> {
     events
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::Retry {
+            SourceEvent::Retry {
                 attempt,
                 reason,
                 delay,
                 kind,
             } => Some((*attempt, *kind, *delay, reason.clone())),
-            ClientEvent::Page { .. } => None,
+            SourceEvent::Page { .. } => None,
         })
         .collect()
 }
@@ -274,7 +275,7 @@ async fn pagination_follows_next_url_to_the_end_with_bearer_on_every_page() {
     let pages: Vec<usize> = events
         .iter()
         .filter_map(|e| {
-            if let ClientEvent::Page { bars, .. } = e {
+            if let SourceEvent::Page { bars, .. } = e {
                 Some(*bars)
             } else {
                 None
@@ -878,7 +879,7 @@ mod against_sandbox {
         c: &Client,
         ticker: &str,
         range: DateRange,
-    ) -> (Result<Fetched, FetchError>, Vec<ClientEvent>) {
+    ) -> (Result<Fetched, FetchError>, Vec<SourceEvent>) {
         let mut events = Vec::new();
         let r = c.fetch_bars(ticker, range, &mut |e| events.push(e)).await;
         (r, events)

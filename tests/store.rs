@@ -581,7 +581,7 @@ fn child_writer_loop() {
         let written = store
             .write_piece("CRASH", r, &bars.within(r), &prov(true, r))
             .unwrap();
-        store.mark_written("CRASH", r, today, &written).unwrap();
+        store.mark_written("CRASH", &[r], today, &written).unwrap();
     }
 }
 

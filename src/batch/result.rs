@@ -84,8 +84,8 @@ impl TickerFailure {
     }
 }
 
-impl From<&crate::polygon::FetchError> for TickerFailure {
-    fn from(e: &crate::polygon::FetchError) -> TickerFailure {
+impl From<&crate::ingest::FetchError> for TickerFailure {
+    fn from(e: &crate::ingest::FetchError) -> TickerFailure {
         TickerFailure {
             class: e.class.as_str().to_string(),
             kind: e.kind.as_str().to_string(),

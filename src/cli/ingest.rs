@@ -8,9 +8,10 @@ use anyhow::bail;
 
 use crate::budget::{Budget, default_state_dir};
 use crate::calendar::{DateRange, today_ny};
+use crate::ingest::ErrorKind;
 use crate::ingest::events::{Event, EventSink, JsonLines};
 use crate::ingest::{EXIT_USAGE, Ingest, SetupError, SetupKind, WorkerJob};
-use crate::polygon::{Client, ClientConfig, ErrorKind, RetryPolicy};
+use crate::polygon::{Client, ClientConfig, RetryPolicy};
 use crate::secret::ApiKey;
 use crate::store::{DatasetIdentity, Store};
 use crate::ticker::clean_tickers;
@@ -49,7 +50,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let ingest = Ingest {
-        client: &prepared.client,
+        source: &prepared.client,
         store: &prepared.store,
         range: prepared.range,
         today: today_ny(),

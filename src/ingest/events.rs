@@ -10,7 +10,7 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::polygon::FetchError;
+use crate::ingest::error::FetchError;
 
 use super::setup::SetupKind;
 

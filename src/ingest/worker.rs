@@ -1,6 +1,6 @@
-//! The worker loop: one ticker after another, each range piece fetched, written and
-//! recorded complete before the next, so a worker killed at any instant loses at most
-//! the piece in flight.
+//! The worker loop: one ticker after another, each range piece fetched from a
+//! [`BarSource`], written and recorded complete before the next, so a worker killed at
+//! any instant loses at most the piece in flight. Nothing here names a source.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -12,12 +12,12 @@ use jiff::civil::Date;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::bars::Bars;
 use crate::calendar::DateRange;
+use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 use crate::ingest::events::{Event, EventSink};
+use crate::ingest::source::{BarSource, PieceBars, SourceEvent};
 use crate::ingest::window::Window;
-use crate::polygon::{Client, ClientEvent, ErrorClass, ErrorKind, FetchError};
-use crate::store::{Provenance, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Exit status: every ticker complete.
 pub const EXIT_OK: i32 = 0;
@@ -60,9 +60,10 @@ impl IngestReport {
 }
 
 /// Everything a worker needs besides its tickers.
-pub struct Ingest<'a> {
-    /// The API client (with its retry policy and shared budget).
-    pub client: &'a Client,
+pub struct Ingest<'a, S: BarSource> {
+    /// Where the bars come from (the REST client with its retry policy and shared
+    /// budget, or flat files).
+    pub source: &'a S,
     /// The output store.
     pub store: &'a Store,
     /// Requested range.
@@ -88,7 +89,7 @@ fn emit(sink: &Mutex<&mut dyn EventSink>, event: Event) {
     sink.lock().unwrap_or_else(|p| p.into_inner()).emit(event);
 }
 
-impl Ingest<'_> {
+impl<S: BarSource> Ingest<'_, S> {
     /// Works through `tickers`, `in_flight` of them at a time; one ticker's failure
     /// never stops the rest, a run-fatal error (rejected key, unwritable store) stops
     /// everything at once (tickers in flight are dropped before they write anything).
@@ -99,7 +100,7 @@ impl Ingest<'_> {
         // Declared before the futures that borrow it.
         let window = Window::new(self.in_flight.min(Window::memory_cap(self.piece_days())));
         let mut in_flight = FuturesUnordered::new();
-        let has_room = || self.client.budget().is_some_and(|b| b.has_room());
+        let has_room = || self.source.has_room();
         loop {
             while in_flight.len() < window.size() && !(self.cancel)() {
                 let Some(ticker) = pending.next() else { break };
@@ -204,8 +205,8 @@ impl Ingest<'_> {
                 return Ok(TickerOutcome::Cancelled);
             }
             let received = AtomicU64::new(0);
-            let mut on_event = |e: ClientEvent| match e {
-                ClientEvent::Page { bars, .. } => {
+            let mut on_event = |e: SourceEvent| match e {
+                SourceEvent::Page { bars, .. } => {
                     window.hold(bars as u64);
                     received.fetch_add(bars as u64, Ordering::Relaxed);
                     emit(
@@ -216,7 +217,7 @@ impl Ingest<'_> {
                         },
                     );
                 }
-                ClientEvent::Retry {
+                SourceEvent::Retry {
                     attempt,
                     reason,
                     delay,
@@ -238,18 +239,18 @@ impl Ingest<'_> {
                     );
                 }
             };
-            let fetched = self.client.fetch_bars(ticker, piece, &mut on_event).await;
+            let fetched = self.source.fetch(ticker, piece, &mut on_event).await;
             let held = received.load(Ordering::Relaxed);
             let fetched = fetched.inspect_err(|_| window.release(held))?;
             let n = fetched.bars.len() as u64;
-            let wrote = self.write(ticker, piece, fetched.bars).await;
+            totals.requests += fetched.requests;
+            totals.duplicates += fetched.duplicates_dropped;
+            totals.reordered += fetched.reordered;
+            let wrote = self.write(ticker, piece, fetched).await;
             window.release(held);
             totals.files += u32::from(wrote?);
             tracing::info!(%ticker, %piece, bars = n, "piece written");
             totals.bars += n;
-            totals.requests += fetched.requests;
-            totals.duplicates += fetched.duplicates_dropped;
-            totals.reordered += fetched.reordered;
         }
         if totals.bars == 0 {
             self.explain_no_bars(ticker, sink).await;
@@ -274,17 +275,27 @@ impl Ingest<'_> {
     }
 }
 
-impl Ingest<'_> {
+impl<S: BarSource> Ingest<'_, S> {
     /// Writes one piece and records it complete, on the blocking pool: Parquet
     /// encoding and fsyncs never hold up the requests of the other tickers in flight.
     /// The coverage record still follows the file, so a kill at any instant leaves
     /// nothing recorded that is not on disk. True when a file was written.
-    async fn write(&self, ticker: &str, piece: DateRange, bars: Bars) -> Result<bool, FetchError> {
+    async fn write(
+        &self,
+        ticker: &str,
+        piece: DateRange,
+        got: PieceBars,
+    ) -> Result<bool, FetchError> {
         let (store, ticker, today) = (self.store.clone(), ticker.to_string(), self.today);
-        let provenance = Provenance::now(self.adjusted(), piece);
         let job = move || -> Result<bool, StoreError> {
-            let written = store.write_piece(&ticker, piece, &bars, &provenance)?;
-            store.mark_written(&ticker, piece, today, &written)?;
+            let PieceBars {
+                bars,
+                complete,
+                provenance,
+                ..
+            } = got;
+            let written = store.write_days(&ticker, piece, &complete, &bars, &provenance)?;
+            store.mark_written(&ticker, &complete, today, &written)?;
             Ok(written.path.is_some())
         };
         match tokio::task::spawn_blocking(job).await {
@@ -326,10 +337,8 @@ impl Ingest<'_> {
         {
             return;
         }
-        let reason = match self.client.listing(ticker).await {
-            Ok(Some(listing)) => listing.no_bars_reason(self.range),
-            Ok(None) => "the API does not know this ticker".into(),
-            Err(e) => format!("reason unknown: {}", e.message),
+        let Some(reason) = self.source.explain_no_bars(ticker, self.range).await else {
+            return;
         };
         tracing::info!(%ticker, "no bars in the range: {reason}");
         emit(
@@ -360,10 +369,6 @@ impl Ingest<'_> {
             })
             .max()
             .unwrap_or(1)
-    }
-
-    fn adjusted(&self) -> bool {
-        self.store.identity().is_none_or(|i| i.adjusted)
     }
 }
 

@@ -12,7 +12,6 @@ use crate::calendar::{DateRange, ny_day_start_ms};
 use crate::secret::{ApiKey, redact};
 
 use super::decode::{Page, decode_page};
-use super::error::{ErrorClass, ErrorKind, FetchError};
 use super::fetched::{Fetched, keep_new_bars, settle};
 use super::request::{
     aggs_url, bearer, check_transport, checked_next_url, excerpt, parse_base, raw_url,
@@ -21,6 +20,8 @@ use super::retry::{
     RetryPolicy, SameError, classify_api_status, classify_status, classify_transport,
     parse_retry_after,
 };
+use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
+use crate::ingest::source::SourceEvent;
 
 /// The API's base URL (`https://api.polygon.io` still works too).
 pub const DEFAULT_BASE_URL: &str = "https://api.massive.com";
@@ -64,30 +65,6 @@ impl ClientConfig {
             allow_insecure_http: false,
         }
     }
-}
-
-/// Progress reported while fetching.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClientEvent {
-    /// A page arrived: `bars` kept from it (after de-duplication), `elapsed` = time of
-    /// its successful request (send, body and decode).
-    Page {
-        /// Bars kept from the page.
-        bars: usize,
-        /// Time of the successful request.
-        elapsed: Duration,
-    },
-    /// A request failed and will be retried after `delay`; sent before sleeping.
-    Retry {
-        /// The attempt about to be made (2 for the first retry).
-        attempt: u32,
-        /// Why the previous attempt failed (no key, short).
-        reason: String,
-        /// The wait before that attempt.
-        delay: Duration,
-        /// The failure's kind.
-        kind: ErrorKind,
-    },
 }
 
 /// One raw exchange, for the REPL. Nothing in it contains the key.
@@ -179,6 +156,11 @@ impl Client {
         self.budget.as_ref()
     }
 
+    /// Whether it asks for split-adjusted bars.
+    pub fn adjusted(&self) -> bool {
+        self.adjusted
+    }
+
     /// The configured base URL.
     pub fn base_url(&self) -> &str {
         self.base.as_str()
@@ -192,7 +174,7 @@ impl Client {
         &self,
         ticker: &str,
         range: DateRange,
-        on_event: &mut (dyn FnMut(ClientEvent) + Send),
+        on_event: &mut (dyn FnMut(SourceEvent) + Send),
     ) -> Result<Fetched, FetchError> {
         let lo = ny_day_start_ms(range.from);
         let hi = range.to.tomorrow().map(ny_day_start_ms).unwrap_or(i64::MAX);
@@ -208,7 +190,7 @@ impl Client {
             out.requests += attempts;
             out.pages = page_no;
             let kept = keep_new_bars(&mut out, page.bars, lo, hi);
-            on_event(ClientEvent::Page {
+            on_event(SourceEvent::Page {
                 bars: kept,
                 elapsed,
             });
@@ -299,7 +281,7 @@ impl Client {
     async fn get_page(
         &self,
         url: &Url,
-        on_event: &mut (dyn FnMut(ClientEvent) + Send),
+        on_event: &mut (dyn FnMut(SourceEvent) + Send),
     ) -> Result<(Page, Duration, u32), FetchError> {
         let max = self.retry.max_attempts.max(1);
         let mut backoff = self.retry.backoff();
@@ -340,7 +322,7 @@ impl Client {
             }
             attempt += 1;
             tracing::debug!(attempt, ?delay, kind = %err.kind, reason = %err.message, "retrying");
-            on_event(ClientEvent::Retry {
+            on_event(SourceEvent::Retry {
                 attempt,
                 reason: err.message,
                 delay,

@@ -4,7 +4,7 @@
 
 use crate::bars::{Bar, Bars};
 
-use super::error::{ErrorKind, FetchError};
+use crate::ingest::error::{ErrorKind, FetchError};
 
 /// All bars of one fetch, with what it took.
 #[derive(Debug, Clone, Default, PartialEq)]

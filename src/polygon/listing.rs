@@ -5,8 +5,8 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use crate::calendar::{DateRange, parse_date};
+use crate::ingest::error::{ErrorKind, FetchError};
 use crate::polygon::client::Client;
-use crate::polygon::error::{ErrorKind, FetchError};
 
 /// When a ticker traded, as the API's overview says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

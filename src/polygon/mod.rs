@@ -5,20 +5,22 @@
 //! [`crate::budget::Budget`], retries what is transient ([`retry`]), decodes each page
 //! straight into columns ([`decode`]), follows `next_url` (only on the configured
 //! host, never into a loop) and drops duplicate, out-of-order and out-of-range bars.
-//! Failures are classified ([`error`]) so scripts can decide what to re-queue.
+//! Failures are classified in the worker's vocabulary ([`crate::ingest::error`]) so
+//! scripts can decide what to re-queue; [`source`] makes the client a
+//! [`crate::ingest::BarSource`].
 
 pub mod client;
 pub mod decode;
-pub mod error;
 pub mod fetched;
 pub mod listing;
 pub mod request;
 pub mod retry;
 mod scan;
+mod source;
 
-pub use client::{Client, ClientConfig, ClientEvent, DEFAULT_BASE_URL, RawResponse};
+pub use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
+pub use client::{Client, ClientConfig, DEFAULT_BASE_URL, RawResponse};
 pub use decode::{DecodeError, Page, decode_page};
-pub use error::{ErrorClass, ErrorKind, FetchError};
 pub use fetched::Fetched;
 pub use listing::Listing;
 pub use retry::RetryPolicy;

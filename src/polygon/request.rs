@@ -7,7 +7,7 @@ use reqwest::header::HeaderValue;
 use crate::calendar::DateRange;
 use crate::secret::{ApiKey, redact};
 
-use super::error::{ErrorClass, ErrorKind, FetchError};
+use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 
 /// The page size asked for: the API's maximum. Always sent, since the default (5000)
 /// silently truncates minute ranges.

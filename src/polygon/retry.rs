@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use crate::secret::{ApiKey, redact};
 
 use super::decode::decode_page;
-use super::error::{ErrorClass, ErrorKind, FetchError};
 use super::request::excerpt;
+use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 
 /// How one request is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

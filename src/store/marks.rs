@@ -32,42 +32,42 @@ impl Store {
         range: DateRange,
         today: Date,
     ) -> Result<(), StoreError> {
-        self.update_record(ticker, range, today, None)
+        self.update_record(ticker, &[range], today, None)
     }
 
-    /// Records `range` of `ticker` complete as [`Store::mark_complete`] does, and what
-    /// [`Store::write_piece`] left in its year (size, rows, span): the facts a resume
-    /// checks the file against. The facts are recorded even when no day of `range` can
-    /// be complete yet, since the file changed.
+    /// Records the ranges of `complete` of `ticker` complete as [`Store::mark_complete`]
+    /// does, and what [`Store::write_piece`] left in its year (size, rows, span): the
+    /// facts a resume checks the file against. The facts are recorded even when no day
+    /// can be complete yet, since the file changed.
     pub fn mark_written(
         &self,
         ticker: &str,
-        range: DateRange,
+        complete: &[DateRange],
         today: Date,
         written: &Written,
     ) -> Result<(), StoreError> {
-        self.update_record(ticker, range, today, Some(written))
+        self.update_record(ticker, complete, today, Some(written))
     }
 
     fn update_record(
         &self,
         ticker: &str,
-        range: DateRange,
+        complete: &[DateRange],
         today: Date,
         written: Option<&Written>,
     ) -> Result<(), StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
-        let done = range.before(today);
-        if done.is_none() && written.is_none() {
+        let done: Vec<DateRange> = complete.iter().filter_map(|r| r.before(today)).collect();
+        if done.is_empty() && written.is_none() {
             return Ok(());
         }
         let _lock = self.lock(ticker)?;
         let path = self.layout.coverage_file(ticker);
         let mut record = coverage::read_record(&path)?;
         let old = record.clone();
-        if let Some(done) = done {
-            record.complete.push(done);
+        if !done.is_empty() {
+            record.complete.extend(done);
             record.complete = coverage::merge_ranges(record.complete);
         }
         if let Some(w) = written {

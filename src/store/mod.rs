@@ -19,6 +19,7 @@ pub mod schema;
 pub mod status;
 pub mod upgrade;
 pub mod verify;
+mod within;
 
 use std::borrow::Cow;
 use std::ffi::CString;
@@ -180,6 +181,20 @@ impl Store {
         bars: &Bars,
         provenance: &Provenance,
     ) -> Result<Written, StoreError> {
+        self.write_days(ticker, range, &[range], bars, provenance)
+    }
+
+    /// As [`Store::write_piece`], but only the days of `complete` (sorted, disjoint,
+    /// inside `range`) are replaced: the file keeps its bars of the other days of
+    /// `range`, and bars of `bars` on those days are dropped.
+    pub fn write_days(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        complete: &[DateRange],
+        bars: &Bars,
+        provenance: &Provenance,
+    ) -> Result<Written, StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
         let year = range.from.year();
@@ -197,7 +212,18 @@ impl Store {
         let path = self.layout.file_path(ticker, year);
         let mut provenance = provenance.clone();
         let whole_year = range.from.day_of_year() == 1 && range.to == range.to.last_of_year();
-        let merged = if path.exists() && whole_year {
+        let merged = if complete != [range] {
+            let replace: Vec<Range<i64>> = complete.iter().map(|r| ms_bounds(*r)).collect();
+            let stored = if path.exists() {
+                let stored = read_file(&path)?;
+                self.check_identity(&file_identity(&stored.metadata, &path)?, &path)?;
+                provenance.requested = widen(provenance.requested, &stored.metadata);
+                stored.bars
+            } else {
+                Bars::default()
+            };
+            Cow::Owned(within::replace_within(&stored, &incoming, &replace))
+        } else if path.exists() && whole_year {
             // Every stored bar is replaced: only the identity needs checking.
             self.check_identity(&file_identity(&read_metadata(&path)?, &path)?, &path)?;
             incoming

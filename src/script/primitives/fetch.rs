@@ -7,7 +7,8 @@ use rhai::{EvalAltResult, Map};
 
 use crate::bars::Bars;
 use crate::calendar::DateRange;
-use crate::polygon::{Client, FetchError};
+use crate::ingest::FetchError;
+use crate::polygon::Client;
 use crate::script::host::Host;
 use crate::script::primitives::net::{block_on_cancellable, client_config, fetch_error_map};
 use crate::script::types::bars::ScriptBars;

@@ -9,7 +9,8 @@ use rhai::{Dynamic, Map};
 
 use crate::batch::TickerFailure;
 use crate::budget::{Budget, Rate, default_state_dir};
-use crate::polygon::{ClientConfig, FetchError};
+use crate::ingest::FetchError;
+use crate::polygon::ClientConfig;
 use crate::script::host::Host;
 use crate::script::primitives::util::cancelled;
 use crate::script::value::{Fallible, Options, error};

@@ -143,7 +143,7 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
     let mut results: BTreeMap<String, Map> = BTreeMap::new();
     let cancel = || host.is_cancelled();
     let job = Ingest {
-        client: &client,
+        source: &client,
         store: &store,
         range,
         today: today_ny(),

@@ -1,4 +1,6 @@
-//! The classified error of a fetch: what went wrong, and who should act on it.
+//! The classified error of a fetch from any source: what went wrong, and who should
+//! act on it. The worker owns this vocabulary; each source (REST, flat files) maps its
+//! own failures onto it, so scripts and run records see one set of classes and kinds.
 //!
 //! The class is the decision scripts make: [`ErrorClass::Retryable`] means "trying
 //! again later may help" (even after the client's own retries ran out),
@@ -50,9 +52,10 @@ pub enum ErrorKind {
     BadRequest,
     /// HTTP 404.
     NotFound,
-    /// HTTP 403 (or `NOT_AUTHORIZED`): the plan does not include this data.
+    /// HTTP 403 (or `NOT_AUTHORIZED`, or a flat file's `AccessDenied`): the plan does
+    /// not include this data.
     NotEntitled,
-    /// HTTP 401, or a 403 saying the key is unknown or invalid.
+    /// HTTP 401, or a 403 saying the key (or the S3 credentials) is unknown or invalid.
     Unauthorized,
     /// No API key configured, or the API says none was sent.
     MissingKey,
