@@ -81,7 +81,7 @@ mod tests {
     #[test]
     fn nothing_incoming_empties_only_the_replaced_days() {
         let stored = bars(&[1, 11], 1.0);
-        let out = replace_within(&stored, &Bars::default(), &[10..20]);
+        let out = replace_within(&stored, &Bars::default(), &[10..20, 30..40]);
         assert_eq!(out.timestamp, vec![1]);
     }
 }
