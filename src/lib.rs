@@ -13,6 +13,7 @@ pub mod batch;
 pub mod budget;
 pub mod calendar;
 pub mod cli;
+pub mod flatfiles;
 pub mod ingest;
 pub mod input;
 pub mod polygon;

@@ -1,0 +1,11 @@
+//! Polygon's (Massive's) flat files: one gzip CSV per trading day holding every
+//! ticker's minute bars, on an S3-compatible service. The bulk route to years of bars.
+//!
+//! - [`layout`]: the bucket's keys and the day each names.
+//! - [`csv`]: one day's file, decoded and grouped by ticker.
+//! - [`stage`]: a decoded day kept on local disk, by ticker, until every ticker's
+//!   year has been written once (so no ticker-year file is rewritten per day).
+
+pub mod csv;
+pub mod layout;
+pub mod stage;
