@@ -9,3 +9,10 @@
 pub mod csv;
 pub mod layout;
 pub mod stage;
+
+pub use layout::MINUTE_AGGS_PREFIX;
+
+/// Massive's flat-file endpoint (formerly `files.polygon.io`).
+pub const DEFAULT_ENDPOINT: &str = "https://files.massive.com";
+/// Massive's flat-file bucket.
+pub const DEFAULT_BUCKET: &str = "flatfiles";

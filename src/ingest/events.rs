@@ -111,6 +111,18 @@ pub enum Event {
         #[serde(flatten)]
         error: FetchError,
     },
+    /// A flat-file day of the range was handled before any ticker: `outcome` is
+    /// `staged` (downloaded and decoded), `reused` (staged by an earlier attempt with
+    /// the same ETag) or `forbidden` (403: outside the plan; left for REST).
+    DayFile {
+        /// The trading day, `YYYY-MM-DD`.
+        day: String,
+        /// `staged`, `reused` or `forbidden`.
+        outcome: String,
+        /// Rows in the day's file (every ticker).
+        #[serde(default)]
+        rows: u64,
+    },
     /// The worker could not start work (bad input, no key, unusable output folder);
     /// it exits with `exit_code` right after, having reported no ticker.
     SetupFailed {
@@ -162,7 +174,10 @@ impl Event {
             | Event::TickerDone { ticker, .. }
             | Event::NoBars { ticker, .. }
             | Event::TickerFailed { ticker, .. } => Some(ticker),
-            Event::SetupFailed { .. } | Event::Finished { .. } | Event::Other => None,
+            Event::DayFile { .. }
+            | Event::SetupFailed { .. }
+            | Event::Finished { .. }
+            | Event::Other => None,
         }
     }
 }

@@ -7,11 +7,32 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::budget::Rate;
 use crate::ingest::DEFAULT_IN_FLIGHT;
+use crate::flatfiles::{DEFAULT_BUCKET, DEFAULT_ENDPOINT, MINUTE_AGGS_PREFIX};
 use crate::polygon::DEFAULT_BASE_URL;
+
+/// Where a worker takes its bars from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// The REST aggregates API, ticker by ticker, through the request budget.
+    #[default]
+    Rest,
+    /// Polygon's daily flat files (S3): every ticker of a day in one file.
+    FlatFiles,
+}
+
+impl SourceKind {
+    /// The flag and script spelling: `rest` or `flat-files`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Rest => "rest",
+            SourceKind::FlatFiles => "flat-files",
+        }
+    }
+}
 
 /// Flags of `barsmith ingest`.
 #[derive(Debug, Args)]
@@ -34,13 +55,37 @@ pub struct IngestArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        required_unless_present = "tickers_file",
-        conflicts_with = "tickers_file"
+        required_unless_present_any = ["tickers_file", "all_tickers"],
+        conflicts_with_all = ["tickers_file", "all_tickers"]
     )]
     pub tickers: Vec<String>,
     /// File of tickers: a CSV with a `ticker` column, or one ticker per line.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "all_tickers")]
     pub tickers_file: Option<PathBuf>,
+    /// Every ticker in the flat files (with `--source flat-files`) instead of a list.
+    #[arg(long)]
+    pub all_tickers: bool,
+    /// Where the bars come from: `rest` (the API, ticker by ticker) or `flat-files`
+    /// (daily files of every ticker; unadjusted bars only; credentials from
+    /// MASSIVE_S3_ACCESS_KEY_ID and MASSIVE_S3_SECRET_ACCESS_KEY).
+    #[arg(long, value_enum, default_value_t = SourceKind::Rest)]
+    pub source: SourceKind,
+    /// Flat-file S3 endpoint.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
+    pub flat_endpoint: String,
+    /// Flat-file bucket.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_BUCKET)]
+    pub flat_bucket: String,
+    /// Flat-file dataset prefix in the bucket.
+    #[arg(long, value_name = "PREFIX", default_value = MINUTE_AGGS_PREFIX)]
+    pub flat_prefix: String,
+    /// Flat files: ingest again the days whose file changed (a new ETag) since they
+    /// were ingested.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Flat files: days downloaded and decoded at once (each holds a day in memory).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub parallel_days: u32,
     /// Output folder (the Parquet data root), e.g. `data/minute`.
     #[arg(long, value_name = "DIR")]
     pub outdir: PathBuf,
@@ -119,6 +164,20 @@ pub struct WorkerJob {
     /// Identical failed attempts in a row that open a request's circuit (`--breaker`;
     /// 0 = off).
     pub breaker: Option<u32>,
+    /// Where the bars come from (`--source`).
+    pub source: SourceKind,
+    /// Every ticker in the flat files instead of a list (`--all-tickers`).
+    pub all_tickers: bool,
+    /// Flat-file S3 endpoint (`--flat-endpoint`).
+    pub flat_endpoint: Option<String>,
+    /// Flat-file bucket (`--flat-bucket`).
+    pub flat_bucket: Option<String>,
+    /// Flat-file dataset prefix (`--flat-prefix`).
+    pub flat_prefix: Option<String>,
+    /// Re-ingest days whose file changed (`--refresh`).
+    pub refresh: bool,
+    /// Flat-file days handled at once (`--parallel-days`).
+    pub parallel_days: Option<u32>,
 }
 
 impl Default for WorkerJob {
@@ -137,6 +196,13 @@ impl Default for WorkerJob {
             max_backoff: None,
             in_flight: None,
             breaker: None,
+            source: SourceKind::Rest,
+            all_tickers: false,
+            flat_endpoint: None,
+            flat_bucket: None,
+            flat_prefix: None,
+            refresh: false,
+            parallel_days: None,
         }
     }
 }
@@ -166,6 +232,39 @@ impl WorkerJob {
             if n == Some(0) {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        self.check_source()
+    }
+
+    /// The flat-file settings make sense only with flat files, and flat files hold
+    /// only unadjusted bars.
+    fn check_source(&self) -> Result<(), String> {
+        if self.source == SourceKind::Rest {
+            for (set, name) in [
+                (self.all_tickers, "all_tickers (--all-tickers)"),
+                (self.refresh, "refresh (--refresh)"),
+                (self.flat_endpoint.is_some(), "flat_endpoint (--flat-endpoint)"),
+                (self.flat_bucket.is_some(), "flat_bucket (--flat-bucket)"),
+                (self.flat_prefix.is_some(), "flat_prefix (--flat-prefix)"),
+                (self.parallel_days.is_some(), "parallel_days (--parallel-days)"),
+            ] {
+                if set {
+                    return Err(format!(
+                        "{name} applies to flat files only: add source: \"flat-files\" \
+                         (--source flat-files) or drop it"
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        if self.adjusted {
+            return Err("flat files hold as-traded (unadjusted) bars, which must not mix with \
+                 split-adjusted ones: add adjusted: false (--unadjusted) and write to an \
+                 output folder of unadjusted bars"
+                .into());
+        }
+        if self.parallel_days == Some(0) {
+            return Err("parallel_days (--parallel-days) must be at least 1".into());
         }
         Ok(())
     }
@@ -210,6 +309,19 @@ impl WorkerJob {
         );
         flag("--in-flight", self.in_flight.map(|n| n.to_string()));
         flag("--breaker", self.breaker.map(|n| n.to_string()));
+        if self.source != SourceKind::Rest {
+            flag("--source", Some(self.source.as_str().to_string()));
+        }
+        flag("--flat-endpoint", self.flat_endpoint.clone());
+        flag("--flat-bucket", self.flat_bucket.clone());
+        flag("--flat-prefix", self.flat_prefix.clone());
+        flag("--parallel-days", self.parallel_days.map(|n| n.to_string()));
+        if self.all_tickers {
+            args.push("--all-tickers".into());
+        }
+        if self.refresh {
+            args.push("--refresh".into());
+        }
         args
     }
 
@@ -229,8 +341,21 @@ impl WorkerJob {
             max_backoff: Some(Duration::from_millis(a.max_backoff_ms)),
             in_flight: u32::try_from(a.in_flight).ok(),
             breaker: Some(a.breaker),
+            source: a.source,
+            all_tickers: a.all_tickers,
+            flat_endpoint: flat(a, a.flat_endpoint.clone()),
+            flat_bucket: flat(a, a.flat_bucket.clone()),
+            flat_prefix: flat(a, a.flat_prefix.clone()),
+            refresh: a.refresh,
+            parallel_days: flat(a, a.parallel_days),
         }
     }
+}
+
+/// A flat-file setting as the job holds it: only for a flat-file job (the flags have
+/// defaults, which a REST job must not report as set).
+fn flat<T>(a: &IngestArgs, value: T) -> Option<T> {
+    (a.source == SourceKind::FlatFiles).then_some(value)
 }
 
 #[cfg(test)]
@@ -261,14 +386,43 @@ mod tests {
             max_backoff: Some(Duration::from_secs(9)),
             in_flight: Some(7),
             breaker: Some(2),
+            ..WorkerJob::default()
         };
-        let mut argv = vec![
-            "barsmith-ingest".to_string(),
-            "--tickers-file".into(),
-            "t.csv".into(),
-        ];
-        argv.extend(job.to_args());
-        let parsed = Worker::try_parse_from(&argv).expect("the worker reads its flags");
-        assert_eq!(WorkerJob::from_args(&parsed.args), job);
+        let flat = WorkerJob {
+            adjusted: false,
+            source: SourceKind::FlatFiles,
+            all_tickers: true,
+            flat_endpoint: Some("http://127.0.0.1:9000".into()),
+            flat_bucket: Some("files".into()),
+            flat_prefix: Some("us_stocks_sip/minute_aggs_v1".into()),
+            refresh: true,
+            parallel_days: Some(3),
+            ..job.clone()
+        };
+        for (job, list) in [(job, ["--tickers-file", "t.csv"]), (flat, ["--max-rps", "1"])] {
+            let mut argv = vec!["barsmith-ingest".to_string(), list[0].into(), list[1].into()];
+            argv.extend(job.to_args());
+            let parsed = Worker::try_parse_from(&argv).expect("the worker reads its flags");
+            assert_eq!(WorkerJob::from_args(&parsed.args), job);
+        }
+    }
+
+    #[test]
+    fn flat_settings_need_flat_files_and_flat_files_need_unadjusted() {
+        let rest = WorkerJob {
+            refresh: true,
+            ..WorkerJob::default()
+        };
+        assert!(rest.check().unwrap_err().contains("flat files only"));
+        let flat = WorkerJob {
+            source: SourceKind::FlatFiles,
+            ..WorkerJob::default()
+        };
+        assert!(flat.check().unwrap_err().contains("unadjusted"));
+        let ok = WorkerJob {
+            adjusted: false,
+            ..flat
+        };
+        assert_eq!(ok.check(), Ok(()));
     }
 }

@@ -24,6 +24,9 @@ pub enum SetupKind {
     Budget,
     /// The HTTP client could not be built.
     Client,
+    /// The data source refused the run as a whole: flat-file credentials rejected, or
+    /// the bucket's listing refused.
+    Source,
     /// A kind this version does not know (read side only).
     #[serde(other)]
     Other,
@@ -38,6 +41,7 @@ impl SetupKind {
             SetupKind::Store => "store",
             SetupKind::Budget => "budget",
             SetupKind::Client => "client",
+            SetupKind::Source => "source",
             SetupKind::Other => "setup",
         }
     }

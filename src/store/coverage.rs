@@ -124,14 +124,16 @@ impl Record {
     /// Forgets everything claimed about `year`: its ranges and its file.
     pub fn withdraw_year(&mut self, year: i16) {
         self.files.remove(&year);
-        let Ok(whole) = DateRange::year(year) else {
-            return;
-        };
+        if let Ok(whole) = DateRange::year(year) {
+            self.withdraw(&[whole]);
+        }
+    }
+
+    /// Forgets that the days of `ranges` (sorted, disjoint) are complete.
+    pub fn withdraw(&mut self, ranges: &[DateRange]) {
         let mut kept = Vec::with_capacity(self.complete.len() + 1);
         for r in &self.complete {
-            for part in subtract(*r, &[whole]) {
-                kept.push(part);
-            }
+            kept.extend(subtract(*r, ranges));
         }
         self.complete = merge_ranges(kept);
     }

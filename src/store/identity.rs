@@ -3,10 +3,12 @@
 //! The identity is recorded once per output folder in `dataset.json` and checked on
 //! every open and every write, so adjusted and unadjusted bars never mix in one folder.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::DateRange;
@@ -64,6 +66,67 @@ pub struct Provenance {
     pub requested: DateRange,
     /// When the bars were fetched.
     pub fetched_at: Timestamp,
+    /// Flat files the bars came from; `None` for the REST API.
+    pub origin: Option<Origin>,
+}
+
+/// The flat files a file's bars came from: the dataset prefix and each day's ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The dataset's key prefix, e.g. `us_stocks_sip/minute_aggs_v1`.
+    pub prefix: String,
+    /// Day → the ETag of that day's file when it was ingested (quotes removed).
+    pub files: BTreeMap<Date, String>,
+    /// The file also holds bars from the REST API (days the files did not give).
+    pub mixed: bool,
+}
+
+impl Origin {
+    /// The origin of bars taken from the day `files` under `prefix`.
+    pub fn flat_files(prefix: &str, files: BTreeMap<Date, String>) -> Origin {
+        let files = files
+            .into_iter()
+            .map(|(d, e)| (d, e.trim_matches('"').to_string()))
+            .collect();
+        Origin {
+            prefix: prefix.to_string(),
+            files,
+            mixed: false,
+        }
+    }
+
+    /// The metadata value: `PREFIX|YYYY-MM-DD=ETAG,...`.
+    pub fn encode(&self) -> String {
+        let days: Vec<String> = self.files.iter().map(|(d, e)| format!("{d}={e}")).collect();
+        format!("{}|{}", self.prefix, days.join(","))
+    }
+
+    /// Reads [`Origin::encode`]'s form; `None` when it is not that.
+    pub fn decode(text: &str) -> Option<Origin> {
+        let (prefix, days) = text.split_once('|')?;
+        let mut files = BTreeMap::new();
+        for pair in days.split(',').filter(|p| !p.is_empty()) {
+            let (d, e) = pair.split_once('=')?;
+            files.insert(d.parse().ok()?, e.to_string());
+        }
+        Some(Origin {
+            prefix: prefix.to_string(),
+            files,
+            mixed: false,
+        })
+    }
+
+    /// This origin with the days of `older` it does not replace, for a write that
+    /// keeps an existing file's other days.
+    pub fn keeping(mut self, older: Origin) -> Origin {
+        self.mixed |= older.mixed;
+        if older.prefix == self.prefix {
+            for (d, e) in older.files {
+                self.files.entry(d).or_insert(e);
+            }
+        }
+        self
+    }
 }
 
 impl Provenance {
@@ -88,6 +151,7 @@ impl Provenance {
             adjusted: identity.adjusted,
             requested,
             fetched_at,
+            origin: None,
         }
     }
 
@@ -99,6 +163,25 @@ impl Provenance {
             adjusted: self.adjusted,
         }
     }
+}
+
+/// The origin of a write that keeps some bars of an existing file whose metadata is
+/// `meta`: the flat files of both, and whether REST bars are among them.
+pub(crate) fn kept_origin(
+    new: Option<Origin>,
+    meta: &std::collections::HashMap<String, String>,
+) -> Option<Origin> {
+    use crate::store::schema::meta::{FLAT_FILES, SOURCE};
+    let old_had_rest = meta.get(SOURCE).is_none_or(|s| s.ends_with("rest"));
+    let old = meta.get(FLAT_FILES).and_then(|v| Origin::decode(v));
+    let mut merged = match (new, old) {
+        (Some(n), Some(o)) => n.keeping(o),
+        (Some(n), None) => n,
+        (None, Some(o)) => o,
+        (None, None) => return None,
+    };
+    merged.mixed |= old_had_rest;
+    Some(merged)
 }
 
 /// The content of `dataset.json`.

@@ -74,6 +74,11 @@ impl Layout {
         self.state.join("staging")
     }
 
+    /// The flat-file route's state: staged days and the ledger of ingested files.
+    pub fn flatfiles_dir(&self) -> PathBuf {
+        self.state.join("flatfiles")
+    }
+
     /// Where damaged bar files are moved to (out of readers' way, never deleted).
     pub fn quarantine_dir(&self) -> PathBuf {
         self.state.join("quarantine")

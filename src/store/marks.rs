@@ -49,6 +49,23 @@ impl Store {
         self.update_record(ticker, complete, today, Some(written))
     }
 
+    /// Forgets that the days of `ranges` (sorted, disjoint) of `ticker` are complete,
+    /// so the next run fetches them again (a republished flat file, say). The bars stay
+    /// on disk until they are replaced.
+    pub fn withdraw(&self, ticker: &str, ranges: &[DateRange]) -> Result<(), StoreError> {
+        self.check_writable()?;
+        check_ticker(ticker)?;
+        let _lock = self.lock(ticker)?;
+        let path = self.layout.coverage_file(ticker);
+        let mut record = coverage::read_record(&path)?;
+        let old = record.complete.clone();
+        record.withdraw(ranges);
+        if record.complete == old {
+            return Ok(());
+        }
+        coverage::write(&self.layout.staging_dir(), &path, ticker, &record)
+    }
+
     fn update_record(
         &self,
         ticker: &str,

@@ -36,7 +36,9 @@ use crate::ticker::validate_ticker;
 pub use decode::{StoredFile, read_file, read_metadata};
 pub use encode::{Encoded, bars_to_batch, encode_parquet};
 pub use error::StoreError;
-pub use identity::{DatasetIdentity, Provenance};
+pub use identity::{DatasetIdentity, Origin, Provenance};
+
+use identity::kept_origin;
 pub use layout::{Layout, state_dir_for};
 pub use marks::Written;
 pub use verify::{Damage, DamageKind, Finding};
@@ -145,6 +147,11 @@ impl Store {
         self.identity.as_ref()
     }
 
+    /// The flat-file route's state folder (staged days, the ledger of ingested files).
+    pub fn flatfiles_dir(&self) -> PathBuf {
+        self.layout.flatfiles_dir()
+    }
+
     /// The Parquet file of (`ticker`, `year`), whether or not it exists.
     pub fn file_path(&self, ticker: &str, year: i16) -> PathBuf {
         self.layout.file_path(ticker, year)
@@ -214,15 +221,19 @@ impl Store {
         let whole_year = range.from.day_of_year() == 1 && range.to == range.to.last_of_year();
         let merged = if complete != [range] {
             let replace: Vec<Range<i64>> = complete.iter().map(|r| ms_bounds(*r)).collect();
-            let stored = if path.exists() {
+            let merged = if path.exists() {
                 let stored = read_file(&path)?;
                 self.check_identity(&file_identity(&stored.metadata, &path)?, &path)?;
-                provenance.requested = widen(provenance.requested, &stored.metadata);
-                stored.bars
+                let (merged, kept) = within::replace_within(&stored.bars, &incoming, &replace);
+                if kept > 0 {
+                    provenance.requested = widen(provenance.requested, &stored.metadata);
+                    provenance.origin = kept_origin(provenance.origin, &stored.metadata);
+                }
+                merged
             } else {
-                Bars::default()
+                within::replace_within(&Bars::default(), &incoming, &replace).0
             };
-            Cow::Owned(within::replace_within(&stored, &incoming, &replace))
+            Cow::Owned(merged)
         } else if path.exists() && whole_year {
             // Every stored bar is replaced: only the identity needs checking.
             self.check_identity(&file_identity(&read_metadata(&path)?, &path)?, &path)?;
@@ -233,6 +244,7 @@ impl Store {
             let (before, after) = outside_slices(&stored.bars, bounds);
             if !before.is_empty() || !after.is_empty() {
                 provenance.requested = widen(provenance.requested, &stored.metadata);
+                provenance.origin = kept_origin(provenance.origin, &stored.metadata);
             }
             let mut merged = Bars::with_capacity(before.len() + incoming.len() + after.len());
             merged.extend(&slice(&stored.bars, before));

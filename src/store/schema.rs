@@ -69,6 +69,12 @@ pub mod meta {
     pub const FETCHED_AT: &str = "barsmith.fetched_at";
     /// barsmith version that wrote the file.
     pub const VERSION: &str = "barsmith.version";
+    /// Where the bars came from: `rest`, `flatfiles`, or `flatfiles+rest` for a year
+    /// filled by both routes.
+    pub const SOURCE: &str = "barsmith.source";
+    /// The flat files of a year's bars: `PREFIX|YYYY-MM-DD=ETAG,...` (one per day
+    /// ingested from a file), so a republished file can be told from the one used.
+    pub const FLAT_FILES: &str = "barsmith.flat_files";
 }
 
 /// ZSTD level used for every column.
@@ -111,7 +117,7 @@ pub fn bars_schema() -> SchemaRef {
 /// The year is the requested range's (a file never spans two years).
 pub fn provenance_metadata(ticker: &str, provenance: &Provenance) -> Vec<KeyValue> {
     let kv = |k: &str, v: String| KeyValue::new(k.to_string(), v);
-    vec![
+    let mut out = vec![
         kv(meta::TICKER, ticker.to_string()),
         kv(meta::YEAR, provenance.requested.from.year().to_string()),
         kv(meta::PROVIDER, provenance.provider.clone()),
@@ -121,7 +127,17 @@ pub fn provenance_metadata(ticker: &str, provenance: &Provenance) -> Vec<KeyValu
         kv(meta::REQUESTED_TO, provenance.requested.to.to_string()),
         kv(meta::FETCHED_AT, provenance.fetched_at.to_string()),
         kv(meta::VERSION, crate::VERSION.to_string()),
-    ]
+    ];
+    let source = match &provenance.origin {
+        None => "rest",
+        Some(o) if o.mixed => "flatfiles+rest",
+        Some(_) => "flatfiles",
+    };
+    out.push(kv(meta::SOURCE, source.to_string()));
+    if let Some(o) = &provenance.origin {
+        out.push(kv(meta::FLAT_FILES, o.encode()));
+    }
+    out
 }
 
 /// Writer settings for a file of `ticker`: ZSTD at [`ZSTD_LEVEL`], delta timestamps

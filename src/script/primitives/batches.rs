@@ -10,6 +10,7 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use crate::batch::{BatchError, BatchOptions, BatchResult, PassPlan, TickerOutcome, TickerStatus};
 use crate::ingest::WorkerJob;
+use crate::ingest::job::SourceKind;
 use crate::script::host::{Ending, Host};
 use crate::script::primitives::net::failure_map;
 use crate::script::primitives::util::cancelled;
@@ -32,13 +33,20 @@ pub(crate) const WORK_OPTIONS: &[&str] = &[
     "in_flight",
     "breaker",
     "timeout",
+    "source",
+    "all_tickers",
+    "flat_endpoint",
+    "flat_bucket",
+    "flat_prefix",
+    "refresh",
+    "parallel_days",
 ];
 
 /// The `spawn_batch` keys of one batch only: its identity and the script's own values.
 const PER_BATCH_OPTIONS: &[&str] = &["attempt", "id", "label", "data"];
 
 /// The keys `spawn_batch` accepts.
-pub(crate) const SPAWN_OPTIONS: &[&str] = &concat::<17>(WORK_OPTIONS, PER_BATCH_OPTIONS);
+pub(crate) const SPAWN_OPTIONS: &[&str] = &concat::<24>(WORK_OPTIONS, PER_BATCH_OPTIONS);
 
 /// `a` then `b`, as one array of `N` keys (checked when compiling).
 pub(crate) const fn concat<const N: usize>(
@@ -143,6 +151,13 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<(BatchOptions, M
                 })
             })
             .transpose()?,
+        source: source_kind(&o)?,
+        all_tickers: o.bool("all_tickers")?.unwrap_or(false),
+        flat_endpoint: o.string("flat_endpoint")?,
+        flat_bucket: o.string("flat_bucket")?,
+        flat_prefix: o.string("flat_prefix")?,
+        refresh: o.bool("refresh")?.unwrap_or(false),
+        parallel_days: small("parallel_days")?,
     };
     let options = BatchOptions {
         job,
@@ -154,6 +169,17 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<(BatchOptions, M
         extra_args: Vec::new(),
     };
     Ok((options, extras))
+}
+
+/// The `source` option: `"rest"` (default) or `"flat-files"` (`"flat_files"` too).
+fn source_kind(o: &Options) -> Fallible<SourceKind> {
+    match o.string("source")?.as_deref() {
+        None | Some("rest") => Ok(SourceKind::Rest),
+        Some("flat-files" | "flat_files") => Ok(SourceKind::FlatFiles),
+        Some(other) => Err(error(format!(
+            "spawn_batch: option 'source' must be \"rest\" or \"flat-files\", got \"{other}\""
+        ))),
+    }
 }
 
 /// Starts one batch of `tickers` with the option map `opts` (see `spawn_batch`).

@@ -21,7 +21,7 @@ const POOL_KEYS: &[&str] = &["max_concurrent", "tries", "retry_delay"];
 
 /// Every key `pool`'s options accept: its own and the batches' work keys (the pool
 /// sets `id`, `attempt`, `label` and `data` per job).
-pub(crate) const POOL_OPTIONS: &[&str] = &concat::<16>(POOL_KEYS, WORK_OPTIONS);
+pub(crate) const POOL_OPTIONS: &[&str] = &concat::<23>(POOL_KEYS, WORK_OPTIONS);
 
 /// The tickers of a job map: its `ticker` or its `tickers`.
 fn job_tickers(function: &str, job: &Map) -> Fallible<Array> {
