@@ -20,7 +20,7 @@ use super::{Object, ObjectInfo, S3Config, S3Credentials, S3Error, S3ErrorKind};
 const MAX_RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// One bucket on one endpoint. Cheap to clone; connections are shared.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bucket {
     store: Arc<AmazonS3>,
     bucket: String,
@@ -225,6 +225,17 @@ impl Bucket {
         );
         tracing::debug!(kind = ?e.kind, error = %e.message, "S3 request failed");
         e
+    }
+}
+
+// By hand: object_store's own Debug prints the access key id (it masks the secret).
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("bucket", &self.bucket)
+            .field("origin", &self.origin)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,208 @@
+//! The S3 client (`barsmith::s3`) against moto's S3 server on loopback: paging,
+//! bodies, ETags, error kinds, and credentials that never print.
+//!
+//! moto comes from a venv under the target folder (`tests/s3/requirements.txt`),
+//! installed on the first run; it needs `python3` with its venv module.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use barsmith::s3::{
+    Bucket, FLATFILES_CREDENTIAL_VARS, S3Config, S3Credentials, S3Error, S3ErrorKind,
+};
+use bytes::Bytes;
+use common::moto::MotoServer;
+use futures_util::{StreamExt, TryStreamExt};
+
+const KEY_ID: &str = "AKIDBARSMITHTEST";
+const SECRET: &str = "barsmith-test-secret-0123456789";
+
+fn config(endpoint: &str, bucket: &str) -> S3Config {
+    let mut cfg = S3Config::new(
+        endpoint,
+        bucket,
+        S3Credentials::new(KEY_ID.into(), SECRET.into()),
+    );
+    cfg.timeout = Duration::from_secs(30);
+    cfg.retries = 2;
+    cfg
+}
+
+fn bucket(moto: &MotoServer) -> Bucket {
+    Bucket::new(config(&moto.endpoint(), &moto.bucket)).expect("client for moto")
+}
+
+/// Neither half of the key pair in an error's Display or Debug.
+fn assert_clean(e: &S3Error) {
+    let shown = format!("{e} | {e:?}");
+    assert!(!shown.contains(SECRET), "secret in {shown}");
+    assert!(!shown.contains(KEY_ID), "key id in {shown}");
+    assert!(!e.message.contains('\n'), "not one line: {e}");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn lists_2500_objects_across_pages() {
+    let moto = MotoServer::start();
+    eprintln!("moto answered {:?} after start", moto.startup);
+    let b = bucket(&moto);
+    runtime().block_on(async {
+        let t0 = Instant::now();
+        // Sizes vary so a size mixed up between keys shows; bodies differ so ETags do.
+        let puts = (0..2500usize).map(|i| {
+            let b = b.clone();
+            async move {
+                let key = format!("p/{i:05}.csv");
+                let body = Bytes::from(format!("{i},").repeat(i % 7 + 1));
+                b.put(&key, body).await
+            }
+        });
+        let mut put: Vec<_> = futures_util::stream::iter(puts)
+            .buffer_unordered(16)
+            .try_collect()
+            .await
+            .expect("puts");
+        put.sort_by(|a, b| a.key.cmp(&b.key));
+        eprintln!("2,500 puts in {:?}", t0.elapsed());
+        b.put("q/other.csv", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        b.put("p0.csv", Bytes::from_static(b"x")).await.unwrap();
+
+        let t0 = Instant::now();
+        let listed = b.list("p/").await.expect("list");
+        eprintln!("list of 2,500 in {:?}", t0.elapsed());
+        assert_eq!(listed.len(), 2500);
+        for (l, p) in listed.iter().zip(&put) {
+            assert_eq!(l.key, p.key);
+            assert_eq!(l.size, p.size, "{}", l.key);
+            assert!(l.etag.is_some(), "{}", l.key);
+            assert_eq!(l.etag, p.etag, "{}", l.key);
+            assert!(!l.etag.as_deref().unwrap().contains('"'), "{:?}", l.etag);
+        }
+        // A plain string prefix: no `/` added, so `p/0000` is ten keys.
+        let ten = b.list("p/0000").await.unwrap();
+        let keys: Vec<_> = ten.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys.len(), 10, "{keys:?}");
+        assert_eq!(keys[0], "p/00000.csv");
+        assert_eq!(b.list("").await.unwrap().len(), 2502);
+        assert!(b.list("nothing/").await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn get_head_put_and_not_found() {
+    let moto = MotoServer::start();
+    let b = bucket(&moto);
+    runtime().block_on(async {
+        let key = "us_stocks_sip/minute_aggs_v1/2024/01/2024-01-02.csv.gz";
+        let body = Bytes::from((0..100_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let put = b.put(key, body.clone()).await.expect("put");
+        assert_eq!((put.key.as_str(), put.size), (key, 100_000));
+
+        let got = b.get(key).await.expect("get");
+        assert_eq!(got.body, body);
+        assert_eq!(got.info.size, 100_000);
+        assert_eq!(got.info.etag, put.etag);
+        let now = put.last_modified;
+        assert!((got.info.last_modified - now).abs() < 120_000, "{got:?}");
+
+        let head = b.head(key).await.expect("head");
+        assert_eq!(head, got.info);
+
+        let again = b.put(key, Bytes::from_static(b"new")).await.unwrap();
+        assert_ne!(again.etag, put.etag, "a new body has a new ETag");
+        assert_eq!(b.get(key).await.unwrap().body, Bytes::from_static(b"new"));
+
+        for e in [
+            b.get("missing.csv.gz").await.unwrap_err(),
+            b.head("missing.csv.gz").await.unwrap_err(),
+        ] {
+            assert_eq!(e.kind, S3ErrorKind::NotFound, "{e}");
+            assert_eq!(e.key.as_deref(), Some("missing.csv.gz"));
+            assert!(e.message.contains("s3://barsmith/missing.csv.gz"), "{e}");
+            assert_clean(&e);
+        }
+
+        let e = b.get("a//b").await.unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::Other, "{e}");
+
+        let other = Bucket::new(config(&moto.endpoint(), "no-such-bucket")).unwrap();
+        let e = other.list("x/").await.unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::NotFound, "{e}");
+        assert!(e.message.contains("check the bucket name"), "{e}");
+        assert_clean(&e);
+    });
+}
+
+#[test]
+fn an_unreachable_endpoint_is_transient_after_retries() {
+    // A port nobody listens on: connection refused, retried, then Transient.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = config(&format!("http://127.0.0.1:{port}"), "b");
+    cfg.retries = 1;
+    let b = Bucket::new(cfg).unwrap();
+    let t0 = Instant::now();
+    let e = runtime().block_on(b.get("k")).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Transient, "{e}");
+    assert!(e.message.contains("after 1 retries"), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_clean(&e);
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    let e = Bucket::new(config("http://files.massive.com", "flatfiles")).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Config);
+    assert!(
+        e.message
+            .contains("refusing plain http to http://files.massive.com"),
+        "{e}"
+    );
+    assert_clean(&e);
+    let mut cfg = config("http://files.massive.com", "flatfiles");
+    cfg.allow_insecure_http = true;
+    Bucket::new(cfg).expect("allowed when asked (with a warning)");
+    Bucket::new(config("https://files.massive.com", "flatfiles")).expect("https");
+    let e = Bucket::new(config("https://files.massive.com/flatfiles", "flatfiles")).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Config, "{e}");
+}
+
+#[test]
+fn missing_credentials_name_the_variables_to_set() {
+    for (id, secret) in FLATFILES_CREDENTIAL_VARS {
+        // SAFETY: no other test in this binary reads these variables.
+        unsafe {
+            std::env::remove_var(id);
+            std::env::remove_var(secret);
+        }
+    }
+    let e = S3Credentials::from_env(&FLATFILES_CREDENTIAL_VARS).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Config);
+    assert_eq!(
+        e.to_string(),
+        "no S3 credentials: set MASSIVE_S3_ACCESS_KEY_ID and MASSIVE_S3_SECRET_ACCESS_KEY \
+         (or POLYGON_S3_ACCESS_KEY_ID and POLYGON_S3_SECRET_ACCESS_KEY)"
+    );
+}
+
+#[test]
+fn config_and_client_never_print_the_key_pair() {
+    let cfg = config("https://files.massive.com", "flatfiles");
+    let shown = format!("{cfg:?} {:?}", Bucket::new(cfg.clone()).unwrap());
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(!shown.contains(KEY_ID), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
