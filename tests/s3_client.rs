@@ -206,3 +206,73 @@ fn config_and_client_never_print_the_key_pair() {
     assert!(!shown.contains(KEY_ID), "{shown}");
     assert!(shown.contains("<redacted>"), "{shown}");
 }
+
+/// S3 answers 403 both for a wrong key pair and for a refusal; moto with auth on
+/// sends the same codes as S3 (`InvalidAccessKeyId`, `SignatureDoesNotMatch`,
+/// `AccessDenied`), so the classification is checked against a real server here.
+#[test]
+fn the_403s_from_a_real_server() {
+    let moto = MotoServer::start();
+    let (id, secret) = moto.user_without_permissions("reader");
+    let key = "us_stocks_sip/minute_aggs_v1/2024/01/2024-01-02.csv.gz";
+    let owner = bucket(&moto);
+    let rt = runtime();
+    rt.block_on(owner.put(key, Bytes::from_static(b"a,b\n")))
+        .unwrap();
+    moto.enforce_auth();
+
+    let with = |id: &str, secret: &str| {
+        let mut cfg = config(&moto.endpoint(), &moto.bucket);
+        cfg.credentials = S3Credentials::new(id.into(), secret.into());
+        Bucket::new(cfg).unwrap()
+    };
+    let clean = |e: &S3Error, secret: &str| {
+        let shown = format!("{e} | {e:?}");
+        assert!(!shown.contains(secret), "secret in {shown}");
+    };
+
+    // The right pair, but no permission: Forbidden, for GET and for list.
+    let reader = with(&id, &secret);
+    for e in [
+        rt.block_on(reader.get(key)).unwrap_err(),
+        rt.block_on(reader.list("us_stocks_sip/")).unwrap_err(),
+    ] {
+        assert_eq!(e.kind, S3ErrorKind::Forbidden, "{e}");
+        assert!(e.message.contains("AccessDenied"), "{e}");
+        clean(&e, &secret);
+    }
+
+    // A wrong secret for a known key id.
+    let wrong = with(&id, "not-the-secret-at-all");
+    for e in [
+        rt.block_on(wrong.get(key)).unwrap_err(),
+        rt.block_on(wrong.list("us_stocks_sip/")).unwrap_err(),
+    ] {
+        assert_eq!(e.kind, S3ErrorKind::BadCredentials, "{e}");
+        assert!(e.message.contains("SignatureDoesNotMatch"), "{e}");
+        assert!(e.message.contains("check the secret access key"), "{e}");
+        clean(&e, "not-the-secret-at-all");
+    }
+
+    // A key id the server does not know.
+    let unknown = with("AKIDUNKNOWN0000000", &secret);
+    let e = rt.block_on(unknown.get(key)).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::BadCredentials, "{e}");
+    assert!(e.message.contains("InvalidAccessKeyId"), "{e}");
+    assert!(e.message.contains("check the access key id"), "{e}");
+    clean(&e, &secret);
+
+    // HEAD responses have no body, hence no code: the client asks again with a
+    // one-byte GET to learn which 403 it was.
+    let e = rt.block_on(wrong.head(key)).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::BadCredentials, "{e}");
+    assert!(
+        e.message.contains("SignatureDoesNotMatch") && e.message.contains("HEAD"),
+        "{e}"
+    );
+    let e = rt.block_on(reader.head(key)).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Forbidden, "{e}");
+    assert!(e.message.contains("AccessDenied"), "{e}");
+    let e = rt.block_on(unknown.head(key)).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::BadCredentials, "{e}");
+}

@@ -8,7 +8,8 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectMeta, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutPayload, RetryConfig,
 };
 use reqwest::Url;
 
@@ -157,12 +158,39 @@ impl Bucket {
     /// The object's metadata, without its body.
     pub async fn head(&self, key: &str) -> Result<ObjectInfo, S3Error> {
         let path = self.path(key)?;
-        let meta = self
-            .store
-            .head(&path)
-            .await
-            .map_err(|e| self.error(&e, Op::Head, key))?;
-        Ok(info(meta))
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(info(meta)),
+            Err(e @ object_store::Error::PermissionDenied { .. }) => {
+                Err(self.explain_head_403(&path, key, &e).await)
+            }
+            Err(e) => Err(self.error(&e, Op::Head, key)),
+        }
+    }
+
+    /// A HEAD 403 has no body, so no code telling bad credentials from a refusal: ask
+    /// the same question with a one-byte GET, whose 403 carries the code. Any other
+    /// outcome of that probe keeps the HEAD's own error.
+    async fn explain_head_403(
+        &self,
+        path: &Path,
+        key: &str,
+        head: &object_store::Error,
+    ) -> S3Error {
+        let probe = GetOptions {
+            range: Some(GetRange::Bounded(0..1)),
+            ..Default::default()
+        };
+        match self.store.get_opts(path, probe).await {
+            Err(e @ object_store::Error::PermissionDenied { .. }) => {
+                let explained = self.error(&e, Op::Head, key);
+                if explained.message.contains("no error code") {
+                    self.error(head, Op::Head, key)
+                } else {
+                    explained
+                }
+            }
+            _ => self.error(head, Op::Head, key),
+        }
     }
 
     /// Writes `body` as `key` in one PUT (no multipart: meant for objects up to a few

@@ -6,8 +6,9 @@
 //! `Server returned non-2xx status code: 403 Forbidden: <?xml ...><Code>...</Code>`,
 //! and the `Error` variant tells 401/403/404 apart. S3 answers 403 both for a wrong
 //! key pair (`InvalidAccessKeyId`, `SignatureDoesNotMatch`) and for a refusal
-//! (`AccessDenied`), so the `<Code>` element decides; a 403 without a body (HEAD
-//! responses have none) is reported as [`S3ErrorKind::Forbidden`] with a message
+//! (`AccessDenied`), so the `<Code>` element decides. A HEAD response has no body:
+//! [`super::Bucket::head`] asks again with a one-byte GET to get the code; a 403
+//! that still has no code is reported as [`S3ErrorKind::Forbidden`] with a message
 //! saying both causes are possible.
 
 use object_store::client::{HttpError, HttpErrorKind};

@@ -14,6 +14,8 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(90);
 pub struct MotoServer {
     child: Child,
     port: u16,
+    /// The `moto_server` script, next to the venv's python.
+    moto: PathBuf,
     /// The bucket created at start.
     pub bucket: String,
     /// The server's output (kept for failures).
@@ -49,6 +51,7 @@ impl MotoServer {
         let mut server = MotoServer {
             child,
             port,
+            moto,
             bucket: "barsmith".into(),
             log,
             startup: Duration::ZERO,
@@ -81,6 +84,46 @@ impl MotoServer {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// A new IAM user with an access key and no policy (so S3 denies it everything once
+    /// auth is on): `(access key id, secret)`, made with boto3 from moto's venv.
+    pub fn user_without_permissions(&self, user: &str) -> (String, String) {
+        let script = format!(
+            "import boto3\n\
+             iam = boto3.client('iam', endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id='setup', aws_secret_access_key='setup')\n\
+             iam.create_user(UserName='{user}')\n\
+             k = iam.create_access_key(UserName='{user}')['AccessKey']\n\
+             print(k['AccessKeyId'], k['SecretAccessKey'])\n",
+            self.endpoint()
+        );
+        let python = self
+            .moto
+            .with_file_name("python")
+            .into_os_string()
+            .into_string()
+            .expect("utf-8 path");
+        let out = Command::new(python)
+            .args(["-c", &script])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "creating an IAM user in moto: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace();
+        let (id, secret) = (parts.next(), parts.next());
+        (id.expect("key id").into(), secret.expect("secret").into())
+    }
+
+    /// From now on moto checks every request's signature and IAM permissions.
+    pub fn enforce_auth(&self) {
+        let status = raw_request_with_body(self.port, "POST", "/moto-api/reset-auth", "0");
+        let status = status.expect("moto answers reset-auth");
+        assert!(status.contains(" 200 "), "reset-auth: {status}");
     }
 
     fn log_text(&self) -> String {
@@ -116,12 +159,18 @@ fn free_port() -> u16 {
 
 /// One unsigned HTTP/1.1 request; the status line, or `None` if nothing answered.
 fn raw_request(port: u16, method: &str, path: &str) -> Option<String> {
+    raw_request_with_body(port, method, path, "")
+}
+
+/// [`raw_request`] with a body.
+fn raw_request_with_body(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
-         Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
     );
     s.write_all(req.as_bytes()).ok()?;
     let mut resp = Vec::new();
