@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use barsmith::s3::{
@@ -275,4 +277,86 @@ fn the_403s_from_a_real_server() {
     assert!(e.message.contains("AccessDenied"), "{e}");
     let e = rt.block_on(unknown.head(key)).unwrap_err();
     assert_eq!(e.kind, S3ErrorKind::BadCredentials, "{e}");
+}
+
+/// A loopback HTTP server that answers every request with `respond(request head)`
+/// (raw bytes, then it closes the connection) and counts the requests.
+fn canned_server(respond: fn(&str) -> Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            seen.fetch_add(1, Ordering::SeqCst);
+            // Read the request head (these requests have no body), then answer.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = s.write_all(&respond(&String::from_utf8_lossy(&head)));
+        }
+    });
+    (endpoint, count)
+}
+
+#[test]
+fn slow_down_is_retried_then_transient() {
+    const SLOW: &[u8] = b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n\
+        Content-Length: 87\r\nConnection: close\r\n\r\n\
+        <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    let (endpoint, count) = canned_server(|_| SLOW.to_vec());
+    let mut cfg = config(&endpoint, "flatfiles");
+    cfg.retries = 2;
+    let e = runtime()
+        .block_on(Bucket::new(cfg).unwrap().get("k"))
+        .unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Transient, "{e}");
+    assert!(e.message.contains("SlowDown, HTTP 503"), "{e}");
+    assert_eq!(count.load(Ordering::SeqCst), 3, "first try and two retries");
+    assert_clean(&e);
+}
+
+#[test]
+fn a_body_shorter_than_its_length_is_corrupt() {
+    // Promises 100 bytes, sends 10, closes; each retry (a range request for the rest,
+    // answered 206 as S3 does) is cut short too.
+    let (endpoint, count) = canned_server(|head| {
+        let head = head.to_ascii_lowercase();
+        let common = "ETag: \"abc\"\r\nLast-Modified: Tue, 02 Jan 2024 00:00:00 GMT\r\n\
+                      Connection: close\r\n";
+        let answer = match head.find("range: bytes=") {
+            None => format!("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n{common}\r\n0123456789"),
+            Some(at) => {
+                let spec = head[at + 13..]
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let (from, _) = spec.split_once('-').unwrap();
+                let from: u64 = from.parse().unwrap();
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-99/100\r\n\
+                     Content-Length: {}\r\n{common}\r\n01234",
+                    100 - from
+                )
+            }
+        };
+        answer.into_bytes()
+    });
+    let mut cfg = config(&endpoint, "flatfiles");
+    cfg.retries = 1;
+    let e = runtime()
+        .block_on(Bucket::new(cfg).unwrap().get("k"))
+        .unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Corrupt, "{e}");
+    assert!(
+        count.load(Ordering::SeqCst) >= 2,
+        "the cut body was retried"
+    );
+    assert_clean(&e);
 }

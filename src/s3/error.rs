@@ -193,12 +193,17 @@ pub(crate) fn decide(f: &Facts) -> S3ErrorKind {
         Some(300..=399) => return Config,
         _ => {}
     }
-    let lower = f.text.to_ascii_lowercase();
+    // The top error's text need not include the innermost one's (HttpError hides it).
+    let lower = format!("{} {}", f.text, f.leaf).to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("redirect without location") {
         return Config;
     }
-    // hyper's words for a body that ended before its Content-Length.
-    if lower.contains("end of file before message length") {
+    // hyper's words for a body that ended before its Content-Length, and
+    // object_store's for a resumed download whose range answer does not fit.
+    if lower.contains("end of file before message length")
+        || lower.contains("content-range")
+        || lower.contains("non-partial response")
+    {
         return Corrupt;
     }
     match f.transport {

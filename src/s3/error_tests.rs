@@ -207,6 +207,9 @@ fn transport_failures() {
     let err = generic(HttpError::new(HttpErrorKind::Unknown, cut));
     assert_eq!(check(&err, Op::Get).kind, S3ErrorKind::Corrupt);
 
+    let cut = Text("Content-Range header not present in partial response".into());
+    assert_eq!(check(&generic(cut), Op::Get).kind, S3ErrorKind::Corrupt);
+
     let tls = Text("invalid peer certificate: UnknownIssuer".into());
     let err = generic(HttpError::new(HttpErrorKind::Connect, tls));
     assert_eq!(check(&err, Op::Get).kind, S3ErrorKind::Config);
