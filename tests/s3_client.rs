@@ -280,7 +280,8 @@ fn the_403s_from_a_real_server() {
 }
 
 /// A loopback HTTP server that answers every request with `respond(request head)`
-/// (raw bytes, then it closes the connection) and counts the requests.
+/// (raw bytes, then it closes the connection; nothing at all when empty) and counts
+/// the requests.
 fn canned_server(respond: fn(&str) -> Vec<u8>) -> (String, Arc<AtomicUsize>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -297,7 +298,16 @@ fn canned_server(respond: fn(&str) -> Vec<u8>) -> (String, Arc<AtomicUsize>) {
             while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
                 head.push(byte[0]);
             }
-            let _ = s.write_all(&respond(&String::from_utf8_lossy(&head)));
+            let answer = respond(&String::from_utf8_lossy(&head));
+            if answer.is_empty() {
+                // Say nothing, keep the connection open: a server that hangs.
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(30));
+                    drop(s);
+                });
+                continue;
+            }
+            let _ = s.write_all(&answer);
         }
     });
     (endpoint, count)
@@ -359,4 +369,20 @@ fn a_body_shorter_than_its_length_is_corrupt() {
         "the cut body was retried"
     );
     assert_clean(&e);
+}
+
+#[test]
+fn a_silent_server_times_out_and_is_retried() {
+    let (endpoint, count) = canned_server(|_| Vec::new());
+    let mut cfg = config(&endpoint, "flatfiles");
+    cfg.timeout = Duration::from_millis(500);
+    cfg.retries = 1;
+    let b = Bucket::new(cfg).unwrap();
+    let t0 = Instant::now();
+    let e = runtime().block_on(b.head("k")).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Transient, "{e}");
+    assert_eq!(count.load(Ordering::SeqCst), 2, "first try and one retry");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_clean(&e);
+    eprintln!("{e}");
 }
