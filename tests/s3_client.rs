@@ -386,3 +386,32 @@ fn a_silent_server_times_out_and_is_retried() {
     assert_clean(&e);
     eprintln!("{e}");
 }
+
+#[test]
+fn https_speaks_tls_with_ring() {
+    // A server that answers plain HTTP at once behind an https:// endpoint: rustls
+    // (with ring, the process default this client installs) gets a handshake going
+    // and then refuses the answer, rather than panicking for want of a provider.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("https://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut s, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    let mut cfg = config(&endpoint, "flatfiles");
+    cfg.retries = 0;
+    let t0 = Instant::now();
+    let e = runtime()
+        .block_on(Bucket::new(cfg).unwrap().head("k"))
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "{:?}: {e}",
+        t0.elapsed()
+    );
+    assert_eq!(e.kind, S3ErrorKind::Config, "{e}");
+    assert!(e.message.starts_with("TLS with https://127.0.0.1:"), "{e}");
+    assert!(e.message.contains("check the endpoint"), "{e}");
+    assert_clean(&e);
+}

@@ -195,7 +195,7 @@ pub(crate) fn decide(f: &Facts) -> S3ErrorKind {
     }
     // The top error's text need not include the innermost one's (HttpError hides it).
     let lower = format!("{} {}", f.text, f.leaf).to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("redirect without location") {
+    if is_tls(&lower) || lower.contains("redirect without location") {
         return Config;
     }
     // hyper's words for a body that ended before its Content-Length, and
@@ -213,6 +213,19 @@ pub(crate) fn decide(f: &Facts) -> S3ErrorKind {
         None if lower.contains("generic s3 error") && lower.contains("credential") => Config,
         None => Other,
     }
+}
+
+/// rustls's words for a handshake that cannot succeed by trying again (a wrong
+/// certificate, or no TLS at all on the other end).
+fn is_tls(lower: &str) -> bool {
+    [
+        "certificate",
+        "received corrupt message",
+        "peer is incompatible",
+        "peer misbehaved",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 /// The one-line message for `kind`.
@@ -248,6 +261,11 @@ fn message(kind: S3ErrorKind, f: &Facts, ctx: &Context<'_>) -> String {
             format!("{what} failed at {origin}: {why}; a later attempt may succeed")
         }
         S3ErrorKind::Corrupt => format!("{what}: incomplete or corrupt body ({why}); try again"),
+        S3ErrorKind::Config if is_tls(&format!("{} {}", f.text, f.leaf).to_lowercase()) => {
+            format!(
+                "TLS with {origin} failed while {what}: {why}; check the endpoint's scheme, host and port"
+            )
+        }
         S3ErrorKind::Config => format!("{what}: cannot work as configured: {why}"),
         S3ErrorKind::Other => format!("{what} failed at {origin}: {why}"),
     }
