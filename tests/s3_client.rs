@@ -415,3 +415,30 @@ fn https_speaks_tls_with_ring() {
     assert!(e.message.contains("check the endpoint"), "{e}");
     assert_clean(&e);
 }
+
+#[test]
+fn a_repeated_continuation_token_stops_the_listing() {
+    let (endpoint, count) = canned_server(|_| {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult>\
+            <Name>flatfiles</Name><Prefix>p/</Prefix><KeyCount>1</KeyCount>\
+            <MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><Contents><Key>p/a</Key>\
+            <LastModified>2024-01-02T00:00:00.000Z</LastModified><ETag>\"x\"</ETag>\
+            <Size>1</Size></Contents><NextContinuationToken>same</NextContinuationToken>\
+            </ListBucketResult>";
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    });
+    let b = Bucket::new(config(&endpoint, "flatfiles")).unwrap();
+    let e = runtime().block_on(b.list("p/")).unwrap_err();
+    assert_eq!(e.kind, S3ErrorKind::Other, "{e}");
+    assert!(
+        e.message
+            .contains("repeated a continuation token after 2 pages"),
+        "{e}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}

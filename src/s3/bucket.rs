@@ -99,6 +99,7 @@ impl Bucket {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         let mut pages = 0u32;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let opts = PaginatedListOptions {
                 page_token: token.take(),
@@ -112,6 +113,18 @@ impl Bucket {
             pages += 1;
             out.extend(page.result.objects.into_iter().map(info));
             match page.page_token.filter(|t| !t.is_empty()) {
+                // A server that hands back a token already followed would page forever.
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(S3Error::new(
+                        S3ErrorKind::Other,
+                        Some(prefix),
+                        format!(
+                            "listing s3://{}/{prefix}* at {}: the server repeated a \
+                             continuation token after {pages} pages; stopped",
+                            self.bucket, self.origin
+                        ),
+                    ));
+                }
                 Some(next) => token = Some(next),
                 None => break,
             }
