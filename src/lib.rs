@@ -19,6 +19,7 @@ pub mod input;
 pub mod polygon;
 pub mod repl;
 pub mod report;
+pub mod s3;
 pub mod sandbox;
 pub mod script;
 pub mod secret;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the fixture
 
+pub mod moto;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -150,9 +152,24 @@ pub fn python_with_readers() -> PathBuf {
     if let Some(p) = std::env::var_os("BARSMITH_PYTHON") {
         return PathBuf::from(p);
     }
-    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).expect("tests/readers/requirements.txt");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readers-venv");
+    python_venv(
+        "readers",
+        "the Python readers (DuckDB, Polars, pyarrow, pandas)",
+        "set BARSMITH_PYTHON to a Python with duckdb, polars and pyarrow to skip the install",
+    )
+}
+
+/// The Python of a venv under the target folder holding the packages pinned in
+/// `tests/<name>/requirements.txt`, created on first use (and again whenever that file
+/// changes). `what` names the packages on stderr; `skip` says how to avoid the install.
+pub fn python_venv(name: &str, what: &str, skip: &str) -> PathBuf {
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name)
+        .join("requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .unwrap_or_else(|e| panic!("{}: {e}", requirements.display()));
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-venv"));
     let python = venv.join("bin/python");
     let marker = venv.join("barsmith-requirements.txt");
     // Test binaries run in parallel: one creates the venv, the others wait for it.
@@ -166,28 +183,30 @@ pub fn python_with_readers() -> PathBuf {
     // a minute here and should say why.
     let _ = writeln!(
         std::io::stderr(),
-        "installing the Python readers (DuckDB, Polars, pyarrow, pandas) into {} \
-         (once; needs python3 with venv and PyPI; set BARSMITH_PYTHON to skip)",
+        "installing {what} into {} (once; needs python3 with venv and PyPI; {skip})",
         venv.display()
     );
-    let step = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let step = |cmd: &mut Command, what: &str, fix: &str| {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: {e}; {fix}"));
         assert!(
             out.status.success(),
-            "{what} failed (set BARSMITH_PYTHON to a Python with duckdb, polars and pyarrow \
-             to skip the install):\n{}",
+            "{what} failed: {fix}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     };
     step(
         Command::new("python3").args(["-m", "venv"]).arg(&venv),
         "python3 -m venv",
+        "install python3 with its venv module (Debian: apt-get install python3-venv)",
     );
     step(
         Command::new(&python)
             .args(["-m", "pip", "install", "-q", "-r"])
             .arg(&requirements),
-        "pip install of the Python readers",
+        &format!("pip install -r tests/{name}/requirements.txt"),
+        &format!("PyPI must be reachable once ({skip})"),
     );
     std::fs::write(&marker, wanted).expect("venv marker");
     python

@@ -1,0 +1,405 @@
+//! [`Bucket`]: list, get, head and put on one bucket, over object_store's S3 store.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutPayload, RetryConfig,
+};
+use reqwest::Url;
+
+use super::error::{Context, Op, classify};
+use super::{Object, ObjectInfo, S3Config, S3Credentials, S3Error, S3ErrorKind};
+
+/// Longest a request may be retried for. object_store re-sends the same signed
+/// request, and SigV4 signatures expire 15 minutes after signing: stay well below.
+const MAX_RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// One bucket on one endpoint. Cheap to clone; connections are shared.
+#[derive(Clone)]
+pub struct Bucket {
+    store: Arc<AmazonS3>,
+    bucket: String,
+    /// `scheme://host[:port]`, for messages.
+    origin: String,
+    credentials: S3Credentials,
+}
+
+impl Bucket {
+    /// Checks the configuration and builds the client: https (rustls with ring, the
+    /// system's roots as for the Polygon client), path-style requests, object_store's
+    /// retries. `http://` is refused for hosts other than loopback unless
+    /// `allow_insecure_http`, which then logs a warning.
+    pub fn new(cfg: S3Config) -> Result<Bucket, S3Error> {
+        let url = check_endpoint(&cfg.endpoint, cfg.allow_insecure_http)?;
+        let origin = url.origin().ascii_serialization();
+        if cfg.bucket.trim().is_empty() || cfg.bucket.contains('/') {
+            return Err(config_error(format!(
+                "invalid bucket name {:?}: give the bare name (e.g. flatfiles)",
+                cfg.bucket
+            )));
+        }
+        if cfg.credentials.is_empty() {
+            return Err(config_error(
+                "empty S3 credentials: both the access key id and the secret are needed",
+            ));
+        }
+        // reqwest is built without a default crypto provider (no aws-lc); object_store
+        // builds its own reqwest client, so ring must be the process default. Only the
+        // first install wins; later calls get an Err to ignore.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let options = ClientOptions::new()
+            .with_allow_http(url.scheme() == "http")
+            .with_timeout(cfg.timeout)
+            .with_connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .with_user_agent(object_store::HeaderValue::from_static(concat!(
+                "barsmith/",
+                env!("CARGO_PKG_VERSION")
+            )));
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: cfg.retries as usize,
+            retry_timeout: retry_window(cfg.timeout, cfg.retries),
+        };
+        let (id, secret) = cfg.credentials.pair();
+        let store = AmazonS3Builder::new()
+            .with_endpoint(origin.clone())
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_access_key_id(id)
+            .with_secret_access_key(secret)
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(url.scheme() == "http")
+            .with_client_options(options)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| {
+                config_error(format!(
+                    "cannot set up the S3 client for {origin}: {}",
+                    cfg.credentials.redact(&e.to_string())
+                ))
+            })?;
+        tracing::debug!(%origin, bucket = %cfg.bucket, retries = cfg.retries, "S3 client ready");
+        Ok(Bucket {
+            store: Arc::new(store),
+            bucket: cfg.bucket,
+            origin,
+            credentials: cfg.credentials,
+        })
+    }
+
+    /// Every object whose key starts with `prefix` (a plain string prefix, no `/`
+    /// added), following continuation tokens to the last page, sorted by key.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, S3Error> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let mut pages = 0u32;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let opts = PaginatedListOptions {
+                page_token: token.take(),
+                ..Default::default()
+            };
+            let page = self
+                .store
+                .list_paginated(Some(prefix).filter(|p| !p.is_empty()), opts)
+                .await
+                .map_err(|e| self.error(&e, Op::List, prefix))?;
+            pages += 1;
+            out.extend(page.result.objects.into_iter().map(info));
+            match page.page_token.filter(|t| !t.is_empty()) {
+                // A server that hands back a token already followed would page forever.
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(S3Error::new(
+                        S3ErrorKind::Other,
+                        Some(prefix),
+                        format!(
+                            "listing s3://{}/{prefix}* at {}: the server repeated a \
+                             continuation token after {pages} pages; stopped",
+                            self.bucket, self.origin
+                        ),
+                    ));
+                }
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        tracing::debug!(prefix, objects = out.len(), pages, "listed");
+        Ok(out)
+    }
+
+    /// The whole object. Failed requests are retried (5xx, SlowDown, timeouts,
+    /// connection errors), a body cut mid-way is resumed; a body whose length still
+    /// differs from the object's size is [`S3ErrorKind::Corrupt`].
+    pub async fn get(&self, key: &str) -> Result<Object, S3Error> {
+        let path = self.path(key)?;
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.error(&e, Op::Get, key))?;
+        let meta = result.meta.clone();
+        let body = result
+            .bytes()
+            .await
+            .map_err(|e| self.error(&e, Op::Get, key))?;
+        if body.len() as u64 != meta.size {
+            return Err(S3Error::new(
+                S3ErrorKind::Corrupt,
+                Some(key),
+                format!(
+                    "GET s3://{}/{key}: body is {} bytes, the object is {}; try again",
+                    self.bucket,
+                    body.len(),
+                    meta.size
+                ),
+            ));
+        }
+        tracing::debug!(key, bytes = body.len(), "got");
+        Ok(Object {
+            info: info(meta),
+            body,
+        })
+    }
+
+    /// The object's metadata, without its body.
+    pub async fn head(&self, key: &str) -> Result<ObjectInfo, S3Error> {
+        let path = self.path(key)?;
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(info(meta)),
+            Err(e @ object_store::Error::PermissionDenied { .. }) => {
+                Err(self.explain_head_403(&path, key, &e).await)
+            }
+            Err(e) => Err(self.error(&e, Op::Head, key)),
+        }
+    }
+
+    /// A HEAD 403 has no body, so no code telling bad credentials from a refusal: ask
+    /// the same question with a one-byte GET, whose 403 carries the code. Any other
+    /// outcome of that probe keeps the HEAD's own error.
+    async fn explain_head_403(
+        &self,
+        path: &Path,
+        key: &str,
+        head: &object_store::Error,
+    ) -> S3Error {
+        let probe = GetOptions {
+            range: Some(GetRange::Bounded(0..1)),
+            ..Default::default()
+        };
+        match self.store.get_opts(path, probe).await {
+            Err(e @ object_store::Error::PermissionDenied { .. }) => {
+                let explained = self.error(&e, Op::Head, key);
+                if explained.message.contains("no error code") {
+                    self.error(head, Op::Head, key)
+                } else {
+                    explained
+                }
+            }
+            _ => self.error(head, Op::Head, key),
+        }
+    }
+
+    /// Writes `body` as `key` in one PUT (no multipart: meant for objects up to a few
+    /// hundred MB) and returns its new metadata with S3's ETag.
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<ObjectInfo, S3Error> {
+        let path = self.path(key)?;
+        let size = body.len() as u64;
+        let result = self
+            .store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map_err(|e| self.error(&e, Op::Put, key))?;
+        tracing::debug!(key, bytes = size, "put");
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            etag: result.e_tag.as_deref().map(unquote),
+            last_modified: now_ms(),
+        })
+    }
+
+    /// The bucket's name.
+    pub fn name(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The endpoint's `scheme://host[:port]`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// `key` as object_store's path, refusing what S3 would store under another name
+    /// (empty segments, `.`/`..`, a leading or trailing `/`).
+    fn path(&self, key: &str) -> Result<Path, S3Error> {
+        Path::parse(key)
+            .ok()
+            .filter(|p| p.as_ref() == key && !key.is_empty())
+            .ok_or_else(|| {
+                S3Error::new(
+                    S3ErrorKind::Other,
+                    Some(key),
+                    format!(
+                        "invalid object key {key:?}: keys are non-empty `/`-separated names \
+                         without empty, `.` or `..` parts"
+                    ),
+                )
+            })
+    }
+
+    fn error(&self, err: &object_store::Error, op: Op, key: &str) -> S3Error {
+        let e = classify(
+            err,
+            &Context {
+                op,
+                bucket: &self.bucket,
+                key,
+                origin: &self.origin,
+                credentials: &self.credentials,
+            },
+        );
+        tracing::debug!(kind = ?e.kind, error = %e.message, "S3 request failed");
+        e
+    }
+}
+
+// By hand: object_store's own Debug prints the access key id (it masks the secret).
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("bucket", &self.bucket)
+            .field("origin", &self.origin)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses and checks the endpoint: http(s), a host, nothing else (no user info —
+/// that would put a secret in a URL —, path, query or fragment).
+fn check_endpoint(endpoint: &str, allow_insecure_http: bool) -> Result<Url, S3Error> {
+    let url = Url::parse(endpoint.trim()).map_err(|e| {
+        config_error(format!(
+            "invalid S3 endpoint ({e}): give scheme and host, e.g. https://files.massive.com"
+        ))
+    })?;
+    let has_user = !url.username().is_empty() || url.password().is_some();
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || has_user {
+        return Err(config_error(
+            "invalid S3 endpoint: give https://host[:port] only (credentials go in the \
+             environment, never in the URL)",
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(config_error(format!(
+            "invalid S3 endpoint {}{}: give the origin only; the bucket is a separate setting",
+            url.origin().ascii_serialization(),
+            url.path()
+        )));
+    }
+    let origin = url.origin().ascii_serialization();
+    if url.scheme() == "http" && !is_loopback(&url) {
+        if !allow_insecure_http {
+            return Err(config_error(format!(
+                "refusing plain http to {origin}: signed requests and data would cross the \
+                 network in clear; use https://, or allow insecure http if you really mean it"
+            )));
+        }
+        tracing::warn!(
+            "insecure http allowed: S3 requests and data go to {origin} in clear text; anyone \
+             on the network path can read them"
+        );
+    }
+    Ok(url)
+}
+
+/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1).
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// How long object_store may keep retrying one request: every attempt's timeout plus
+/// backoff, capped below the signature's lifetime.
+fn retry_window(timeout: Duration, retries: u32) -> Duration {
+    let attempts = retries.saturating_add(1);
+    (timeout.saturating_mul(attempts) + Duration::from_secs(15) * retries).min(MAX_RETRY_WINDOW)
+}
+
+fn config_error(message: impl Into<String>) -> S3Error {
+    S3Error::new(S3ErrorKind::Config, None, message)
+}
+
+fn info(meta: ObjectMeta) -> ObjectInfo {
+    ObjectInfo {
+        key: meta.location.to_string(),
+        size: meta.size,
+        etag: meta.e_tag.as_deref().map(unquote),
+        last_modified: meta.last_modified.timestamp_millis(),
+    }
+}
+
+/// S3 sends ETags quoted (`"9b2c…"`); callers compare bare values.
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_string()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert!(check_endpoint("https://files.massive.com", false).is_ok());
+        assert!(check_endpoint("http://127.0.0.1:9000", false).is_ok());
+        assert!(check_endpoint("http://localhost:9000/", false).is_ok());
+        assert!(check_endpoint("http://[::1]:9000", false).is_ok());
+        let e = check_endpoint("http://files.massive.com", false).unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::Config);
+        assert!(e.message.contains("refusing plain http"), "{e}");
+        assert!(check_endpoint("http://files.massive.com", true).is_ok());
+        for bad in [
+            "files.massive.com",
+            "ftp://x",
+            "https://a:b@x",
+            "https://x/flatfiles",
+        ] {
+            let e = check_endpoint(bad, false).unwrap_err();
+            assert_eq!(e.kind, S3ErrorKind::Config, "{bad}");
+            assert!(!e.message.contains("a:b"), "{e}");
+        }
+    }
+
+    #[test]
+    fn retry_window_is_bounded() {
+        assert_eq!(
+            retry_window(Duration::from_secs(10), 2),
+            Duration::from_secs(60)
+        );
+        assert_eq!(retry_window(Duration::from_secs(120), 8), MAX_RETRY_WINDOW);
+    }
+
+    #[test]
+    fn etags_lose_their_quotes() {
+        assert_eq!(unquote("\"abc\""), "abc");
+        assert_eq!(unquote("abc"), "abc");
+    }
+}
