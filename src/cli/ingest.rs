@@ -1,5 +1,7 @@
 //! `barsmith ingest`: the worker. Batches run it as a disposable process; users can
-//! run it by hand for a few tickers.
+//! run it by hand for a few tickers. The flat-file route's run is in [`flat`].
+
+mod flat;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +12,8 @@ use crate::budget::{Budget, default_state_dir};
 use crate::calendar::{DateRange, today_ny};
 use crate::ingest::ErrorKind;
 use crate::ingest::events::{Event, EventSink, JsonLines};
+use crate::flatfiles::FlatConfig;
+use crate::ingest::job::SourceKind;
 use crate::ingest::{EXIT_USAGE, Ingest, SetupError, SetupKind, WorkerJob};
 use crate::polygon::{Client, ClientConfig, RetryPolicy};
 use crate::secret::ApiKey;
@@ -20,10 +24,17 @@ pub use crate::ingest::job::IngestArgs;
 
 /// Everything the worker needs, checked before any request.
 struct Prepared {
+    /// The tickers asked for; empty with `--all-tickers`.
     tickers: Vec<String>,
     range: DateRange,
     store: Store,
-    client: Client,
+    source: Source,
+}
+
+/// Where the bars come from, ready to use.
+enum Source {
+    Rest(Client),
+    Flat(FlatConfig),
 }
 
 /// Runs the worker.
@@ -49,15 +60,32 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let ingest = Ingest {
-        source: &prepared.client,
-        store: &prepared.store,
-        range: prepared.range,
-        today: today_ny(),
-        cancel: &|| false,
-        in_flight: args.in_flight,
+    let today = today_ny();
+    let report = match &prepared.source {
+        Source::Rest(client) => {
+            let ingest = Ingest {
+                source: client,
+                store: &prepared.store,
+                range: prepared.range,
+                today,
+                cancel: &|| false,
+                in_flight: args.in_flight,
+            };
+            runtime.block_on(ingest.run(&prepared.tickers, &mut sink))
+        }
+        Source::Flat(cfg) => {
+            let job = flat::FlatJob {
+                cfg: cfg.clone(),
+                store: &prepared.store,
+                range: prepared.range,
+                tickers: &prepared.tickers,
+                refresh: args.refresh,
+                in_flight: args.in_flight,
+                today,
+            };
+            runtime.block_on(job.run(&mut sink))
+        }
     };
-    let report = runtime.block_on(ingest.run(&prepared.tickers, &mut sink));
     if let Some(fatal) = &report.fatal {
         tracing::error!("stopping: {}", fatal.message);
     }
@@ -75,6 +103,28 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
         .map_err(|e| SetupError::new(SetupKind::BadInput, e))?;
     let range = DateRange::parse(&job.from, &job.to)
         .map_err(|e| SetupError::new(SetupKind::BadInput, e.to_string()))?;
+    let identity = DatasetIdentity::minute(job.adjusted);
+    let store = Store::open(&job.outdir, &identity).map_err(|e| {
+        let why = match job.source {
+            SourceKind::FlatFiles => " (flat files hold as-traded, unadjusted bars only)",
+            SourceKind::Rest => "",
+        };
+        SetupError::new(SetupKind::Store, format!("{e}{why}"))
+    })?;
+    let source = match job.source {
+        SourceKind::Rest => Source::Rest(rest_client(args)?),
+        SourceKind::FlatFiles => Source::Flat(flat::config(args, &store)?),
+    };
+    Ok(Prepared {
+        tickers,
+        range,
+        store,
+        source,
+    })
+}
+
+/// The REST client with its key and the machine's shared budget.
+fn rest_client(args: &IngestArgs) -> Result<Client, SetupError> {
     let api_key = ApiKey::from_env().ok_or_else(|| {
         SetupError::new(
             SetupKind::MissingKey,
@@ -82,9 +132,6 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
              for a keyless try, run `barsmith demo`",
         )
     })?;
-    let identity = DatasetIdentity::minute(job.adjusted);
-    let store = Store::open(&job.outdir, &identity)
-        .map_err(|e| SetupError::new(SetupKind::Store, e.to_string()))?;
     let burst = args.max_rps.default_burst();
     let budget = Budget::open_with_burst(&default_state_dir(), &api_key, args.max_rps, burst)
         .map_err(|e| {
@@ -97,7 +144,7 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
                 ),
             )
         })?;
-    let client = Client::new(ClientConfig {
+    Client::new(ClientConfig {
         base_url: args.base_url.clone(),
         api_key,
         adjusted: !args.unadjusted,
@@ -118,16 +165,16 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
             _ => SetupKind::BadInput,
         };
         SetupError::new(kind, e.message)
-    })?;
-    Ok(Prepared {
-        tickers,
-        range,
-        store,
-        client,
     })
 }
 
 fn read_tickers(args: &IngestArgs) -> anyhow::Result<Vec<String>> {
+    if args.all_tickers {
+        if args.source != SourceKind::FlatFiles {
+            bail!("--all-tickers needs --source flat-files: the REST API is asked ticker by ticker");
+        }
+        return Ok(Vec::new());
+    }
     let raw = match &args.tickers_file {
         Some(path) => crate::ticker::read_ticker_file(path)?,
         None => args.tickers.clone(),

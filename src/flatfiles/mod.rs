@@ -5,14 +5,13 @@
 //! - [`csv`]: one day's file, decoded and grouped by ticker.
 //! - [`stage`]: a decoded day kept on local disk, by ticker, until every ticker's
 //!   year has been written once (so no ticker-year file is rewritten per day).
+//! - [`source`]: the route as the worker's [`crate::ingest::BarSource`].
 
 pub mod csv;
 pub mod layout;
+pub mod ledger;
+pub mod source;
 pub mod stage;
 
 pub use layout::MINUTE_AGGS_PREFIX;
-
-/// Massive's flat-file endpoint (formerly `files.polygon.io`).
-pub const DEFAULT_ENDPOINT: &str = "https://files.massive.com";
-/// Massive's flat-file bucket.
-pub const DEFAULT_BUCKET: &str = "flatfiles";
+pub use source::{DayOutcome, FlatConfig, FlatFiles, Universe};

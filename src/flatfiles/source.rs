@@ -94,19 +94,22 @@ pub struct FlatFiles {
 }
 
 impl FlatFiles {
-    /// Lists the bucket and stages every published day of `range`; `on_day` hears of
-    /// each day as it is done. Fails on bad credentials, on a listing refused, or on a
-    /// day that cannot be had after retries (the batch is then retried as a whole).
+    /// Lists the bucket and stages the published days of `range` that `need` asks for
+    /// (given the day and its listed ETag: the days some ticker still misses, or
+    /// republished); `on_day` hears of each day as it is done.
+    /// Fails on bad credentials, on a listing refused, or on a day that cannot be had
+    /// after retries (the batch is then retried as a whole).
     pub async fn prepare(
         cfg: FlatConfig,
         range: DateRange,
+        need: &(dyn Fn(Date, &str) -> bool + Sync),
         on_day: &mut (dyn FnMut(Date, DayOutcome) + Send),
     ) -> Result<FlatFiles, FetchError> {
         let listed = list_days(&cfg.bucket, &cfg.prefix, range).await?;
         let last_published = listed.keys().next_back().copied();
         let wanted: Vec<(Date, ObjectInfo)> = listed
             .into_iter()
-            .filter(|(d, _)| range.contains(*d))
+            .filter(|(d, info)| range.contains(*d) && need(*d, info.etag.as_deref().unwrap_or_default()))
             .collect();
         let cfg = Arc::new(cfg);
         let mut jobs = futures_util::stream::iter(wanted)

@@ -11,8 +11,9 @@ use clap::{Args, ValueEnum};
 
 use crate::budget::Rate;
 use crate::ingest::DEFAULT_IN_FLIGHT;
-use crate::flatfiles::{DEFAULT_BUCKET, DEFAULT_ENDPOINT, MINUTE_AGGS_PREFIX};
+use crate::flatfiles::MINUTE_AGGS_PREFIX;
 use crate::polygon::DEFAULT_BASE_URL;
+use crate::s3::{FLATFILES_BUCKET, FLATFILES_ENDPOINT};
 
 /// Where a worker takes its bars from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -71,10 +72,10 @@ pub struct IngestArgs {
     #[arg(long, value_enum, default_value_t = SourceKind::Rest)]
     pub source: SourceKind,
     /// Flat-file S3 endpoint.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, value_name = "URL", default_value = FLATFILES_ENDPOINT)]
     pub flat_endpoint: String,
     /// Flat-file bucket.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_BUCKET)]
+    #[arg(long, value_name = "NAME", default_value = FLATFILES_BUCKET)]
     pub flat_bucket: String,
     /// Flat-file dataset prefix in the bucket.
     #[arg(long, value_name = "PREFIX", default_value = MINUTE_AGGS_PREFIX)]

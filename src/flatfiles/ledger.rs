@@ -1,0 +1,100 @@
+//! The ledger of ingested flat files: `<state>/flatfiles/ingested.json`, day → key and
+//! ETag of the file whose bars are in the dataset. A run with `--refresh` compares it
+//! with the bucket's listing to find days republished since (a new ETag).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+/// One ingested day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The object's key.
+    pub key: String,
+    /// Its ETag when ingested.
+    pub etag: String,
+}
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join("ingested.json")
+}
+
+/// The recorded days (empty when nothing was recorded yet).
+pub fn read(dir: &Path) -> io::Result<BTreeMap<Date, Entry>> {
+    let text = match std::fs::read(path(dir)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e),
+    };
+    let damaged = |why: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is damaged ({why}); delete it to start the ledger over",
+                path(dir).display()
+            ),
+        )
+    };
+    let days: BTreeMap<String, Entry> =
+        serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))?;
+    days.into_iter()
+        .map(|(d, e)| Ok((d.parse().map_err(|_| damaged(format!("bad day {d}")))?, e)))
+        .collect()
+}
+
+/// Adds `days` to the ledger (replacing older entries of the same days), atomically.
+/// Concurrent writers are serialized by a lock file next to it.
+pub fn record(dir: &Path, days: BTreeMap<Date, Entry>) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let lock = std::fs::File::create(dir.join("ingested.lock"))?;
+    lock.lock()?;
+    let mut all = read(dir)?;
+    all.extend(days);
+    let tmp = dir.join(format!(".ingested.json.{}.tmp", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    let on_disk: BTreeMap<String, Entry> = all.into_iter().map(|(d, e)| (d.to_string(), e)).collect();
+    f.write_all(&serde_json::to_vec_pretty(&on_disk).map_err(io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path(dir))
+}
+
+/// The days of `listed` whose ETag differs from the ledger's (days never recorded are
+/// not "changed": they are simply not ingested yet).
+pub fn changed(recorded: &BTreeMap<Date, Entry>, listed: &BTreeMap<Date, Entry>) -> Vec<Date> {
+    listed
+        .iter()
+        .filter(|(d, e)| recorded.get(d).is_some_and(|r| r.etag != e.etag))
+        .map(|(d, _)| *d)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(etag: &str) -> Entry {
+        Entry {
+            key: "k".into(),
+            etag: etag.into(),
+        }
+    }
+
+    #[test]
+    fn recorded_days_are_kept_and_changes_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d1, d2, d3) = (
+            Date::constant(2025, 1, 2),
+            Date::constant(2025, 1, 3),
+            Date::constant(2025, 1, 6),
+        );
+        record(dir.path(), BTreeMap::from([(d1, entry("a")), (d2, entry("b"))])).unwrap();
+        record(dir.path(), BTreeMap::from([(d2, entry("b"))])).unwrap();
+        let got = read(dir.path()).unwrap();
+        assert_eq!(got.len(), 2);
+        let listed = BTreeMap::from([(d1, entry("a")), (d2, entry("B")), (d3, entry("c"))]);
+        assert_eq!(changed(&got, &listed), vec![d2]);
+    }
+}
