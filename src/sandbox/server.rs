@@ -185,16 +185,9 @@ async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>) {
                 head_only,
                 trickle,
             } => {
-                let body = if head_only { None } else { Some(&body[..]) };
-                let sent = http::write_object(
-                    &mut wr,
-                    &resp,
-                    body.map_or(0, <[u8]>::len),
-                    body,
-                    trickle,
-                    keep_alive,
-                )
-                .await;
+                let send = (!head_only).then_some(&body[..]);
+                let sent =
+                    http::write_object(&mut wr, &resp, body.len(), send, trickle, keep_alive).await;
                 if sent.is_err() || !keep_alive {
                     return;
                 }

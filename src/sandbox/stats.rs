@@ -29,10 +29,10 @@ pub struct SandboxStats {
     /// Authenticated ListObjectsV2 requests of the flat-file bucket.
     #[serde(default)]
     pub flat_lists: u64,
-    /// Authenticated GETs of published day files (faulted ones included).
+    /// Authenticated GETs of object keys in the bucket (faulted and unknown ones included).
     #[serde(default)]
     pub flat_gets: u64,
-    /// Authenticated HEADs of published day files.
+    /// Authenticated HEADs of object keys in the bucket.
     #[serde(default)]
     pub flat_heads: u64,
     /// 403 answers of the flat-file endpoint (bad credentials or `forbidden` faults).

@@ -95,6 +95,10 @@ async fn route(shared: &Arc<Shared>, req: &Request, head: bool) -> Reply {
         lock(&shared.counters).flat_list();
         return list(shared, req, head);
     }
+    {
+        let mut c = lock(&shared.counters);
+        if head { c.flat_head() } else { c.flat_get() }
+    }
     match parse_flat_key(&key).filter(|d| is_published(*d, &shared.cfg)) {
         Some(day) => object(shared, req, day, head).await,
         None => {
@@ -160,10 +164,6 @@ fn byte_range(header: Option<&str>, len: usize) -> Result<Option<(usize, usize)>
 
 /// GET or HEAD of a day file: faults, conditional headers, ranges.
 async fn object(shared: &Arc<Shared>, req: &Request, day: Date, head: bool) -> Reply {
-    {
-        let mut c = lock(&shared.counters);
-        if head { c.flat_head() } else { c.flat_get() }
-    }
     let fault = shared.flat.pick_fault(day);
     if let Some(f) = fault {
         lock(&shared.counters).fault();
