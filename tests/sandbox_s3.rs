@@ -65,6 +65,16 @@ fn good_client(sb: &Sandbox) -> AmazonS3 {
     )
 }
 
+/// Sends a raw HTTP/1.1 request (closing the connection) and returns the whole reply.
+fn raw(sb: &Sandbox, request: &str) -> String {
+    let mut tcp = std::net::TcpStream::connect(sb.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).unwrap();
+    reply
+}
+
 fn gunzip(bytes: &[u8]) -> std::io::Result<String> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(bytes).read_to_string(&mut text)?;
@@ -192,12 +202,10 @@ async fn wrong_credentials_missing_keys_and_buckets_are_refused() {
     let e = other.get(&path).await.unwrap_err();
     assert!(e.to_string().contains("NoSuchBucket"), "{e}");
     // No signature at all.
-    let mut tcp = std::net::TcpStream::connect(sb.addr()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    tcp.write_all(b"GET /flatfiles?list-type=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).unwrap();
+    let reply = raw(
+        &sb,
+        "GET /flatfiles?list-type=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
     assert!(reply.contains("<Code>AccessDenied</Code>"), "{reply}");
     let stats = sb.stats();
@@ -272,14 +280,11 @@ async fn republishing_changes_the_etag_and_the_volumes() {
     let text = gunzip(&got.bytes().await.unwrap()).unwrap();
     assert_eq!(text, expected_csv(&sb, day, 1));
     // Through the control endpoint as well.
-    let mut tcp = std::net::TcpStream::connect(sb.addr()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    tcp.write_all(
-        b"POST /_sandbox/flat/republish?day=2025-01-10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-    )
-    .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).unwrap();
+    let reply = raw(
+        &sb,
+        "POST /_sandbox/flat/republish?day=2025-01-10 HTTP/1.1\r\nHost: x\r\n\
+         Connection: close\r\nContent-Length: 0\r\n\r\n",
+    );
     assert!(reply.contains("\"generation\":2"), "{reply}");
     let third = s3.head(&path).await.unwrap();
     assert_eq!(third.e_tag, Some(sb.flat_etag(day)));
@@ -295,8 +300,60 @@ async fn flat_faults_can_be_set_at_run_time() {
     sb.set_flat_faults(FlatFaultPlan::parse(&["*=forbidden:1"]).unwrap());
     assert!(s3.head(&path).await.is_err());
     s3.head(&path).await.unwrap();
+    // The control endpoint replaces the plan too.
+    let body = r#"["2025-01-13=slowdown"]"#;
+    let reply = raw(
+        &sb,
+        &format!(
+            "POST /_sandbox/flat/faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let e = s3.head(&path).await.unwrap_err();
+    assert!(e.to_string().contains("503"), "{e}");
+    let reply = raw(
+        &sb,
+        "GET /_sandbox/flat/faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.contains("2025-01-13=slowdown"), "{reply}");
     assert_eq!(
         sb.warm_flat_days(DateRange::new(date(2025, 1, 13), date(2025, 1, 19)).unwrap()),
         5
+    );
+}
+
+/// Measures the generation of one 5,000-ticker day (run in release:
+/// `cargo test --release --test sandbox_s3 -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check: run it in release"]
+fn generation_time_of_a_5000_ticker_day() {
+    let sb = Sandbox::start_background(SandboxConfig {
+        flat_market: 5000,
+        ..config(&[])
+    })
+    .unwrap();
+    let day = date(2025, 1, 3);
+    let t = Instant::now();
+    assert_eq!(sb.warm_flat_days(DateRange::new(day, day).unwrap()), 1);
+    let took = t.elapsed();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = good_client(&sb);
+    let t = Instant::now();
+    let bytes = rt.block_on(async {
+        let got = s3.get(&Path::from(flat_key(day))).await.unwrap();
+        got.bytes().await.unwrap()
+    });
+    let served = t.elapsed();
+    let t = Instant::now();
+    let text = gunzip(&bytes).unwrap();
+    let gunzipped = t.elapsed();
+    eprintln!(
+        "5,000-ticker day: generated in {took:.2?} ({} rows, {:.1} MB gzip, {:.1} MB CSV); \
+         a cached GET took {served:.2?}; gunzip {gunzipped:.2?}",
+        text.lines().count() - 1,
+        bytes.len() as f64 / 1e6,
+        text.len() as f64 / 1e6
     );
 }

@@ -44,15 +44,7 @@ fn encode_token(key: &str) -> String {
 }
 
 fn decode_token(token: &str) -> Option<String> {
-    let b = token.as_bytes();
-    if b.len() % 2 != 0 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = b
-        .chunks(2)
-        .map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(super::sigv4::unhex(token)?).ok()
 }
 
 impl ListQuery {

@@ -117,8 +117,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+/// The bytes of a hex string, `None` if it is not hex.
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -383,6 +384,7 @@ mod tests {
         );
         assert_eq!(unhex("0aff"), Some(vec![10, 255]));
         assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("+f"), None);
         assert_eq!(hex(&[10, 255]), "0aff");
     }
 }
