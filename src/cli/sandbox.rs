@@ -260,7 +260,7 @@ Example: --flat-fault 2025-01-03=forbidden --flat-fault '*=slowdown:1'"))]
     pub flat_faults: Vec<FlatFaultRule>,
 
     /// The S3 access key id the flat-file endpoint accepts (default `sandbox`).
-    #[arg(long, value_name = "KEY", env = "BARSMITH_SANDBOX_S3_ACCESS_KEY",
+    #[arg(long, value_name = "KEY", env = "BARSMITH_SANDBOX_S3_ACCESS_KEY", hide_env_values = true,
           default_value = SANDBOX_S3_ACCESS_KEY, long_help = "\
 The S3 access key id flat-file requests must be signed with (not a secret). The
 secret key is `sandbox-secret` unless BARSMITH_SANDBOX_S3_SECRET holds another; it
@@ -385,16 +385,20 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let port = cfg.port;
-        let sandbox = Sandbox::start(cfg)
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (is the port in use? try --port 0)"))?;
+        let sandbox = Sandbox::start(cfg).await.with_context(|| {
+            format!("cannot listen on 127.0.0.1:{port} (is the port in use? try --port 0)")
+        })?;
         let url = sandbox.base_url();
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "barsmith sandbox listening on {url}")?;
             out.flush()?;
         }
-        let key_hint = if custom_key { "the key given to --key" } else { "sandbox" };
+        let key_hint = if custom_key {
+            "the key given to --key"
+        } else {
+            "sandbox"
+        };
         eprintln!(
             "Use it with: POLYGON_API_KEY={key_hint} barsmith ingest --base-url {url} ...\n\
              Flat files: S3 endpoint {url}, bucket {FLAT_BUCKET}, region {S3_REGION}, path style\n\
@@ -404,8 +408,13 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         let stats = sandbox.stats();
         sandbox.shutdown();
         eprintln!(
-            "barsmith sandbox stopped ({reason}): {} requests, {} data requests, {} answered 429, {} faults injected",
-            stats.requests, stats.data_requests, stats.rate_limited, stats.faults_injected
+            "barsmith sandbox stopped ({reason}): {} requests, {} data requests, {} answered 429, \
+             {} faults injected, {} flat-file requests",
+            stats.requests,
+            stats.data_requests,
+            stats.rate_limited,
+            stats.faults_injected,
+            stats.flat_requests
         );
         Ok(ExitCode::SUCCESS)
     })
