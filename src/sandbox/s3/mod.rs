@@ -3,13 +3,13 @@
 //! Bucket [`FLAT_BUCKET`], path-style requests: `GET /flatfiles?list-type=2&prefix=..`
 //! (ListObjectsV2), `GET|HEAD /flatfiles/<key>`. Every request must carry a valid AWS
 //! SigV4 `Authorization` header (region [`S3_REGION`], service `s3`) made with the
-//! configured access and secret keys ([`sigv4`]).
+//! configured access and secret keys (`sigv4`).
 //!
 //! Keys are `us_stocks_sip/minute_aggs_v1/YYYY/MM/YYYY-MM-DD.csv.gz`, one per NYSE
 //! trading day from [`FLAT_FILES_START`] through the last published day (the day
 //! before `cfg.today`, or `cfg.flat_published_through`). A file is the gzip of a CSV
 //! ([`FLAT_CSV_HEADER`]) of the REST bars of every ticker of the flat universe on that
-//! day, minus vwap ([`dayfile`]).
+//! day, minus vwap (`dayfile`).
 //!
 //! Republishing a day (control endpoint or [`crate::sandbox::Sandbox::republish_flat_day`])
 //! bumps its generation `g`: every row's volume becomes the REST volume + `g`, the ETag
