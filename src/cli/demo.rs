@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::batch::{ProgressMode, install_signal_handlers};
+use crate::sandbox::synth::DEMO_TICKERS;
 use crate::sandbox::{FaultPlan, SANDBOX_API_KEY, Sandbox, SandboxConfig};
 use crate::script::{Host, HostConfig, run_file};
 use crate::secret::ApiKey;
@@ -28,12 +29,6 @@ const DEMO_FAULTS: [&str; 5] = [
     "NVDA=truncated:1",
     "IBM=429-retry-after=1:1",
     "INTC=500:4",
-];
-
-/// The demo universe.
-const DEMO_TICKERS: [&str; 24] = [
-    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "BRK.A", "TSLA", "JPM", "V", "UNH", "XOM",
-    "JNJ", "WMT", "PG", "MA", "HD", "CVX", "KO", "PEP", "AMD", "INTC", "IBM", "CSCO",
 ];
 
 /// Flags of `barsmith demo`.

@@ -11,10 +11,16 @@ use jiff::civil::Date;
 
 use crate::calendar::parse_date;
 use crate::sandbox::faults::VALID_FAULTS;
+use crate::sandbox::s3::{FLAT_BUCKET, S3_REGION, VALID_FLAT_FAULTS};
 use crate::sandbox::synth::Listing;
 use crate::sandbox::{
-    Fault, FaultPlan, FaultRule, RandomFaults, SANDBOX_API_KEY, Sandbox, SandboxConfig,
+    Fault, FaultPlan, FaultRule, FlatFaultPlan, FlatFaultRule, RandomFaults, SANDBOX_API_KEY,
+    SANDBOX_S3_ACCESS_KEY, Sandbox, SandboxConfig,
 };
+
+/// The environment variable holding the S3 secret key the sandbox checks signatures
+/// with (never a flag: it would show in the process list).
+pub const S3_SECRET_ENV: &str = "BARSMITH_SANDBOX_S3_SECRET";
 
 /// Flags of `barsmith sandbox`.
 #[derive(Debug, Clone, Args)]
@@ -27,6 +33,17 @@ Endpoints:
   GET  /_sandbox/stats     request counters (JSON)
   GET  /_sandbox/faults    the current fault plan
   POST /_sandbox/faults    replace it: [\"AAPL=429:2\", \"MSFT=drop\"]
+  GET  /flatfiles?list-type=2&prefix=us_stocks_sip/minute_aggs_v1/2025/01/
+  GET|HEAD /flatfiles/us_stocks_sip/minute_aggs_v1/YYYY/MM/YYYY-MM-DD.csv.gz
+                           flat files over S3 (path style, SigV4, region us-east-1)
+  GET  /_sandbox/flat/faults   POST it: [\"2025-01-03=forbidden\"]
+  POST /_sandbox/flat/republish?day=YYYY-MM-DD   new ETag, volumes + generation
+
+Flat files (S3): bucket `flatfiles`, access key `sandbox` (--s3-access-key or
+BARSMITH_SANDBOX_S3_ACCESS_KEY), secret key `sandbox-secret` unless the environment
+variable BARSMITH_SANDBOX_S3_SECRET gives another (there is no flag for it). One file
+per NYSE trading day before --today (or through --flat-published-through), holding
+the REST bars of --flat-tickers plus --flat-market synthetic tickers.
 
 Example:
   barsmith sandbox --port 8787 --fault AAPL=429:2 --fault-rate 0.05 --exit-after 600 &
@@ -192,6 +209,67 @@ Example: --hang-secs 30"
     )]
     pub hang_secs: u64,
 
+    /// Synthetic tickers added to every flat file (scale tests), e.g. 5000.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        long_help = "\
+Add N synthetic tickers (AAAA, AAAB, ...) to every flat file, on top of
+--flat-tickers, to test ingesting thousands of tickers a day. 5000 tickers make about
+2.3M rows (46 MB gzip) a day; a file takes about 1.5 s to generate (release),
+then stays cached.
+
+Example: --flat-market 5000"
+    )]
+    pub flat_market: u32,
+
+    /// Tickers of every flat file (default: the 24 demo tickers).
+    #[arg(
+        long,
+        value_name = "T1,T2,...",
+        value_delimiter = ',',
+        long_help = "\
+The tickers each flat file holds (a ticker not listed on a day has no rows that day).
+Default: the 24 tickers of `barsmith demo`.
+
+Example: --flat-tickers AAPL,MSFT,BRK.A"
+    )]
+    pub flat_tickers: Vec<String>,
+
+    /// Last day with a published flat file (default: the day before --today).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, long_help = "\
+The last trading day whose flat file is published (inclusive). By default a day's
+file appears once the day is over: every trading day before --today.
+
+Example: --flat-published-through 2025-01-31")]
+    pub flat_published_through: Option<Date>,
+
+    /// A flat-file fault: DAY=FAULT[:N] (repeatable; * = every day).
+    #[arg(long = "flat-fault", value_name = "DAY=FAULT[:N]", long_help = format!("\
+Inject a fault for one day's flat file (GET and HEAD). With :N only the first N
+requests of that file fault, then it clears; without it the fault stays. `*` matches
+every day (counted per day). Repeatable.
+
+Faults: {VALID_FLAT_FAULTS}.
+  forbidden     403 AccessDenied, as for a day outside the plan
+  truncated     200 with the gzip body cut in half (Content-Length matches the cut)
+  slowdown      503 with the S3 code SlowDown (clients retry)
+  slow          the body trickles out over about 1.5 s
+
+Example: --flat-fault 2025-01-03=forbidden --flat-fault '*=slowdown:1'"))]
+    pub flat_faults: Vec<FlatFaultRule>,
+
+    /// The S3 access key id the flat-file endpoint accepts (default `sandbox`).
+    #[arg(long, value_name = "KEY", env = "BARSMITH_SANDBOX_S3_ACCESS_KEY", hide_env_values = true,
+          default_value = SANDBOX_S3_ACCESS_KEY, long_help = "\
+The S3 access key id flat-file requests must be signed with (not a secret). The
+secret key is `sandbox-secret` unless BARSMITH_SANDBOX_S3_SECRET holds another; it
+is never a flag.
+
+Example: --s3-access-key test-key")]
+    pub s3_access_key: String,
+
     /// Stop by itself after this many seconds (for scripts and tests).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, long_help = "\
 Stop after this many seconds, so a script or a test can bound the server's life.
@@ -270,6 +348,29 @@ impl SandboxArgs {
             None => {}
         }
         cfg.faults = plan;
+        cfg.flat_market = self.flat_market;
+        if !self.flat_tickers.is_empty() {
+            cfg.flat_tickers = crate::ticker::clean_tickers(&self.flat_tickers)
+                .map_err(|e| anyhow::anyhow!("--flat-tickers: {e}"))?;
+        }
+        cfg.flat_published_through = self.flat_published_through;
+        cfg.flat_faults = FlatFaultPlan {
+            rules: self.flat_faults.clone(),
+        };
+        if self.s3_access_key.trim().is_empty() {
+            anyhow::bail!(
+                "--s3-access-key is empty: give the access key id to accept, e.g. sandbox"
+            );
+        }
+        cfg.s3_access_key = self.s3_access_key.clone();
+        if let Ok(secret) = std::env::var(S3_SECRET_ENV) {
+            if secret.trim().is_empty() {
+                anyhow::bail!(
+                    "{S3_SECRET_ENV} is set but empty: unset it to use the default secret"
+                );
+            }
+            cfg.s3_secret_key = secret;
+        }
         Ok(cfg)
     }
 }
@@ -285,26 +386,36 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let port = cfg.port;
-        let sandbox = Sandbox::start(cfg)
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (is the port in use? try --port 0)"))?;
+        let sandbox = Sandbox::start(cfg).await.with_context(|| {
+            format!("cannot listen on 127.0.0.1:{port} (is the port in use? try --port 0)")
+        })?;
         let url = sandbox.base_url();
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "barsmith sandbox listening on {url}")?;
             out.flush()?;
         }
-        let key_hint = if custom_key { "the key given to --key" } else { "sandbox" };
+        let key_hint = if custom_key {
+            "the key given to --key"
+        } else {
+            "sandbox"
+        };
         eprintln!(
             "Use it with: POLYGON_API_KEY={key_hint} barsmith ingest --base-url {url} ...\n\
+             Flat files: S3 endpoint {url}, bucket {FLAT_BUCKET}, region {S3_REGION}, path style\n\
              Stats: curl {url}/_sandbox/stats   Stop: Ctrl-C"
         );
         let reason = wait_for_stop(args.exit_after).await;
         let stats = sandbox.stats();
         sandbox.shutdown();
         eprintln!(
-            "barsmith sandbox stopped ({reason}): {} requests, {} data requests, {} answered 429, {} faults injected",
-            stats.requests, stats.data_requests, stats.rate_limited, stats.faults_injected
+            "barsmith sandbox stopped ({reason}): {} requests, {} data requests, {} answered 429, \
+             {} faults injected, {} flat-file requests",
+            stats.requests,
+            stats.data_requests,
+            stats.rate_limited,
+            stats.faults_injected,
+            stats.flat_requests
         );
         Ok(ExitCode::SUCCESS)
     })
@@ -380,6 +491,18 @@ mod tests {
             "5",
             "--exit-after",
             "0.5",
+            "--flat-market",
+            "5000",
+            "--flat-tickers",
+            "AAPL,MSFT",
+            "--flat-published-through",
+            "2024-06-20",
+            "--flat-fault",
+            "2024-06-03=forbidden",
+            "--flat-fault",
+            "*=slowdown:2",
+            "--s3-access-key",
+            "ak",
         ])
         .unwrap();
         let c = a.to_config().unwrap();
@@ -401,6 +524,13 @@ mod tests {
         );
         assert_eq!(c.hang_for, Duration::from_secs(5));
         assert_eq!(a.exit_after, Some(0.5));
+        assert_eq!((c.flat_market, c.flat_tickers.len()), (5000, 2));
+        assert_eq!(c.flat_published_through, Some(date(2024, 6, 20)));
+        assert_eq!(
+            c.flat_faults.specs(),
+            vec!["2024-06-03=forbidden", "*=slowdown:2"]
+        );
+        assert_eq!(c.s3_access_key, "ak");
     }
 
     #[test]
@@ -419,6 +549,9 @@ mod tests {
         assert!(err(&["--rate-burst", "3"]).contains("--rate-limit"));
         assert!(err(&["--listing", "ABC=2005"]).contains("'..'"));
         assert!(err(&["--today", "tomorrow"]).contains("YYYY-MM-DD"));
+        assert!(err(&["--flat-fault", "2025-01-03=boom"]).contains("forbidden, truncated"));
+        assert!(err(&["--flat-tickers", "A/B"]).contains("--flat-tickers"));
+        assert!(err(&["--s3-access-key", " "]).contains("empty"));
     }
 
     #[test]

@@ -245,11 +245,15 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        412 => "Precondition Failed",
+        416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
@@ -290,6 +294,34 @@ pub(crate) async fn write_response<W: AsyncWrite + Unpin>(
     w.write_all(&head(resp, resp.body.len(), keep_alive))
         .await?;
     w.write_all(&resp.body).await?;
+    w.flush().await
+}
+
+/// Writes a head announcing `len` body bytes, then `body` if any (a HEAD answer has
+/// none), spread over about `trickle` in small pieces when set.
+pub(crate) async fn write_object<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    resp: &Response,
+    len: usize,
+    body: Option<&[u8]>,
+    trickle: Option<std::time::Duration>,
+    keep_alive: bool,
+) -> io::Result<()> {
+    w.write_all(&head(resp, len, keep_alive)).await?;
+    match (body, trickle) {
+        (Some(b), Some(total)) => {
+            // 20 pieces, each followed by a flush and a pause, so the client sees a
+            // slow but steady stream bounded by `total`.
+            let piece = b.len().div_ceil(20).max(1);
+            for chunk in b.chunks(piece) {
+                w.write_all(chunk).await?;
+                w.flush().await?;
+                tokio::time::sleep(total / 20).await;
+            }
+        }
+        (Some(b), None) => w.write_all(b).await?,
+        (None, _) => {}
+    }
     w.flush().await
 }
 

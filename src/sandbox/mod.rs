@@ -10,15 +10,20 @@
 //!   what lets a response stop half-way or never start).
 //! - `limiter`: the server-side GCRA rate limit; `stats`: the request counters.
 //!
+//! - [`s3`]: Polygon/Massive flat files over an S3-compatible endpoint (SigV4 checked).
+//!
 //! Endpoints: `GET /v2/aggs/ticker/{T}/range/1/minute/{from}/{to}`,
 //! `GET /v3/reference/tickers/{T}` (the listing window, in `reference`),
-//! `GET /_sandbox/stats`, `GET|POST /_sandbox/faults` (control endpoints need no key).
+//! `GET /flatfiles?list-type=2`, `GET|HEAD /flatfiles/<key>` (flat files, [`s3`]),
+//! `GET /_sandbox/stats`, `GET|POST /_sandbox/faults`, `GET|POST /_sandbox/flat/faults`,
+//! `POST /_sandbox/flat/republish?day=D` (control endpoints need no key).
 
 mod aggs;
 pub mod faults;
 mod http;
 mod limiter;
 mod reference;
+pub mod s3;
 mod server;
 mod stats;
 pub mod synth;
@@ -35,6 +40,10 @@ use tokio::sync::watch;
 
 pub use aggs::{DEFAULT_LIMIT, MAX_LIMIT, page_json};
 pub use faults::{Fault, FaultPlan, FaultRule, FaultSpecError, RandomFaults};
+pub use s3::{
+    FlatFault, FlatFaultPlan, FlatFaultRule, FlatFaultSpecError, SANDBOX_S3_ACCESS_KEY,
+    SANDBOX_S3_SECRET_KEY,
+};
 pub use stats::SandboxStats;
 
 /// The API key the sandbox accepts unless configured otherwise.
@@ -65,6 +74,20 @@ pub struct SandboxConfig {
     pub hang_for: Duration,
     /// Data seed: a different seed gives every ticker different bars and listings.
     pub seed: u64,
+    /// The last day with a published flat file (inclusive); `None` = the day before
+    /// `today` (a day's file appears once the day is over).
+    pub flat_published_through: Option<Date>,
+    /// Tickers of every flat file (default: [`synth::DEMO_TICKERS`]).
+    pub flat_tickers: Vec<String>,
+    /// Synthetic tickers added to every flat file ([`synth::market_ticker`]`(0..n)`),
+    /// for scale tests; 0 by default.
+    pub flat_market: u32,
+    /// Flat-file faults from the start (replaceable at run time).
+    pub flat_faults: FlatFaultPlan,
+    /// The S3 access key id the flat-file endpoint accepts.
+    pub s3_access_key: String,
+    /// The S3 secret key requests must be signed with.
+    pub s3_secret_key: String,
 }
 
 impl Default for SandboxConfig {
@@ -80,6 +103,12 @@ impl Default for SandboxConfig {
             today: crate::calendar::today_ny(),
             hang_for: Duration::from_secs(120),
             seed: 0,
+            flat_published_through: None,
+            flat_tickers: synth::DEMO_TICKERS.iter().map(|t| t.to_string()).collect(),
+            flat_market: 0,
+            flat_faults: FlatFaultPlan::default(),
+            s3_access_key: SANDBOX_S3_ACCESS_KEY.to_string(),
+            s3_secret_key: SANDBOX_S3_SECRET_KEY.to_string(),
         }
     }
 }
@@ -97,6 +126,12 @@ impl fmt::Debug for SandboxConfig {
             .field("today", &self.today)
             .field("hang_for", &self.hang_for)
             .field("seed", &self.seed)
+            .field("flat_published_through", &self.flat_published_through)
+            .field("flat_tickers", &self.flat_tickers)
+            .field("flat_market", &self.flat_market)
+            .field("flat_faults", &self.flat_faults)
+            .field("s3_access_key", &self.s3_access_key)
+            .field("s3_secret_key", &"<redacted>")
             .finish()
     }
 }
@@ -197,6 +232,32 @@ impl Sandbox {
     /// Replaces the fault plan; counts of `:N` rules start over.
     pub fn set_faults(&self, plan: FaultPlan) {
         self.shared.set_faults(plan);
+    }
+
+    /// Replaces the flat-file fault plan; counts of `:N` rules start over.
+    pub fn set_flat_faults(&self, plan: FlatFaultPlan) {
+        self.shared.flat.set_faults(plan);
+    }
+
+    /// Republishes `day`'s flat file: bumps its generation `g` (0 at start) and returns
+    /// the new one. The file then has a new ETag, Last-Modified `g` hours later, and
+    /// every row's volume is the REST volume + `g` (prices, times and trade counts
+    /// unchanged). A day without a file just gets a generation for later.
+    pub fn republish_flat_day(&self, day: Date) -> u32 {
+        self.shared.flat.republish(day)
+    }
+
+    /// The ETag `day`'s flat file has now (quoted, 32 hex digits).
+    pub fn flat_etag(&self, day: Date) -> String {
+        self.shared.flat.etag(day)
+    }
+
+    /// Generates and caches the flat files of the published days in `range` (up to
+    /// [`s3::FLAT_CACHE_BYTES`] stay cached), so a benchmark does not time their
+    /// generation; listings then give their exact sizes. Blocking (1.2 to 1.6 s per
+    /// 5,000-ticker day in release); returns the number of days generated.
+    pub fn warm_flat_days(&self, range: crate::calendar::DateRange) -> usize {
+        self.shared.flat.warm(&self.shared.cfg, range)
     }
 
     /// Stops the server and closes all its connections.

@@ -16,6 +16,7 @@ use super::faults::{Fault, FaultPlan, FaultState, RandomFaults, parse_kinds};
 use super::http::{self, ReadError, Request, Response};
 use super::limiter::Gcra;
 use super::reference;
+use super::s3;
 use super::stats::{Counters, SandboxStats};
 use super::synth::{fnv1a, mix2};
 
@@ -39,11 +40,14 @@ pub(crate) struct Shared {
     pub(crate) cfg: SandboxConfig,
     base_url: String,
     faults: Mutex<FaultState>,
-    counters: Mutex<Counters>,
+    pub(crate) counters: Mutex<Counters>,
     limiter: Option<Mutex<Gcra>>,
+    /// The flat-file (S3) endpoint's state.
+    pub(crate) flat: s3::FlatState,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a mutex, ignoring poisoning.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Counters stay usable even if a panic ever poisoned the lock.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -77,6 +81,7 @@ pub(crate) async fn spawn(
         counters: Mutex::new(Counters::default()),
         limiter,
         base_url: format!("http://{addr}"),
+        flat: s3::FlatState::new(&cfg),
         cfg,
     });
     tracing::debug!(%addr, "sandbox listening");
@@ -118,13 +123,22 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
 }
 
 /// What to do with the connection after a request.
-enum Reply {
+pub(crate) enum Reply {
     /// Send a whole response.
     Send(Response),
     /// Send the head and half of the body, then close.
     DropHalf(Response),
     /// Never answer; close after `hang_for`.
     Hang,
+    /// A flat file (or a range of it): `resp` gives status and headers, `body` the
+    /// bytes (shared with the cache, not copied); for HEAD only the head is sent, with
+    /// the body's length; `trickle` spreads the body over about that long.
+    Object {
+        resp: Response,
+        body: bytes::Bytes,
+        head_only: bool,
+        trickle: Option<Duration>,
+    },
 }
 
 async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>) {
@@ -164,6 +178,19 @@ async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>) {
             Reply::Hang => {
                 tokio::time::sleep(shared.cfg.hang_for).await;
                 return;
+            }
+            Reply::Object {
+                resp,
+                body,
+                head_only,
+                trickle,
+            } => {
+                let send = (!head_only).then_some(&body[..]);
+                let sent =
+                    http::write_object(&mut wr, &resp, body.len(), send, trickle, keep_alive).await;
+                if sent.is_err() || !keep_alive {
+                    return;
+                }
             }
         }
     }
@@ -209,9 +236,14 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
         return Reply::Send(control(shared, ctl, &req));
     }
     lock(&shared.counters).request();
-    let resp = answer(shared, req).await;
+    let resp = if s3::is_s3_request(&req) {
+        lock(&shared.counters).flat_request();
+        s3::answer(shared, req).await
+    } else {
+        answer(shared, req).await
+    };
     let status = match &resp {
-        Reply::Send(r) | Reply::DropHalf(r) => Some(r.status),
+        Reply::Send(r) | Reply::DropHalf(r) | Reply::Object { resp: r, .. } => Some(r.status),
         Reply::Hang => None,
     };
     if let Some(s) = status {
@@ -390,6 +422,9 @@ fn control(shared: &Shared, what: &str, req: &Request) -> Response {
     let err = |status: u16, msg: &str| {
         Response::json(status, error_json("ERROR", "error", "sandbox", msg))
     };
+    if let Some(resp) = s3::control(shared, what.trim_end_matches('/'), req) {
+        return resp;
+    }
     match (req.method.as_str(), what.trim_end_matches('/')) {
         ("GET", "stats") => match serde_json::to_value(shared.stats()) {
             Ok(v) => ok(v),
@@ -409,7 +444,8 @@ fn control(shared: &Shared, what: &str, req: &Request) -> Response {
         }
         _ => err(
             404,
-            "unknown control endpoint: use /_sandbox/stats or /_sandbox/faults",
+            "unknown control endpoint: use /_sandbox/stats, /_sandbox/faults, \
+             /_sandbox/flat/faults or /_sandbox/flat/republish",
         ),
     }
 }

@@ -23,6 +23,21 @@ pub struct SandboxStats {
     pub by_status: BTreeMap<u16, u64>,
     /// The most aggregates requests that arrived within any one-second window.
     pub max_rps_observed: u64,
+    /// Requests to the flat-file (S3) endpoint, of any kind and outcome.
+    #[serde(default)]
+    pub flat_requests: u64,
+    /// Authenticated ListObjectsV2 requests of the flat-file bucket.
+    #[serde(default)]
+    pub flat_lists: u64,
+    /// Authenticated GETs of object keys in the bucket (faulted and unknown ones included).
+    #[serde(default)]
+    pub flat_gets: u64,
+    /// Authenticated HEADs of object keys in the bucket.
+    #[serde(default)]
+    pub flat_heads: u64,
+    /// 403 answers of the flat-file endpoint (bad credentials or `forbidden` faults).
+    #[serde(default)]
+    pub flat_forbidden: u64,
 }
 
 /// The live counters behind [`SandboxStats`].
@@ -61,6 +76,31 @@ impl Counters {
         if status == 429 {
             self.stats.rate_limited += 1;
         }
+    }
+
+    /// A request for the flat-file endpoint arrived.
+    pub(crate) fn flat_request(&mut self) {
+        self.stats.flat_requests += 1;
+    }
+
+    /// An authenticated listing of the flat-file bucket.
+    pub(crate) fn flat_list(&mut self) {
+        self.stats.flat_lists += 1;
+    }
+
+    /// An authenticated GET of a day file.
+    pub(crate) fn flat_get(&mut self) {
+        self.stats.flat_gets += 1;
+    }
+
+    /// An authenticated HEAD of a day file.
+    pub(crate) fn flat_head(&mut self) {
+        self.stats.flat_heads += 1;
+    }
+
+    /// The flat-file endpoint answered 403.
+    pub(crate) fn flat_forbidden(&mut self) {
+        self.stats.flat_forbidden += 1;
     }
 
     /// A fault was injected.

@@ -39,6 +39,31 @@ const EARLY_MINUTES: u32 = 780;
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
+/// The demo universe, and the default tickers of every flat file.
+pub const DEMO_TICKERS: [&str; 24] = [
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "BRK.A", "TSLA", "JPM", "V", "UNH", "XOM",
+    "JNJ", "WMT", "PG", "MA", "HD", "CVX", "KO", "PEP", "AMD", "INTC", "IBM", "CSCO",
+];
+
+/// The `i`-th synthetic market ticker, for flat files of thousands of tickers:
+/// upper-case letters only, counting in base 26 from `AAAA` (`AAAB`, ... `ZZZZ`, then
+/// 5 letters from `BAAAA`), so names are distinct, sorted like `i` within a length and
+/// valid ticker symbols.
+pub fn market_ticker(i: u32) -> String {
+    let mut n = u64::from(i);
+    let mut letters = Vec::with_capacity(7);
+    for _ in 0..4 {
+        letters.push(b'A' + (n % 26) as u8);
+        n /= 26;
+    }
+    while n > 0 {
+        letters.push(b'A' + (n % 26) as u8);
+        n /= 26;
+    }
+    letters.reverse();
+    String::from_utf8(letters).unwrap_or_default()
+}
+
 /// One generated bar, in the form the page writer needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Row {
@@ -550,6 +575,21 @@ mod tests {
             c.listings.insert(t.to_string(), (None, None));
         }
         c
+    }
+
+    #[test]
+    fn market_tickers_are_distinct_valid_letters() {
+        assert_eq!(market_ticker(0), "AAAA");
+        assert_eq!(market_ticker(1), "AAAB");
+        assert_eq!(market_ticker(26), "AABA");
+        assert_eq!(market_ticker(26u32.pow(4) - 1), "ZZZZ");
+        assert_eq!(market_ticker(26u32.pow(4)), "BAAAA");
+        let names: std::collections::HashSet<String> = (0..20_000).map(market_ticker).collect();
+        assert_eq!(names.len(), 20_000);
+        for t in names.iter().chain([market_ticker(u32::MAX)].iter()) {
+            assert!(crate::ticker::validate_ticker(t).is_ok(), "{t}");
+            assert!(t.bytes().all(|b| b.is_ascii_uppercase()));
+        }
     }
 
     #[test]
