@@ -10,9 +10,9 @@ use anyhow::bail;
 
 use crate::budget::{Budget, default_state_dir};
 use crate::calendar::{DateRange, today_ny};
+use crate::flatfiles::FlatConfig;
 use crate::ingest::ErrorKind;
 use crate::ingest::events::{Event, EventSink, JsonLines};
-use crate::flatfiles::FlatConfig;
 use crate::ingest::job::SourceKind;
 use crate::ingest::{EXIT_USAGE, Ingest, SetupError, SetupKind, WorkerJob};
 use crate::polygon::{Client, ClientConfig, RetryPolicy};
@@ -171,7 +171,9 @@ fn rest_client(args: &IngestArgs) -> Result<Client, SetupError> {
 fn read_tickers(args: &IngestArgs) -> anyhow::Result<Vec<String>> {
     if args.all_tickers {
         if args.source != SourceKind::FlatFiles {
-            bail!("--all-tickers needs --source flat-files: the REST API is asked ticker by ticker");
+            bail!(
+                "--all-tickers needs --source flat-files: the REST API is asked ticker by ticker"
+            );
         }
         return Ok(Vec::new());
     }

@@ -20,10 +20,14 @@ pub enum DecodeError {
     #[error("the gzip stream is broken or cut short: {0}")]
     Gzip(String),
     /// The header lacks a column barsmith needs.
-    #[error("the header has no `{0}` column (expected ticker,volume,open,close,high,low,window_start,transactions)")]
+    #[error(
+        "the header has no `{0}` column (expected ticker,volume,open,close,high,low,window_start,transactions)"
+    )]
     Header(&'static str),
     /// The header has more columns than any minute-aggregates file.
-    #[error("the header has {0} columns; a minute-aggregates file has 8 (is this another dataset?)")]
+    #[error(
+        "the header has {0} columns; a minute-aggregates file has 8 (is this another dataset?)"
+    )]
     Wide(usize),
     /// A row could not be read.
     #[error("line {line}: {reason}")]
@@ -89,7 +93,10 @@ pub fn decode_day(gz: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<DayBars, Dec
 }
 
 /// Decodes an uncompressed (or already inflating) CSV stream.
-pub fn decode_reader(input: impl Read, keep: &dyn Fn(&str) -> bool) -> Result<DayBars, DecodeError> {
+pub fn decode_reader(
+    input: impl Read,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<DayBars, DecodeError> {
     let mut input = BufReader::with_capacity(1 << 20, input);
     let mut line = Vec::with_capacity(256);
     let gzip = |e: std::io::Error| DecodeError::Gzip(e.to_string());
@@ -199,8 +206,10 @@ impl Groups {
             } else if let Some(&i) = self.index.get(ticker) {
                 Some(i)
             } else {
-                self.tickers.push((ticker.to_string(), Bars::with_capacity(1024)));
-                self.index.insert(ticker.to_string(), self.tickers.len() - 1);
+                self.tickers
+                    .push((ticker.to_string(), Bars::with_capacity(1024)));
+                self.index
+                    .insert(ticker.to_string(), self.tickers.len() - 1);
                 Some(self.tickers.len() - 1)
             };
         }
@@ -272,7 +281,10 @@ mod tests {
         let a = &day.tickers[0].1;
         assert_eq!(a.timestamp, vec![1_735_826_400_000, 1_735_826_460_000]);
         assert_eq!(a.volume, vec![100.0, 200.5]);
-        assert_eq!((a.open[0], a.close[0], a.high[0], a.low[0]), (1.5, 1.6, 1.7, 1.4));
+        assert_eq!(
+            (a.open[0], a.close[0], a.high[0], a.low[0]),
+            (1.5, 1.6, 1.7, 1.4)
+        );
         assert_eq!(a.vwap, vec![None, None]);
         assert_eq!(a.transactions, vec![Some(3), Some(4)]);
     }
@@ -301,7 +313,9 @@ mod tests {
     #[test]
     fn a_truncated_gzip_is_an_error_not_a_short_day() {
         let rows = FILE.split_once('\n').unwrap().1.repeat(2000);
-        let full = gz(&format!("ticker,volume,open,close,high,low,window_start,transactions\n{rows}"));
+        let full = gz(&format!(
+            "ticker,volume,open,close,high,low,window_start,transactions\n{rows}"
+        ));
         let err = decode_day(&full[..full.len() / 2], &|_| true).unwrap_err();
         assert!(matches!(err, DecodeError::Gzip(_)), "{err}");
     }

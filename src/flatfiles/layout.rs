@@ -10,11 +10,7 @@ pub const MINUTE_AGGS_PREFIX: &str = "us_stocks_sip/minute_aggs_v1";
 
 /// The key of `day`'s file under `prefix`.
 pub fn day_key(prefix: &str, day: Date) -> String {
-    format!(
-        "{prefix}/{:04}/{:02}/{day}.csv.gz",
-        day.year(),
-        day.month()
-    )
+    format!("{prefix}/{:04}/{:02}/{day}.csv.gz", day.year(), day.month())
 }
 
 /// The listing prefix of every file of `year`.
@@ -38,7 +34,10 @@ mod tests {
     fn keys_round_trip_and_other_objects_are_not_days() {
         let day = Date::constant(2025, 1, 2);
         let key = day_key(MINUTE_AGGS_PREFIX, day);
-        assert_eq!(key, "us_stocks_sip/minute_aggs_v1/2025/01/2025-01-02.csv.gz");
+        assert_eq!(
+            key,
+            "us_stocks_sip/minute_aggs_v1/2025/01/2025-01-02.csv.gz"
+        );
         assert_eq!(day_of_key(MINUTE_AGGS_PREFIX, &key), Some(day));
         for other in [
             "us_stocks_sip/minute_aggs_v1/2025/01/",
@@ -48,6 +47,9 @@ mod tests {
         ] {
             assert_eq!(day_of_key(MINUTE_AGGS_PREFIX, other), None, "{other}");
         }
-        assert_eq!(year_prefix(MINUTE_AGGS_PREFIX, 2025), "us_stocks_sip/minute_aggs_v1/2025/");
+        assert_eq!(
+            year_prefix(MINUTE_AGGS_PREFIX, 2025),
+            "us_stocks_sip/minute_aggs_v1/2025/"
+        );
     }
 }

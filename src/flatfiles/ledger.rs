@@ -55,7 +55,8 @@ pub fn record(dir: &Path, days: BTreeMap<Date, Entry>) -> io::Result<()> {
     all.extend(days);
     let tmp = dir.join(format!(".ingested.json.{}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
-    let on_disk: BTreeMap<String, Entry> = all.into_iter().map(|(d, e)| (d.to_string(), e)).collect();
+    let on_disk: BTreeMap<String, Entry> =
+        all.into_iter().map(|(d, e)| (d.to_string(), e)).collect();
     f.write_all(&serde_json::to_vec_pretty(&on_disk).map_err(io::Error::other)?)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path(dir))
@@ -90,7 +91,11 @@ mod tests {
             Date::constant(2025, 1, 3),
             Date::constant(2025, 1, 6),
         );
-        record(dir.path(), BTreeMap::from([(d1, entry("a")), (d2, entry("b"))])).unwrap();
+        record(
+            dir.path(),
+            BTreeMap::from([(d1, entry("a")), (d2, entry("b"))]),
+        )
+        .unwrap();
         record(dir.path(), BTreeMap::from([(d2, entry("b"))])).unwrap();
         let got = read(dir.path()).unwrap();
         assert_eq!(got.len(), 2);

@@ -109,7 +109,9 @@ impl FlatFiles {
         let last_published = listed.keys().next_back().copied();
         let wanted: Vec<(Date, ObjectInfo)> = listed
             .into_iter()
-            .filter(|(d, info)| range.contains(*d) && need(*d, info.etag.as_deref().unwrap_or_default()))
+            .filter(|(d, info)| {
+                range.contains(*d) && need(*d, info.etag.as_deref().unwrap_or_default())
+            })
             .collect();
         let cfg = Arc::new(cfg);
         let mut jobs = futures_util::stream::iter(wanted)
@@ -188,7 +190,10 @@ impl FlatFiles {
             .range(piece.from..=piece.to)
             .map(|(d, s)| (*d, s.index.etag.clone()))
             .collect();
-        p.origin = Some(crate::store::identity::Origin::flat_files(&self.prefix, files));
+        p.origin = Some(crate::store::identity::Origin::flat_files(
+            &self.prefix,
+            files,
+        ));
         p
     }
 }
@@ -244,7 +249,10 @@ async fn list_days(
     prefix: &str,
     range: DateRange,
 ) -> Result<BTreeMap<Date, ObjectInfo>, FetchError> {
-    let horizon = range.to.checked_add(jiff::Span::new().days(10)).unwrap_or(range.to);
+    let horizon = range
+        .to
+        .checked_add(jiff::Span::new().days(10))
+        .unwrap_or(range.to);
     let mut out = BTreeMap::new();
     for year in range.from.year()..=horizon.year() {
         let objects = bucket
@@ -309,7 +317,10 @@ async fn stage_one(
             Err(e) => {
                 return Err(failure(
                     ErrorKind::Body,
-                    format!("the file of {day} ({}) is damaged after {attempt} downloads: {e}", info.key),
+                    format!(
+                        "the file of {day} ({}) is damaged after {attempt} downloads: {e}",
+                        info.key
+                    ),
                 )
                 .with_attempts(attempt));
             }

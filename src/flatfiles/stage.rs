@@ -82,7 +82,10 @@ pub fn write_day(
             encode_block(b, &mut raw);
             let packed = zstd::bulk::compress(&raw, LEVEL)?;
             out.write_all(&packed)?;
-            blocks.insert(ticker.clone(), [offset, packed.len() as u64, b.len() as u64]);
+            blocks.insert(
+                ticker.clone(),
+                [offset, packed.len() as u64, b.len() as u64],
+            );
             offset += packed.len() as u64;
         }
         let index = StageIndex {
@@ -234,6 +237,10 @@ mod tests {
             std::fs::write(&path, &bytes[..cut]).unwrap();
             assert!(StagedDay::open(&path).unwrap().is_none(), "cut at {cut}");
         }
-        assert!(StagedDay::open(&dir.path().join("absent")).unwrap().is_none());
+        assert!(
+            StagedDay::open(&dir.path().join("absent"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

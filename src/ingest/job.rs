@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::budget::Rate;
-use crate::ingest::DEFAULT_IN_FLIGHT;
 use crate::flatfiles::MINUTE_AGGS_PREFIX;
+use crate::ingest::DEFAULT_IN_FLIGHT;
 use crate::polygon::DEFAULT_BASE_URL;
 use crate::s3::{FLATFILES_BUCKET, FLATFILES_ENDPOINT};
 
@@ -244,10 +244,16 @@ impl WorkerJob {
             for (set, name) in [
                 (self.all_tickers, "all_tickers (--all-tickers)"),
                 (self.refresh, "refresh (--refresh)"),
-                (self.flat_endpoint.is_some(), "flat_endpoint (--flat-endpoint)"),
+                (
+                    self.flat_endpoint.is_some(),
+                    "flat_endpoint (--flat-endpoint)",
+                ),
                 (self.flat_bucket.is_some(), "flat_bucket (--flat-bucket)"),
                 (self.flat_prefix.is_some(), "flat_prefix (--flat-prefix)"),
-                (self.parallel_days.is_some(), "parallel_days (--parallel-days)"),
+                (
+                    self.parallel_days.is_some(),
+                    "parallel_days (--parallel-days)",
+                ),
             ] {
                 if set {
                     return Err(format!(
@@ -259,10 +265,12 @@ impl WorkerJob {
             return Ok(());
         }
         if self.adjusted {
-            return Err("flat files hold as-traded (unadjusted) bars, which must not mix with \
+            return Err(
+                "flat files hold as-traded (unadjusted) bars, which must not mix with \
                  split-adjusted ones: add adjusted: false (--unadjusted) and write to an \
                  output folder of unadjusted bars"
-                .into());
+                    .into(),
+            );
         }
         if self.parallel_days == Some(0) {
             return Err("parallel_days (--parallel-days) must be at least 1".into());
@@ -400,8 +408,15 @@ mod tests {
             parallel_days: Some(3),
             ..job.clone()
         };
-        for (job, list) in [(job, ["--tickers-file", "t.csv"]), (flat, ["--max-rps", "1"])] {
-            let mut argv = vec!["barsmith-ingest".to_string(), list[0].into(), list[1].into()];
+        for (job, list) in [
+            (job, ["--tickers-file", "t.csv"]),
+            (flat, ["--max-rps", "1"]),
+        ] {
+            let mut argv = vec![
+                "barsmith-ingest".to_string(),
+                list[0].into(),
+                list[1].into(),
+            ];
             argv.extend(job.to_args());
             let parsed = Worker::try_parse_from(&argv).expect("the worker reads its flags");
             assert_eq!(WorkerJob::from_args(&parsed.args), job);

@@ -174,13 +174,14 @@ pub(crate) fn kept_origin(
     use crate::store::schema::meta::{FLAT_FILES, SOURCE};
     let old_had_rest = meta.get(SOURCE).is_none_or(|s| s.ends_with("rest"));
     let old = meta.get(FLAT_FILES).and_then(|v| Origin::decode(v));
+    let new_is_rest = new.is_none();
     let mut merged = match (new, old) {
         (Some(n), Some(o)) => n.keeping(o),
         (Some(n), None) => n,
         (None, Some(o)) => o,
         (None, None) => return None,
     };
-    merged.mixed |= old_had_rest;
+    merged.mixed |= old_had_rest || new_is_rest;
     Some(merged)
 }
 

@@ -10,7 +10,9 @@ use crate::calendar::DateRange;
 use crate::flatfiles::ledger::{self, Entry};
 use crate::flatfiles::{DayOutcome, FlatConfig, FlatFiles, Universe};
 use crate::ingest::events::{Event, EventSink};
-use crate::ingest::{ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind};
+use crate::ingest::{
+    ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind,
+};
 use crate::s3::{Bucket, FLATFILES_CREDENTIAL_VARS, S3Config, S3Credentials};
 use crate::store::Store;
 
@@ -128,8 +130,14 @@ impl FlatJob<'_> {
         if !self.refresh || changed.is_empty() {
             return Ok(());
         }
-        tracing::info!(days = changed.len(), "republished flat files: ingesting them again");
-        let days: Vec<DateRange> = changed.iter().map(|&d| DateRange { from: d, to: d }).collect();
+        tracing::info!(
+            days = changed.len(),
+            "republished flat files: ingesting them again"
+        );
+        let days: Vec<DateRange> = changed
+            .iter()
+            .map(|&d| DateRange { from: d, to: d })
+            .collect();
         for t in tickers {
             self.store.withdraw(t, &days).map_err(store_failure)?;
         }
@@ -145,7 +153,8 @@ impl FlatJob<'_> {
             return;
         }
         for day in days {
-            let _ = std::fs::remove_file(crate::flatfiles::stage::stage_path(&self.cfg.staging, day));
+            let _ =
+                std::fs::remove_file(crate::flatfiles::stage::stage_path(&self.cfg.staging, day));
         }
         tracing::debug!(last_published = ?flat.last_published(), "flat files recorded");
     }

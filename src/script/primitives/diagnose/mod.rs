@@ -107,7 +107,9 @@ fn event_line(e: &Event) -> Option<String> {
             error.message
         ),
         Event::NoBars { ticker, reason } => format!("{ticker}: no bars ({reason})"),
-        Event::DayFile { day, outcome, rows } => format!("{day}: flat file {outcome} ({rows} rows)"),
+        Event::DayFile { day, outcome, rows } => {
+            format!("{day}: flat file {outcome} ({rows} rows)")
+        }
         Event::SetupFailed { message, .. } => format!("cannot start: {message}"),
         Event::Finished { .. } | Event::Other => return None,
     })
