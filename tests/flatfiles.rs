@@ -300,3 +300,93 @@ fn every_ticker_in_the_files_and_damaged_downloads_retried() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Runs tests/readers/check_readers.py over `root` and returns what each reader saw.
+fn readers_report(python: &std::path::Path, root: &std::path::Path) -> serde_json::Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/check_readers.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([root.to_str().unwrap(), "AAPL", "2025"])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn kill_9_at_any_instant_leaves_a_readable_dataset_and_a_rerun_completes_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let f = fixture(&[]);
+    let python = common::python_with_readers();
+    let r = range("2025-01-02", "2025-01-17");
+    let universe = barsmith::sandbox::s3::flat_universe(f.sandbox.config());
+    // Kills while days are staged, then while tickers are written.
+    for (event, after) in [
+        ("day_file", 1),
+        ("day_file", 6),
+        ("ticker_done", 1),
+        ("ticker_done", 4),
+    ] {
+        let mut child = flat_ingest(&f, &[], "2025-01-02", "2025-01-17")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let marker = format!("\"event\":\"{event}\"");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let seen = stdout
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains(&marker))
+            .take(after)
+            .count();
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        assert_eq!(
+            seen, after,
+            "the worker ended before {after} {event} events"
+        );
+        let store = f.store();
+        let mut rows = std::collections::BTreeMap::new();
+        for t in &universe {
+            let stored = store.read_bars(t, r).unwrap();
+            if store.missing(t, r).unwrap().is_empty() {
+                assert_eq!(
+                    stored,
+                    expected(&f, t, r),
+                    "{t} recorded complete (kill after {after} {event})"
+                );
+            }
+            if !stored.is_empty() {
+                rows.insert(t.clone(), stored.len() as u64);
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let report = readers_report(&python, &f.outdir());
+        for reader in ["duckdb", "polars_read", "pyarrow_dataset", "pandas"] {
+            let got = &report[reader];
+            assert!(got.get("error").is_none(), "{reader}: {got}");
+            assert_eq!(got["rows_by_ticker"], serde_json::json!(rows), "{reader}");
+        }
+    }
+    // The re-run reuses the staged days (the last kill came after staging) and
+    // completes every ticker exactly.
+    f.sandbox.reset_stats();
+    let out = run(flat_ingest(&f, &[], "2025-01-02", "2025-01-17"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.sandbox.stats().flat_gets, 0, "staged days are reused");
+    let store = f.store();
+    for t in &universe {
+        assert_eq!(store.read_bars(t, r).unwrap(), expected(&f, t, r), "{t}");
+        assert_eq!(store.missing(t, r).unwrap(), vec![], "{t}");
+    }
+}
