@@ -217,7 +217,7 @@ Example: --hang-secs 30"
         long_help = "\
 Add N synthetic tickers (AAAA, AAAB, ...) to every flat file, on top of
 --flat-tickers, to test ingesting thousands of tickers a day. 5000 tickers make about
-2.3M rows (46 MB gzip) a day; a file takes about 1.5 s to generate (release),
+2.3M rows (46 MB gzip) a day; a file takes about 1 s to generate (release),
 then stays cached.
 
 Example: --flat-market 5000"

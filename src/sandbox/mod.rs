@@ -254,7 +254,7 @@ impl Sandbox {
 
     /// Generates and caches the flat files of the published days in `range` (up to
     /// [`s3::FLAT_CACHE_BYTES`] stay cached), so a benchmark does not time their
-    /// generation; listings then give their exact sizes. Blocking (1.2 to 1.6 s per
+    /// generation; listings then give their exact sizes. Blocking (about 0.9 s per
     /// 5,000-ticker day in release); returns the number of days generated.
     pub fn warm_flat_days(&self, range: crate::calendar::DateRange) -> usize {
         self.shared.flat.warm(&self.shared.cfg, range)
