@@ -113,6 +113,7 @@ impl FlatFiles {
                 range.contains(*d) && need(*d, info.etag.as_deref().unwrap_or_default())
             })
             .collect();
+        super::stage::clean_stale(&cfg.staging);
         let cfg = Arc::new(cfg);
         let mut jobs = futures_util::stream::iter(wanted)
             .map(|(day, info)| stage_one(cfg.clone(), day, info))

@@ -60,6 +60,32 @@ pub fn stage_path(dir: &Path, day: Date) -> PathBuf {
     dir.join(format!("{day}.stage"))
 }
 
+/// Removes the temporary files of writers that died (killed mid-write), so repeated
+/// kills do not pile up half-staged days; a live writer's file is left alone.
+pub fn clean_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // kill(pid, 0) fails with ESRCH only when no such process exists.
+        // SAFETY: signal 0 sends nothing; the call only checks the pid.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bars` as the staged file of `day`, replacing any older one.
 pub fn write_day(
     dir: &Path,
@@ -225,6 +251,20 @@ mod tests {
         assert_eq!(staged.read("A").unwrap(), day().tickers[0].1);
         assert!(staged.read("BRK.A").unwrap().is_empty());
         assert!(staged.read("ZZZ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(format!(".2025-01-02.stage.{}.tmp", i32::MAX - 7));
+        let live = dir.path().join(format!(".2025-01-03.stage.{}.tmp", std::process::id()));
+        let other = dir.path().join("2025-01-02.stage");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        clean_stale(dir.path());
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[test]
