@@ -256,8 +256,12 @@ mod tests {
     #[test]
     fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let dead = dir.path().join(format!(".2025-01-02.stage.{}.tmp", i32::MAX - 7));
-        let live = dir.path().join(format!(".2025-01-03.stage.{}.tmp", std::process::id()));
+        let dead = dir
+            .path()
+            .join(format!(".2025-01-02.stage.{}.tmp", i32::MAX - 7));
+        let live = dir
+            .path()
+            .join(format!(".2025-01-03.stage.{}.tmp", std::process::id()));
         let other = dir.path().join("2025-01-02.stage");
         for p in [&dead, &live, &other] {
             std::fs::write(p, b"x").unwrap();

@@ -2,6 +2,8 @@
 //! keeps the key on the configured host.
 
 use reqwest::Url;
+
+use crate::secret::is_loopback;
 use reqwest::header::HeaderValue;
 
 use crate::calendar::DateRange;
@@ -197,18 +199,6 @@ pub(super) fn check_transport(base: &Url, allow_insecure_http: bool) -> Result<(
         ),
     )
     .with_class(ErrorClass::Run))
-}
-
-/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1).
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use object_store::{
 };
 use reqwest::Url;
 
+use crate::secret::is_loopback;
+
 use super::error::{Context, Op, classify};
 use super::{Object, ObjectInfo, S3Config, S3Credentials, S3Error, S3ErrorKind};
 
@@ -316,18 +318,6 @@ fn check_endpoint(endpoint: &str, allow_insecure_http: bool) -> Result<Url, S3Er
         );
     }
     Ok(url)
-}
-
-/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1).
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
-    }
 }
 
 /// How long object_store may keep retrying one request: every attempt's timeout plus
