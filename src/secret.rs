@@ -65,6 +65,19 @@ pub fn redact(text: &str, key: &ApiKey) -> String {
     text.replace(&key.0, "<redacted>")
 }
 
+/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1): the only hosts a
+/// secret (the API key, S3 credentials) may be sent to without TLS.
+pub fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,18 +89,5 @@ mod tests {
         assert_eq!(redact("apiKey=s3cr3t-key&x", &k), "apiKey=<redacted>&x");
         assert_eq!(k.fingerprint().len(), 8);
         assert!(!k.fingerprint().contains("s3cr3t"));
-    }
-}
-
-/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1): the only hosts a
-/// secret (the API key, S3 credentials) may be sent to without TLS.
-pub fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
