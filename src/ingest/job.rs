@@ -408,15 +408,10 @@ mod tests {
             parallel_days: Some(3),
             ..job.clone()
         };
-        for (job, list) in [
-            (job, ["--tickers-file", "t.csv"]),
-            (flat, ["--max-rps", "1"]),
-        ] {
-            let mut argv = vec![
-                "barsmith-ingest".to_string(),
-                list[0].into(),
-                list[1].into(),
-            ];
+        // The flat job reads every ticker in the files: no list at all.
+        for (job, list) in [(job, &["--tickers-file", "t.csv"][..]), (flat, &[][..])] {
+            let mut argv = vec!["barsmith-ingest".to_string()];
+            argv.extend(list.iter().map(|a| a.to_string()));
             argv.extend(job.to_args());
             let parsed = Worker::try_parse_from(&argv).expect("the worker reads its flags");
             assert_eq!(WorkerJob::from_args(&parsed.args), job);
