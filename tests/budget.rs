@@ -58,7 +58,7 @@ async fn two_handles_on_one_state_dir_share_the_schedule() {
     let t = Instant::now();
     let run = |h: Budget| async move {
         for _ in 0..4 {
-            h.acquire().await;
+            h.acquire().await.unwrap();
         }
     };
     tokio::join!(run(a), run(b));
@@ -77,7 +77,7 @@ async fn clones_of_one_handle_share_the_schedule_too() {
         .map(|_| {
             tokio::spawn({
                 let a = a.clone();
-                async move { a.acquire().await }
+                async move { a.acquire().await.unwrap() }
             })
         })
         .collect();
@@ -100,7 +100,7 @@ async fn other_keys_have_their_own_budget() {
     let t = Instant::now();
     let run = |h: Budget| async move {
         for _ in 0..4 {
-            h.acquire().await;
+            h.acquire().await.unwrap();
         }
     };
     tokio::join!(run(a), run(b));
@@ -117,10 +117,10 @@ async fn a_penalty_seen_by_one_handle_delays_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let a = Budget::open(dir.path(), &key(), Rate(1000.0)).unwrap();
     let b = Budget::open(dir.path(), &key(), Rate(1000.0)).unwrap();
-    b.acquire().await;
+    b.acquire().await.unwrap();
     let t = Instant::now();
     a.penalize(Duration::from_millis(300));
-    b.acquire().await;
+    b.acquire().await.unwrap();
     assert!(
         t.elapsed() >= Duration::from_millis(290),
         "{:?}",
@@ -130,7 +130,7 @@ async fn a_penalty_seen_by_one_handle_delays_the_other() {
     let t = Instant::now();
     a.penalize(Duration::from_millis(200));
     a.penalize(Duration::from_millis(10));
-    b.acquire().await;
+    b.acquire().await.unwrap();
     assert!(
         t.elapsed() >= Duration::from_millis(190),
         "{:?}",
@@ -144,7 +144,7 @@ async fn a_damaged_state_file_is_treated_as_empty() {
     let b = Budget::open(dir.path(), &key(), Rate(1000.0)).unwrap();
     std::fs::write(b.path(), "garbage\n").unwrap();
     let t = Instant::now();
-    b.acquire().await;
+    b.acquire().await.unwrap();
     assert!(t.elapsed() < Duration::from_millis(100));
     // A schedule years ahead (clock jump, bad write) is ignored, not waited for.
     std::fs::write(
@@ -153,7 +153,7 @@ async fn a_damaged_state_file_is_treated_as_empty() {
     )
     .unwrap();
     let t = Instant::now();
-    b.acquire().await;
+    b.acquire().await.unwrap();
     assert!(t.elapsed() < Duration::from_millis(100));
 }
 
@@ -187,7 +187,7 @@ fn child_entry() {
                 let wait = start.saturating_sub(now_ns());
                 tokio::time::sleep(Duration::from_nanos(wait as u64)).await;
                 for _ in 0..n {
-                    b.acquire().await;
+                    b.acquire().await.unwrap();
                     println!("ACQ {}", now_ns());
                 }
             });

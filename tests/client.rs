@@ -751,7 +751,7 @@ async fn a_429_slows_every_holder_of_the_budget() {
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
     let t = Instant::now();
-    other.acquire().await;
+    other.acquire().await.unwrap();
     let waited = t.elapsed();
     let (r, events) = fetching.await.unwrap();
     r.unwrap();

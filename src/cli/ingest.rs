@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use crate::budget::shared::SHARED_BUDGET_ENV;
 use crate::budget::{Budget, default_state_dir};
 use crate::calendar::{DateRange, today_ny};
 use crate::flatfiles::FlatConfig;
@@ -133,17 +134,23 @@ fn rest_client(args: &IngestArgs) -> Result<Client, SetupError> {
         )
     })?;
     let burst = args.max_rps.default_burst();
-    let budget = Budget::open_with_burst(&default_state_dir(), &api_key, args.max_rps, burst)
-        .map_err(|e| {
-            SetupError::new(
-                SetupKind::Budget,
-                format!(
-                    "cannot open the shared request budget in {}: {e} \
+    let budget = match std::env::var(SHARED_BUDGET_ENV) {
+        // Several machines: one schedule in Redis. Unreachable stops the run here.
+        Ok(url) if !url.is_empty() => Budget::open_shared(&url, &api_key, args.max_rps, burst)
+            .map_err(|e| SetupError::new(SetupKind::Budget, e.to_string()))?,
+        _ => Budget::open_with_burst(&default_state_dir(), &api_key, args.max_rps, burst).map_err(
+            |e| {
+                SetupError::new(
+                    SetupKind::Budget,
+                    format!(
+                        "cannot open the shared request budget in {}: {e} \
                  (set BARSMITH_STATE_DIR to a writable folder)",
-                    default_state_dir().display()
-                ),
-            )
-        })?;
+                        default_state_dir().display()
+                    ),
+                )
+            },
+        )?,
+    };
     Client::new(ClientConfig {
         base_url: args.base_url.clone(),
         api_key,

@@ -61,6 +61,9 @@ pub enum ErrorKind {
     MissingKey,
     /// The output folder cannot be written.
     Store,
+    /// The shared request budget (Redis) cannot be reached: nothing may be sent
+    /// unscheduled.
+    Budget,
 }
 
 impl ErrorClass {
@@ -93,6 +96,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::MissingKey => "missing_key",
             ErrorKind::Store => "store",
+            ErrorKind::Budget => "budget",
         }
     }
 
@@ -111,7 +115,10 @@ impl ErrorKind {
             ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::NotEntitled => {
                 ErrorClass::Ticker
             }
-            ErrorKind::Unauthorized | ErrorKind::MissingKey | ErrorKind::Store => ErrorClass::Run,
+            ErrorKind::Unauthorized
+            | ErrorKind::MissingKey
+            | ErrorKind::Store
+            | ErrorKind::Budget => ErrorClass::Run,
         }
     }
 }

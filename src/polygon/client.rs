@@ -222,7 +222,7 @@ impl Client {
     pub async fn raw_get(&self, path_or_url: &str) -> Result<RawResponse, FetchError> {
         let url = raw_url(&self.base, path_or_url)?;
         if let Some(b) = &self.budget {
-            b.acquire().await;
+            b.acquire().await.map_err(budget_failure)?;
         }
         let t0 = Instant::now();
         let exchange = async {
@@ -289,7 +289,7 @@ impl Client {
         let mut attempt = 1;
         loop {
             let slot = match &self.budget {
-                Some(b) => Some(b.acquire().await),
+                Some(b) => Some(b.acquire().await.map_err(budget_failure)?),
                 None => None,
             };
             let t0 = Instant::now();
@@ -411,4 +411,9 @@ fn with_context(mut e: FetchError, page: u32) -> FetchError {
     };
     e.message = format!("{} ({tries}page {page})", e.message);
     e
+}
+
+/// A shared budget that failed stops the run: requests must not go unscheduled.
+fn budget_failure(e: crate::budget::BudgetError) -> FetchError {
+    FetchError::new(ErrorKind::Budget, None, e.0)
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the fixture
 
 pub mod moto;
+pub mod redis;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -152,7 +152,7 @@ impl Drop for MotoServer {
 }
 
 /// A port that was free a moment ago (the kernel's pick for port 0).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
     l.local_addr().expect("local addr").port()
 }

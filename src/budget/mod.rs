@@ -25,6 +25,14 @@
 //! plan's); a 429 to a request whose slot was taken before the last step counts for
 //! nothing (it was sent under the old schedule). The file then holds
 //! `tat caution last_429_ns recent_429s`.
+//!
+//! Machines do not share a file: when batches run on several, the schedule lives in
+//! Redis instead ([`shared`], [`Budget::open_shared`]), with the same logic. A file
+//! that cannot be used degrades to a per-process schedule with a warning; a shared
+//! budget that cannot be reached stops the run ([`BudgetError`]): several machines
+//! each on their own schedule would spend the key's rate several times over.
+
+pub mod shared;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -164,6 +172,7 @@ pub struct Budget {
 }
 
 struct Inner {
+    /// The schedule file, or the shared budget's `host:port` for messages.
     path: PathBuf,
     rate: Rate,
     burst: u32,
@@ -173,12 +182,27 @@ struct Inner {
 }
 
 struct State {
-    file: File,
+    backend: Backend,
     /// Used only when the file cannot be read or written: the budget then degrades to
     /// a per-process schedule instead of failing requests.
     local: Schedule,
     warned: bool,
+    /// Why the shared budget failed, once it has: every later request stops.
+    broken: Option<String>,
 }
+
+/// Where the schedule lives.
+enum Backend {
+    /// A locked file: every process of this machine.
+    File(File),
+    /// Redis: every process of every machine using it.
+    Redis(shared::RedisSchedule),
+}
+
+/// The shared budget failed: the request must not be sent unscheduled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BudgetError(pub String);
 
 /// What the shared file holds: `tat caution last_429_ns` (a file holding only `tat`,
 /// as older versions wrote it, reads as no caution).
@@ -233,6 +257,16 @@ impl fmt::Debug for Budget {
     }
 }
 
+fn check_rate(rate: Rate) -> io::Result<()> {
+    if rate.0.is_finite() && rate.0 > 0.0 {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("rate must be positive, got {}", rate.0),
+    ))
+}
+
 /// Read-modify-write of the schedule file while holding the exclusive lock: `f` maps
 /// the stored schedule to the new one.
 fn with_locked_schedule(file: &mut File, f: impl FnOnce(Schedule) -> Schedule) -> io::Result<()> {
@@ -253,6 +287,15 @@ fn with_locked_schedule(file: &mut File, f: impl FnOnce(Schedule) -> Schedule) -
     })();
     let unlocked = file.unlock();
     result.and(unlocked)
+}
+
+/// A schedule read at `now`, or none when it is too far ahead (a damaged file, a
+/// clock jump).
+fn sane_at(now: u64, s: Schedule) -> Schedule {
+    if s.tat > now.saturating_add(MAX_AHEAD_NS) || s.last_429 > now {
+        return Schedule::default();
+    }
+    s
 }
 
 fn now_ns() -> u64 {
@@ -285,12 +328,7 @@ impl Budget {
         rate: Rate,
         burst: u32,
     ) -> io::Result<Budget> {
-        if !(rate.0.is_finite() && rate.0 > 0.0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("rate must be positive, got {}", rate.0),
-            ));
-        }
+        check_rate(rate)?;
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join(format!("budget-{}.gcra", key.fingerprint()));
         let file = OpenOptions::new()
@@ -305,9 +343,32 @@ impl Budget {
                 rate,
                 burst: burst.max(1),
                 state: Mutex::new(State {
-                    file,
+                    backend: Backend::File(file),
                     local: Schedule::default(),
                     warned: false,
+                    broken: None,
+                }),
+            }),
+        })
+    }
+
+    /// Like [`open_with_burst`](Self::open_with_burst), with the schedule in the Redis
+    /// at `url` (shared by every machine using it) instead of a file. Fails with a
+    /// message naming the host (never a password) when Redis does not answer.
+    pub fn open_shared(url: &str, key: &ApiKey, rate: Rate, burst: u32) -> io::Result<Budget> {
+        check_rate(rate)?;
+        let redis =
+            shared::RedisSchedule::connect(url, &key.fingerprint()).map_err(io::Error::other)?;
+        Ok(Budget {
+            inner: Arc::new(Inner {
+                path: PathBuf::from(redis.shown()),
+                rate,
+                burst: burst.max(1),
+                state: Mutex::new(State {
+                    backend: Backend::Redis(redis),
+                    local: Schedule::default(),
+                    warned: false,
+                    broken: None,
                 }),
             }),
         })
@@ -326,20 +387,30 @@ impl Budget {
     /// Waits for this caller's slot in the machine-wide schedule and returns when the
     /// slot was taken (for [`Budget::rate_limited`]). Dropping the future while it
     /// sleeps wastes the reserved slot (it is not given back).
-    pub async fn acquire(&self) -> Reserved {
-        // The locked section is a few syscalls on a tiny file, but the lock may be
-        // held for a moment by another process (or this one's other tasks); running
-        // it on the blocking pool keeps that wait off the async worker threads.
+    pub async fn acquire(&self) -> Result<Reserved, BudgetError> {
+        // The locked section is a few syscalls on a tiny file (or one round trip to
+        // Redis), but the lock may be held for a moment by another process (or this
+        // one's other tasks); running it on the blocking pool keeps that wait off the
+        // async worker threads.
         let reserved = Reserved(now_ns());
         let me = self.clone();
         let wait = match tokio::task::spawn_blocking(move || me.reserve()).await {
             Ok(wait) => wait,
             Err(_) => self.reserve(),
         };
+        if let Some(why) = self.broken() {
+            return Err(BudgetError(why));
+        }
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        reserved
+        Ok(reserved)
+    }
+
+    /// Why the shared budget failed, if it has.
+    fn broken(&self) -> Option<String> {
+        let st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.broken.clone()
     }
 
     /// Records a 429: nobody using this key sends again before `now + delay`, and
@@ -449,27 +520,35 @@ impl Budget {
             Err(poisoned) => poisoned.into_inner(),
         };
         let now = now_ns();
-        let sane = |mut s: Schedule| {
-            if s.tat > now.saturating_add(MAX_AHEAD_NS) || s.last_429 > now {
-                s = Schedule::default();
+        let sane = |s: Schedule| sane_at(now, s);
+        let res = match &mut st.backend {
+            Backend::File(file) => {
+                let mut out = None;
+                let res = with_locked_schedule(file, |s| {
+                    let (new, r) = f(now, sane(s));
+                    out = Some(r);
+                    new
+                });
+                if let Some(r) = out {
+                    return r;
+                }
+                res.err().map(|e| e.to_string())
             }
-            s
+            // Redis's clock, not this machine's: one timeline for every machine.
+            Backend::Redis(redis) => match redis.update(|t, s| f(t, sane_at(t, s))) {
+                Ok(r) => return r,
+                Err(e) => {
+                    st.broken.get_or_insert(e);
+                    None
+                }
+            },
         };
-        let mut out = None;
-        let res = with_locked_schedule(&mut st.file, |s| {
-            let (new, r) = f(now, sane(s));
-            out = Some(r);
-            new
-        });
-        if let Err(e) = res
+        if let Some(e) = res
             && !st.warned
         {
             tracing::warn!(path = %self.inner.path.display(), error = %e,
                 "request budget file unusable; scheduling this process alone");
             st.warned = true;
-        }
-        if let Some(r) = out {
-            return r;
         }
         // The lock or the read failed before `f` ran: fall back to this process's own
         // schedule rather than failing (or flooding) requests.
@@ -480,135 +559,4 @@ impl Budget {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn budget(rate: f64, burst: u32) -> (tempfile::TempDir, Budget) {
-        let dir = tempfile::tempdir().unwrap();
-        let b = Budget::open_with_burst(dir.path(), &ApiKey::new("k"), Rate(rate), burst).unwrap();
-        (dir, b)
-    }
-
-    #[test]
-    fn an_older_file_with_only_a_tat_reads_as_no_caution() {
-        assert_eq!(
-            Schedule::parse("123\n"),
-            Schedule {
-                tat: 123,
-                ..Schedule::default()
-            }
-        );
-        assert_eq!(Schedule::parse("garbage"), Schedule::default());
-        let s = Schedule {
-            tat: 5,
-            caution: 2,
-            last_429: 7,
-            recent: 3,
-        };
-        assert_eq!(Schedule::parse(&s.text()), s);
-    }
-
-    #[test]
-    fn caution_halves_the_burst_then_slows_the_rate() {
-        let (_d, b) = budget(100.0, 80);
-        let i = 10_000_000; // 10 ms at 100/s
-        assert_eq!(b.spacing(0), (i, 79 * i));
-        assert_eq!(b.spacing(1), (i, 39 * i));
-        assert_eq!(b.spacing(6), (i, 0), "80 >> 6 = 1: no burst left");
-        let (slower, tolerance) = b.spacing(8);
-        assert_eq!(tolerance, 0);
-        assert_eq!(slower, (i as f64 / 0.97f64.powi(2)).round() as u64);
-        let (slowest, _) = b.spacing(64);
-        assert_eq!(slowest, (i as f64 / MIN_RATE_SHARE).round() as u64);
-    }
-
-    #[test]
-    fn caution_steps_back_after_quiet_spells() {
-        let s = Schedule {
-            tat: 0,
-            caution: 3,
-            last_429: 1_000,
-            recent: 1,
-        };
-        assert_eq!(s.caution_at(1_000 + RECOVER_NS - 1), 3);
-        assert_eq!(s.caution_at(1_000 + 2 * RECOVER_NS), 1);
-        assert_eq!(s.caution_at(1_000 + 10 * RECOVER_NS), 0);
-    }
-
-    #[test]
-    fn a_burst_goes_at_once_then_requests_are_spaced() {
-        let (_d, b) = budget(10.0, 4);
-        let waits: Vec<Duration> = (0..6).map(|_| b.reserve()).collect();
-        assert!(waits[..4].iter().all(|w| w.is_zero()), "{waits:?}");
-        assert!(waits[4] > Duration::from_millis(50), "{waits:?}");
-        assert!(waits[5] > waits[4] + Duration::from_millis(50), "{waits:?}");
-        assert!(!b.has_room());
-    }
-
-    #[test]
-    fn a_429_counts_once_for_the_requests_in_flight_and_drops_the_burst() {
-        let (_d, b) = budget(10.0, 4);
-        assert!(b.has_room());
-        for _ in 1..DENSE_429S {
-            b.penalize(Duration::ZERO);
-        }
-        let s = b.update(|_, s| (s, s));
-        assert_eq!(
-            s.caution, 2,
-            "simultaneous 429s are one step, to burst 1 at once"
-        );
-        let waits: Vec<Duration> = (0..2).map(|_| b.reserve()).collect();
-        assert!(waits[0].is_zero(), "{waits:?}");
-        assert!(waits[1] > Duration::from_millis(50), "{waits:?}");
-    }
-
-    #[test]
-    fn a_429_to_a_request_sent_before_the_last_step_counts_for_nothing() {
-        let (_d, b) = budget(100.0, 80);
-        let before = Reserved(now_ns());
-        std::thread::sleep(Duration::from_millis(2));
-        b.rate_limited(Reserved(now_ns()), None, Duration::from_secs(1));
-        let caution = || b.update(|_, s| (s, s.caution));
-        assert_eq!(caution(), 6, "the first 429 drops the burst to 1");
-        // The rest of the burst the server refused was sent before: no new steps.
-        for _ in 0..50 {
-            b.rate_limited(before, None, Duration::from_secs(1));
-        }
-        assert_eq!(caution(), 6);
-        assert!(b.reserve() < Duration::from_millis(20), "and no pause");
-    }
-
-    #[test]
-    fn dense_429s_step_faster_and_pause_only_at_the_slowest_rate() {
-        let (_d, b) = budget(100.0, 1);
-        let fresh = || Reserved(now_ns());
-        // Sparse: one step per window, however many 429s in flight saw it.
-        b.rate_limited(fresh(), None, Duration::from_secs(5));
-        assert_eq!(b.update(|_, s| (s, s.caution)), 1);
-        // Dense: every DENSE_429S more in the window is another step.
-        for _ in 0..(DENSE_429S * 3) {
-            b.rate_limited(fresh(), None, Duration::from_secs(5));
-        }
-        assert_eq!(b.update(|_, s| (s, s.caution)), 4);
-        assert!(
-            b.reserve() < Duration::from_secs(1),
-            "not yet at the floor: no pause"
-        );
-        for _ in 0..(DENSE_429S * MAX_SLOW_STEPS) {
-            b.rate_limited(fresh(), None, Duration::from_secs(5));
-        }
-        assert!(
-            b.reserve() > Duration::from_secs(4),
-            "a rate far too high pauses"
-        );
-    }
-
-    #[test]
-    fn the_free_plan_rate_has_no_burst() {
-        assert_eq!(Rate::FREE_PLAN.default_burst(), 1);
-        assert_eq!(Rate(100.0).default_burst(), 80);
-        let (_d, b) = budget(5.0 / 60.0, Rate::FREE_PLAN.default_burst());
-        assert!(b.reserve().is_zero());
-        assert!(b.reserve() >= Duration::from_secs(11));
-    }
-}
+mod tests;
