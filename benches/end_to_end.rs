@@ -19,6 +19,8 @@ use barsmith::sandbox::{SANDBOX_API_KEY, Sandbox, SandboxConfig};
 // Scenario 3 (budget against latency) is long enough for its own file.
 #[path = "end_to_end/budget.rs"]
 mod budget;
+#[path = "end_to_end/machines.rs"]
+mod machines;
 use jiff::civil::Date;
 
 const BIN: &str = env!("CARGO_BIN_EXE_barsmith");
@@ -47,11 +49,12 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
 
     type Scenario = fn(&Path, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 4] = [
+    let scenarios: [(&str, Scenario); 5] = [
         ("throughput", throughput),
         ("memory", memory_growth),
         ("budget", budget::budget_vs_latency),
         ("resume", resume_and_overhead),
+        ("machines", machines::budget_across_machines),
     ];
     // `BARSMITH_BENCH_ONLY=budget,throughput` runs only those scenarios.
     let only = std::env::var("BARSMITH_BENCH_ONLY").unwrap_or_default();
