@@ -11,7 +11,7 @@ use crate::flatfiles::ledger::{self, Entry};
 use crate::flatfiles::{DayOutcome, FlatConfig, FlatFiles, Universe};
 use crate::ingest::events::{Event, EventSink};
 use crate::ingest::{
-    ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind,
+    ALL_TICKERS, ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind,
 };
 use crate::s3::{Bucket, FLATFILES_CREDENTIAL_VARS, S3Config, S3Credentials};
 use crate::store::Store;
@@ -181,8 +181,14 @@ impl FlatJob<'_> {
             });
             report.failed.push((t.clone(), error.clone()));
         }
+        // Every ticker of the files, none known yet: one failure stands for them all,
+        // so the batch runner sees a retryable batch and not an empty one.
         if self.tickers.is_empty() {
-            report.failed.push(("(all tickers)".into(), error));
+            sink.emit(Event::TickerFailed {
+                ticker: ALL_TICKERS.into(),
+                error: error.clone(),
+            });
+            report.failed.push((ALL_TICKERS.into(), error));
         }
         report
     }
