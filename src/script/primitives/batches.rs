@@ -153,7 +153,12 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<(BatchOptions, M
             .transpose()?,
         source: source_kind(&o)?,
         all_tickers: o.bool("all_tickers")?.unwrap_or(false),
-        flat_endpoint: o.string("flat_endpoint")?,
+        flat_endpoint: o.string("flat_endpoint")?.or_else(|| {
+            // The run's endpoint (`barsmith run --flat-endpoint`), for flat batches only.
+            (source_kind(&o).ok()? == SourceKind::FlatFiles)
+                .then(|| host.config().flat_endpoint.clone())
+                .flatten()
+        }),
         flat_bucket: o.string("flat_bucket")?,
         flat_prefix: o.string("flat_prefix")?,
         refresh: o.bool("refresh")?.unwrap_or(false),
@@ -184,8 +189,13 @@ fn source_kind(o: &Options) -> Fallible<SourceKind> {
 
 /// Starts one batch of `tickers` with the option map `opts` (see `spawn_batch`).
 pub(crate) fn spawn(host: &Host, tickers: &Array, opts: Map) -> Fallible<ScriptBatchHandle> {
-    let tickers = batch_tickers(tickers)?;
     let (options, extras) = batch_options(host, opts)?;
+    // An all-tickers batch may have no list: the worker takes the files' tickers.
+    let tickers = if options.job.all_tickers {
+        strings("spawn_batch", "tickers", tickers)?
+    } else {
+        batch_tickers(tickers)?
+    };
     // Checked before the runner exists, so a typo leaves no empty run folder.
     options
         .check()
@@ -371,8 +381,20 @@ pub mod batches_fns {
     /// as is in the result, printed in logs); `data` (any value, returned in the result
     /// as `data`: keep what the batch is for with it).
     ///
+    /// Flat files: `source: "flat-files"` (with `adjusted: false`: the files hold
+    /// as-traded bars) takes the batch's days from Massive's daily files, credentials
+    /// from MASSIVE_S3_ACCESS_KEY_ID / MASSIVE_S3_SECRET_ACCESS_KEY in the workers'
+    /// environment; `all_tickers: true` takes every ticker of the files (`tickers` may
+    /// then be `[]`; the result lists the tickers the worker reported, and `*` stands
+    /// for the whole universe: failed when the worker stopped before any ticker, so
+    /// retrying `r.retryable` retries the batch); `flat_endpoint` (default: `barsmith
+    /// run --flat-endpoint`, else Massive's), `flat_bucket`, `flat_prefix`, `refresh`
+    /// (ingest again the days whose file changed), `parallel_days` (days downloaded
+    /// at once).
+    ///
     /// Errors on an unknown or ill-typed option, a missing `outdir`/`from`/`to`, an
-    /// empty `tickers`, or a worker process that cannot be started.
+    /// empty `tickers` (without `all_tickers`), or a worker process that cannot be
+    /// started.
     ///
     /// Example: `let h = spawn_batch(batch, #{outdir: "data/minute", from: "2004-01-01", to: "2010-12-31", timeout: 1800});`
     #[rhai_fn(return_raw)]
