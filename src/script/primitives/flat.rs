@@ -65,10 +65,10 @@ fn place(host: &Host, function: &'static str, opts: Map) -> Fallible<Place> {
 /// One line for an S3 failure, saying what to do about a refusal.
 fn s3_error(function: &str, doing: &str, e: &S3Error) -> Box<rhai::EvalAltResult> {
     let why = match e.kind {
-        S3ErrorKind::Forbidden => format!(
-            "{doing} was refused (403): not in your plan's flat files ({})",
-            e.message
-        ),
+        // The store's message repeats the request; the fix is all that matters here.
+        S3ErrorKind::Forbidden => {
+            format!("{doing} is not in your plan's flat files (403 AccessDenied)")
+        }
         _ => format!("{doing}: {}", e.message),
     };
     error(format!("{function}: {why}"))
