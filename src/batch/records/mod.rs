@@ -187,6 +187,11 @@ fn worst_per_ticker(
     };
     let mut out: BTreeMap<&str, &TickerOutcome> = BTreeMap::new();
     for ((ticker, _, _), t) in latest {
+        // `*` (every ticker of an all-tickers batch) counts only when it failed: its
+        // tickers are counted one by one when it did not.
+        if ticker == crate::ingest::ALL_TICKERS && t.status.is_complete() {
+            continue;
+        }
         let slot = out.entry(ticker.as_str()).or_insert(t);
         if rank(t) > rank(slot) {
             *slot = t;
@@ -572,5 +577,66 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(human_duration(45.31), "45.3 s");
         assert_eq!(human_duration(30420.0), "8.45 h");
+    }
+
+    fn outcome(ticker: &str, from: &str, status: TickerStatus) -> TickerOutcome {
+        TickerOutcome {
+            ticker: ticker.into(),
+            status,
+            bars: 0,
+            requests: 0,
+            error: None,
+            from: from.into(),
+            to: from.into(),
+            no_bars: None,
+        }
+    }
+
+    #[test]
+    fn a_range_that_failed_is_not_hidden_by_another_that_succeeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = RunRecords::create(dir.path(), Secrets::default()).unwrap();
+        let batch = |id, tickers| BatchResult {
+            id,
+            attempt: 1,
+            label: None,
+            tickers,
+            exit_code: Some(3),
+            signal: None,
+            timed_out: false,
+            killed: false,
+            cancelled: false,
+            fatal: false,
+            elapsed_s: 1.0,
+            started_at: String::new(),
+            log_path: PathBuf::new(),
+            bars: 0,
+            requests: 0,
+            retries: 0,
+            duplicates_dropped: 0,
+            reordered: 0,
+        };
+        let failed = TickerStatus::Failed;
+        records
+            .record(&batch(1, vec![outcome("AAPL", "2025-01-02", failed)]))
+            .unwrap();
+        records
+            .record(&batch(
+                2,
+                vec![
+                    outcome("AAPL", "2025-02-03", TickerStatus::Ok),
+                    outcome(crate::ingest::ALL_TICKERS, "2025-02-03", TickerStatus::Ok),
+                ],
+            ))
+            .unwrap();
+        let left = records.failed_tickers();
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            (left[0].ticker.as_str(), left[0].from.as_str()),
+            ("AAPL", "2025-01-02")
+        );
+        // Tickers are counted once, by their worst range; a complete `*` not at all.
+        let s = records.summary();
+        assert_eq!((s.tickers_ok, s.tickers_failed), (0, 1));
     }
 }

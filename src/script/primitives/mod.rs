@@ -4,6 +4,7 @@
 use rhai::Module;
 use rhai::exported_module;
 
+mod batch_result;
 pub mod batches;
 pub mod collections;
 pub mod dates;
