@@ -1,7 +1,7 @@
 //! `barsmith demo`: the whole product in one command, without an API key. Starts the
 //! embedded sandbox with a few faults, runs the bundled `wrapper.rhai` over a small
 //! universe into `./demo-data`, and shows how to read the result. `--flat` runs the
-//! flat-file strategy instead ([`flat`]).
+//! flat-file strategy instead (the `flat` module).
 
 mod flat;
 
