@@ -322,3 +322,45 @@ flat_bars("2025-01-04", "AAPL")
         "{err}"
     );
 }
+
+/// `barsmith ingest --source flat-files` of `tickers` (empty: `--all-tickers`).
+fn flat_ingest(f: &Fixture, tickers: &[&str], from: &str, to: &str) -> Command {
+    let mut cmd = with_s3(f.barsmith());
+    cmd.args(["ingest", "--source", "flat-files", "--unadjusted"]);
+    if tickers.is_empty() {
+        cmd.arg("--all-tickers");
+    } else {
+        cmd.args(["--tickers", &tickers.join(",")]);
+    }
+    cmd.arg("--outdir").arg(f.outdir()).args([
+        "--from",
+        from,
+        "--to",
+        to,
+        "--flat-endpoint",
+        &f.sandbox.base_url(),
+    ]);
+    cmd
+}
+
+#[test]
+fn days_ingested_for_a_list_are_not_skipped_by_an_all_tickers_job() {
+    let f = fixture(&[]);
+    let week = range("2025-01-06", "2025-01-10");
+    let list = run(flat_ingest(&f, &["AAPL"], "2025-01-06", "2025-01-10"));
+    assert!(list.status.success(), "{}", stderr(&list));
+    let all = run(flat_ingest(&f, &[], "2025-01-06", "2025-01-10"));
+    assert!(all.status.success(), "{}", stderr(&all));
+    for t in IN_FILES {
+        assert_eq!(
+            f.store().read_bars(t, week).unwrap(),
+            bars(&f, t, week, true),
+            "{t}"
+        );
+    }
+    // Now recorded for every ticker: another all-tickers job downloads nothing.
+    f.sandbox.reset_stats();
+    let again = run(flat_ingest(&f, &[], "2025-01-06", "2025-01-10"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(f.sandbox.stats().flat_gets, 0);
+}

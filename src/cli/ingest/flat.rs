@@ -76,7 +76,7 @@ impl FlatJob<'_> {
             Ok(f) => f,
             Err(e) => return self.failed(e, sink),
         };
-        let staged = entries(&flat);
+        let staged = entries(&flat, self.tickers.is_empty());
         let tickers = if self.tickers.is_empty() {
             flat.tickers()
         } else {
@@ -107,7 +107,12 @@ impl FlatJob<'_> {
         recorded: &BTreeMap<Date, Entry>,
     ) -> Result<Box<dyn Fn(Date) -> bool + Sync + '_>, FetchError> {
         if self.tickers.is_empty() {
-            let done: HashSet<Date> = recorded.keys().copied().collect();
+            // Only days ingested for every ticker: a list's days miss the others.
+            let done: HashSet<Date> = recorded
+                .iter()
+                .filter(|(_, e)| e.all_tickers)
+                .map(|(d, _)| *d)
+                .collect();
             return Ok(Box::new(move |d| !done.contains(&d)));
         }
         let mut missing = Vec::new();
@@ -194,10 +199,17 @@ impl FlatJob<'_> {
     }
 }
 
-fn entries(flat: &FlatFiles) -> BTreeMap<Date, Entry> {
+fn entries(flat: &FlatFiles, all_tickers: bool) -> BTreeMap<Date, Entry> {
     flat.etags()
         .into_iter()
-        .map(|(d, (key, etag))| (d, Entry { key, etag }))
+        .map(|(d, (key, etag))| {
+            let entry = Entry {
+                key,
+                etag,
+                all_tickers,
+            };
+            (d, entry)
+        })
         .collect()
 }
 
