@@ -62,3 +62,35 @@ fn demo_runs_keyless_end_to_end_and_a_rerun_fetches_nothing() {
     assert!(err.contains("24 of 24 tickers already complete"), "{err}");
     assert!(err.contains("sandbox served 0 requests"), "{err}");
 }
+
+#[test]
+fn demo_flat_runs_the_flat_file_strategy_and_tops_up_from_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_barsmith"))
+        .current_dir(dir.path())
+        .env("BARSMITH_STATE_DIR", dir.path().join("state"))
+        .env_remove("POLYGON_API_KEY")
+        .env_remove("MASSIVE_S3_ACCESS_KEY_ID")
+        .env_remove("MASSIVE_S3_SECRET_ACCESS_KEY")
+        .args(["demo", "--flat", "--plain"])
+        .output()
+        .expect("barsmith demo --flat runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The month whose download is cut short three times fails once and is retried.
+    assert!(err.contains("Batch 0001 attempt 2: success"), "{err}");
+    // The 403 day, the day after the last file, and the two tickers in no file.
+    assert!(
+        err.contains("REST top-up: 3 batches over 3 ranges"),
+        "{err}"
+    );
+    assert!(
+        err.contains("complete through 2025-03-04: 24/24 tickers"),
+        "{err}"
+    );
+    assert!(err.contains("FROM 'demo-data-flat/**/*.parquet'"), "{err}");
+    for t in ["AAPL", "IBM"] {
+        let file = format!("demo-data-flat/ticker={t}/year=2025/{t}_2025.parquet");
+        assert!(dir.path().join(&file).is_file(), "{file}");
+    }
+}

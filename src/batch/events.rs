@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::result::{TickerFailure, TickerOutcome, TickerStatus};
+use crate::ingest::ALL_TICKERS;
 use crate::ingest::events::Event;
 
 #[derive(Debug, Default, Clone)]
@@ -37,6 +38,9 @@ pub struct EventTally {
     range: (String, String),
     /// The worker could not start work: why (`setup_failed`).
     pub setup_failure: Option<TickerFailure>,
+    /// An all-tickers batch: tickers come from the events, in the order reported,
+    /// after [`ALL_TICKERS`] (settled by `finished`).
+    open: bool,
 }
 
 impl EventTally {
@@ -54,7 +58,16 @@ impl EventTally {
             finished: false,
             setup_failure: None,
             range: Default::default(),
+            open: false,
         }
+    }
+
+    /// A tally for an all-tickers batch: the universe is whatever the worker reports,
+    /// and [`ALL_TICKERS`] stands for it until the worker says `finished`.
+    pub fn open_universe() -> EventTally {
+        let mut tally = EventTally::new(&[ALL_TICKERS.to_string()]);
+        tally.open = true;
+        tally
     }
 
     /// The range (`YYYY-MM-DD`, inclusive) the batch asked for; outcomes carry it.
@@ -65,6 +78,12 @@ impl EventTally {
 
     /// Applies one event. Events about tickers outside the batch still count in totals.
     pub fn apply(&mut self, event: &Event) {
+        if let Some(t) = event.ticker()
+            && self.open
+            && !self.tickers.contains_key(t)
+        {
+            self.order.push(t.to_string());
+        }
         let entry = event
             .ticker()
             .map(|t| self.tickers.entry(t.to_string()).or_default());
@@ -115,7 +134,15 @@ impl EventTally {
                     ..Default::default()
                 });
             }
-            (Event::Finished { .. }, _) => self.finished = true,
+            (Event::Finished { .. }, _) => {
+                self.finished = true;
+                if self.open
+                    && let Some(all) = self.tickers.get_mut(ALL_TICKERS)
+                    && all.status.is_none()
+                {
+                    all.status = Some(TickerStatus::Ok);
+                }
+            }
             _ => {}
         }
     }
@@ -208,6 +235,33 @@ mod tests {
         );
         assert_eq!(parse_event_line("plain text"), None);
         assert_eq!(parse_event_line("{broken"), None);
+    }
+
+    #[test]
+    fn an_all_tickers_batch_takes_its_tickers_from_the_events() {
+        let lines = [
+            r#"{"event":"ticker_done","ticker":"B","bars":3,"requests":0}"#,
+            r#"{"event":"ticker_failed","ticker":"A","class":"retryable","kind":"store","message":"disk"}"#,
+        ];
+        let not_run = TickerFailure {
+            class: "retryable".into(),
+            kind: "not_run".into(),
+            ..Default::default()
+        };
+        let mut cut = EventTally::open_universe();
+        for line in lines {
+            cut.apply(&parse_event_line(line).unwrap());
+        }
+        let out = cut.outcomes(&not_run);
+        let names: Vec<&str> = out.iter().map(|t| t.ticker.as_str()).collect();
+        assert_eq!(names, ["*", "B", "A"]);
+        // Stopped before `finished`: the rest of the universe did not run.
+        assert_eq!(out[0].status, TickerStatus::NotRun);
+        let mut whole = cut.clone();
+        whole.apply(&parse_event_line(r#"{"event":"finished","ok":1,"failed":1}"#).unwrap());
+        let out = whole.outcomes(&not_run);
+        assert_eq!(out[0].status, TickerStatus::Ok);
+        assert_eq!(out[2].status, TickerStatus::Failed);
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::BatchError;
 use super::cancel::CancelFlag;
-use crate::ingest::WorkerJob;
+use crate::ingest::{ALL_TICKERS, WorkerJob};
 
 /// The worker program and the arguments that come before the batch's own flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,5 +140,53 @@ impl BatchOptions {
         let mut args = self.job.to_args();
         args.extend(self.extra_args.iter().cloned());
         args
+    }
+}
+
+/// The tickers and options a batch runs with. With `all_tickers`, no list (or one
+/// holding [`ALL_TICKERS`], as the retry of a batch that stopped before any ticker
+/// has) runs every ticker of the files: no tickers, the worker finds them. A list of
+/// other tickers (the retry of the few that failed) runs just those, as a ticker
+/// batch. Otherwise blanks and duplicates are dropped and an invalid symbol refused.
+pub(crate) fn batch_universe(
+    tickers: Vec<String>,
+    mut opts: BatchOptions,
+) -> Result<(Vec<String>, BatchOptions), BatchError> {
+    if opts.job.all_tickers {
+        let names: Vec<&str> = tickers
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if names.is_empty() || names.contains(&ALL_TICKERS) {
+            return Ok((Vec::new(), opts));
+        }
+        opts.job.all_tickers = false;
+    }
+    let tickers =
+        crate::ticker::clean_tickers(tickers).map_err(|e| BatchError::InvalidOptions(e.0))?;
+    if tickers.is_empty() {
+        return Err(BatchError::InvalidOptions(
+            "a batch needs at least one ticker (or all_tickers with flat files)".into(),
+        ));
+    }
+    Ok((tickers, opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_all_tickers_batch_runs_the_universe_or_the_tickers_left() {
+        let mut opts = BatchOptions::default();
+        opts.job.all_tickers = true;
+        let (t, o) = batch_universe(Vec::new(), opts.clone()).unwrap();
+        assert!(t.is_empty() && o.job.all_tickers);
+        let (t, o) = batch_universe(vec!["*".into(), "AAPL".into()], opts.clone()).unwrap();
+        assert!(t.is_empty() && o.job.all_tickers);
+        let (t, o) = batch_universe(vec!["AAPL".into()], opts).unwrap();
+        assert_eq!((t, o.job.all_tickers), (vec!["AAPL".to_string()], false));
+        assert!(batch_universe(Vec::new(), BatchOptions::default()).is_err());
     }
 }

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use super::BatchError;
 use super::cancel::{CHECK_INTERVAL, CancelFlag};
 use super::executor::{Executor, LaunchSpec};
-use super::options::{BatchOptions, RunConfig};
+use super::options::{BatchOptions, RunConfig, batch_universe};
 use super::process::LocalProcessExecutor;
 use super::progress::{PassPlan, Progress};
 use super::records::{RunRecords, Summary, create_default_run_dir, names};
 use super::result::BatchResult;
 use super::secrets::Secrets;
 use super::supervise::{Attempt, LogFile, supervise};
+use crate::ingest::ALL_TICKERS;
 
 /// Distinguishes runners, so a handle from another runner is refused.
 static RUNNER_IDS: AtomicU64 = AtomicU64::new(1);
@@ -181,9 +182,8 @@ impl BatchRunner {
         opts: BatchOptions,
     ) -> Result<BatchHandle, BatchError> {
         self.config.cancel.check()?;
-        let tickers =
-            crate::ticker::clean_tickers(tickers).map_err(|e| BatchError::InvalidOptions(e.0))?;
-        self.validate(&tickers, &opts)?;
+        let (tickers, opts) = batch_universe(tickers, opts)?;
+        self.validate(&opts)?;
         let (id, attempt) = self.reserve(&opts)?;
 
         let dir = self.records.dir();
@@ -191,18 +191,27 @@ impl BatchRunner {
             let path = path.to_path_buf();
             move |source| BatchError::Io { path, source }
         };
-        let tickers_path = dir.join(names::tickers(id, attempt));
-        let mut list = String::from("ticker\n");
-        for t in &tickers {
-            list.push_str(t);
-            list.push('\n');
-        }
-        fs::write(&tickers_path, list).map_err(io_err(&tickers_path))?;
-
         let mut args = self.config.worker.args_prefix.clone();
-        args.push("--tickers-file".into());
-        args.push(tickers_path.display().to_string());
+        // An all-tickers batch has no list: the worker takes the files' tickers (and
+        // `--tickers-file` conflicts with `--all-tickers`).
+        let open = opts.job.all_tickers;
+        if !open {
+            let tickers_path = dir.join(names::tickers(id, attempt));
+            let mut list = String::from("ticker\n");
+            for t in &tickers {
+                list.push_str(t);
+                list.push('\n');
+            }
+            fs::write(&tickers_path, list).map_err(io_err(&tickers_path))?;
+            args.push("--tickers-file".into());
+            args.push(tickers_path.display().to_string());
+        }
         args.extend(opts.worker_args());
+        let tickers = if open {
+            vec![ALL_TICKERS.to_string()]
+        } else {
+            tickers
+        };
         let name = format!("batch-{id:04}.attempt-{attempt}");
         let spec = LaunchSpec {
             program: self.config.worker.program.clone(),
@@ -223,11 +232,15 @@ impl BatchRunner {
         log.line(&format!(
             "== BATCH {id:04} attempt {attempt} =={label} started {started_at}"
         ));
-        log.line(&format!(
-            "tickers ({}): {}",
-            tickers.len(),
-            tickers.join(",")
-        ));
+        if open {
+            log.line("tickers: every ticker of the flat files (--all-tickers)");
+        } else {
+            log.line(&format!(
+                "tickers ({}): {}",
+                tickers.len(),
+                tickers.join(",")
+            ));
+        }
         log.line(&format!(
             "command: {} {}",
             spec.program.display(),
@@ -271,6 +284,7 @@ impl BatchRunner {
             attempt,
             label: opts.label.clone(),
             tickers,
+            open,
             range: (opts.job.from.clone(), opts.job.to.clone()),
             log_path,
             started_at,
@@ -324,11 +338,8 @@ impl BatchRunner {
         Ok(BatchHandle { key, ..handle })
     }
 
-    fn validate(&self, tickers: &[String], opts: &BatchOptions) -> Result<(), BatchError> {
+    fn validate(&self, opts: &BatchOptions) -> Result<(), BatchError> {
         let invalid = |m: String| Err(BatchError::InvalidOptions(m));
-        if tickers.is_empty() {
-            return invalid("a batch needs at least one ticker".into());
-        }
         if opts.job.outdir.as_os_str().is_empty() {
             return invalid(
                 "`outdir` is required (the Parquet data root, e.g. data/minute)".into(),

@@ -52,6 +52,8 @@ pub(crate) struct Attempt {
     pub attempt: u32,
     pub label: Option<String>,
     pub tickers: Vec<String>,
+    /// An all-tickers batch: its tickers come from the worker's events.
+    pub open: bool,
     /// The batch's `--from` and `--to`.
     pub range: (String, String),
     pub log_path: PathBuf,
@@ -93,9 +95,12 @@ pub(crate) fn supervise(
     kill: Arc<AtomicBool>,
     progress: Arc<Progress>,
 ) -> BatchResult {
-    let tally = Arc::new(Mutex::new(
-        EventTally::new(&a.tickers).with_range(&a.range.0, &a.range.1),
-    ));
+    let tally = if a.open {
+        EventTally::open_universe()
+    } else {
+        EventTally::new(&a.tickers)
+    };
+    let tally = Arc::new(Mutex::new(tally.with_range(&a.range.0, &a.range.1)));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut readers = 0;
     if let Some(out) = exec.take_stdout() {

@@ -1,6 +1,9 @@
 //! `barsmith demo`: the whole product in one command, without an API key. Starts the
 //! embedded sandbox with a few faults, runs the bundled `wrapper.rhai` over a small
-//! universe into `./demo-data`, and shows how to read the result.
+//! universe into `./demo-data`, and shows how to read the result. `--flat` runs the
+//! flat-file strategy instead (the `flat` module).
+
+mod flat;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,11 +39,13 @@ const DEMO_FAULTS: [&str; 5] = [
 #[command(after_long_help = "\
 Example:
   barsmith demo                      # ./demo-data, runs/<timestamp>/
-  barsmith demo --outdir /tmp/demo --from 2025-01-01 --to 2025-12-31")]
+  barsmith demo --outdir /tmp/demo --from 2025-01-01 --to 2025-12-31
+  barsmith demo --flat               # flat files + REST top-up into ./demo-data-flat")]
 pub struct DemoArgs {
-    /// Where the Parquet goes.
-    #[arg(long, value_name = "DIR", default_value = "demo-data")]
-    pub outdir: PathBuf,
+    /// Where the Parquet goes (default demo-data; demo-data-flat with --flat, whose
+    /// bars are unadjusted and must not mix with the adjusted ones).
+    #[arg(long, value_name = "DIR")]
+    pub outdir: Option<PathBuf>,
     /// First day (New York date).
     #[arg(long, value_name = "YYYY-MM-DD", default_value = "2025-01-01")]
     pub from: String,
@@ -53,6 +58,13 @@ pub struct DemoArgs {
     /// Plain progress lines instead of bars.
     #[arg(long)]
     pub plain: bool,
+    /// Run scripts/flatfiles.rhai instead: two months from the sandbox's flat files
+    /// (one day refused with 403, a download cut short three times, files published
+    /// up to two days before the sandbox's "today"), then the REST top-up of the
+    /// refused day, the day after the last file and two tickers in no file.
+    /// --from/--to do not apply: the sandbox's dates are fixed.
+    #[arg(long)]
+    pub flat: bool,
 }
 
 /// Runs the demo.
@@ -60,6 +72,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = install_signal_handlers() {
         tracing::warn!("cannot install the Ctrl-C handler: {e}");
     }
+    if args.flat {
+        return flat::run(&args);
+    }
+    let outdir = args.outdir.clone().unwrap_or_else(|| "demo-data".into());
     let sandbox = Sandbox::start_background(SandboxConfig {
         faults: FaultPlan::parse(&DEMO_FAULTS)?,
         latency: Duration::from_millis(20),
@@ -72,7 +88,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         DEMO_FAULTS.join(", ")
     );
 
-    let state = Layout::resolve(&args.outdir)?.state().to_path_buf();
+    let state = Layout::resolve(&outdir)?.state().to_path_buf();
     std::fs::create_dir_all(&state)
         .with_context(|| format!("cannot create {}", state.display()))?;
     let universe = state.join("demo-universe.csv");
@@ -91,7 +107,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         ..HostConfig::default()
     });
-    let outdir = args.outdir.display().to_string();
+    let outdir_text = outdir.display().to_string();
     let flags = [
         "--tickers-csv",
         &universe.display().to_string(),
@@ -100,7 +116,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "--to",
         &args.to,
         "--outdir",
-        &outdir,
+        &outdir_text,
         "--batch-size",
         "4",
         "--max-concurrent",
@@ -130,7 +146,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "\nsandbox served {} requests ({} faults injected, {} rate-limited)",
         stats.requests, stats.faults_injected, stats.rate_limited
     );
-    print_how_to_read(&args.outdir);
+    print_how_to_read(&outdir);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 

@@ -43,6 +43,10 @@ pub struct ReplArgs {
     /// crosses the network in clear text: only for a trusted proxy; prints a warning.
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// Flat-file S3 endpoint for flat-file batches and the `flat_*` primitives (e.g. a
+    /// sandbox's http://127.0.0.1:PORT); the default is Massive's.
+    #[arg(long, value_name = "URL")]
+    pub flat_endpoint: Option<String>,
     /// Script files to load first, like `:load` (their functions and variables stay).
     #[arg(value_name = "SCRIPT")]
     pub scripts: Vec<PathBuf>,
@@ -74,6 +78,7 @@ pub fn run(args: ReplArgs) -> anyhow::Result<ExitCode> {
     let config = HostConfig {
         base_url: args.base_url,
         allow_insecure_http: args.allow_insecure_http,
+        flat_endpoint: args.flat_endpoint,
         progress: ProgressMode::Lines(lines),
         cancel: CancelFlag::global(),
         ..HostConfig::default()

@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// crosses the network in clear text: only for a trusted proxy; prints a warning.
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// Flat-file S3 endpoint for flat-file batches and the `flat_*` primitives (e.g. a
+    /// sandbox's http://127.0.0.1:PORT); the default is Massive's.
+    #[arg(long, value_name = "URL")]
+    pub flat_endpoint: Option<String>,
     /// Hide log lines and progress; warnings, errors and the summary still show.
     #[arg(long, short)]
     pub quiet: bool,
@@ -104,6 +108,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         run_dir: args.run_dir,
         base_url: args.base_url,
         allow_insecure_http: args.allow_insecure_http,
+        flat_endpoint: args.flat_endpoint,
         quiet: args.quiet,
         progress,
         cancel: CancelFlag::global(),
@@ -111,7 +116,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if script.as_os_str().to_string_lossy().starts_with('-') {
         anyhow::bail!(
-            "unknown runner flag {}: runner flags are --run-dir, --base-url, --allow-insecure-http, --quiet and --progress; put them before the script path",
+            "unknown runner flag {}: runner flags are --run-dir, --base-url, --flat-endpoint, --allow-insecure-http, --quiet and --progress; put them before the script path",
             script.display()
         );
     }

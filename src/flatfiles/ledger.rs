@@ -16,6 +16,10 @@ pub struct Entry {
     pub key: String,
     /// Its ETag when ingested.
     pub etag: String,
+    /// Ingested for every ticker of the file (`--all-tickers`), not for a list: only
+    /// then may an all-tickers job skip the day.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_tickers: bool,
 }
 
 fn path(dir: &Path) -> PathBuf {
@@ -52,7 +56,13 @@ pub fn record(dir: &Path, days: BTreeMap<Date, Entry>) -> io::Result<()> {
     let lock = std::fs::File::create(dir.join("ingested.lock"))?;
     lock.lock()?;
     let mut all = read(dir)?;
-    all.extend(days);
+    for (day, mut entry) in days {
+        // A ticker list re-ingesting the same file keeps the day's every-ticker mark.
+        entry.all_tickers |= all
+            .get(&day)
+            .is_some_and(|old| old.all_tickers && old.etag == entry.etag);
+        all.insert(day, entry);
+    }
     let tmp = dir.join(format!(".ingested.json.{}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     let on_disk: BTreeMap<String, Entry> =
@@ -80,6 +90,7 @@ mod tests {
         Entry {
             key: "k".into(),
             etag: etag.into(),
+            all_tickers: false,
         }
     }
 
@@ -101,5 +112,13 @@ mod tests {
         assert_eq!(got.len(), 2);
         let listed = BTreeMap::from([(d1, entry("a")), (d2, entry("B")), (d3, entry("c"))]);
         assert_eq!(changed(&got, &listed), vec![d2]);
+        // A day ingested for every ticker stays so when a list ingests it again.
+        let every = Entry {
+            all_tickers: true,
+            ..entry("a")
+        };
+        record(dir.path(), BTreeMap::from([(d1, every)])).unwrap();
+        record(dir.path(), BTreeMap::from([(d1, entry("a"))])).unwrap();
+        assert!(read(dir.path()).unwrap()[&d1].all_tickers);
     }
 }

@@ -10,7 +10,8 @@
 //! is complete for every ticker of the universe, bars or not; a weekday without a file
 //! before the last published file is a holiday, complete with no bars; days after the
 //! last published file, and days answered 403 (not in the plan), stay missing for
-//! REST to fill.
+//! REST to fill. A ticker asked for that is in none of the files of a piece is not
+//! made complete by them either: REST settles whether it had bars.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -232,9 +233,17 @@ impl BarSource for FlatFiles {
             bars: bars.len(),
             elapsed: started.elapsed(),
         });
+        // A ticker in no file of the piece: the files cannot tell a ticker without
+        // trades from one they do not carry, so its days stay missing for REST (whose
+        // listing knows) to settle.
+        let absent = bars.is_empty() && self.days.range(piece.from..=piece.to).next().is_some();
         Ok(PieceBars {
             bars,
-            complete: self.complete(piece),
+            complete: if absent {
+                Vec::new()
+            } else {
+                self.complete(piece)
+            },
             requests: 0,
             duplicates_dropped: 0,
             reordered: 0,

@@ -15,6 +15,12 @@ use crate::ingest::DEFAULT_IN_FLIGHT;
 use crate::polygon::DEFAULT_BASE_URL;
 use crate::s3::{FLATFILES_BUCKET, FLATFILES_ENDPOINT};
 
+/// The name an all-tickers batch (`--all-tickers`) reports for the tickers of the
+/// files it did not report one by one: `ok` once the worker went through the whole
+/// universe, failed with the reason when it stopped before any ticker (a day that
+/// could not be downloaded). Never a valid symbol, so it cannot clash with one.
+pub const ALL_TICKERS: &str = "*";
+
 /// Where a worker takes its bars from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum SourceKind {
@@ -408,8 +414,11 @@ mod tests {
             parallel_days: Some(3),
             ..job.clone()
         };
-        // The flat job reads every ticker in the files: no list at all.
-        for (job, list) in [(job, &["--tickers-file", "t.csv"][..]), (flat, &[][..])] {
+        for (job, list) in [
+            (job, &["--tickers-file", "t.csv"][..]),
+            // An all-tickers job has no list (`--tickers-file` conflicts with it).
+            (flat, &[][..]),
+        ] {
             let mut argv = vec!["barsmith-ingest".to_string()];
             argv.extend(list.iter().map(|a| a.to_string()));
             argv.extend(job.to_args());

@@ -12,7 +12,7 @@ pub mod window;
 mod worker;
 
 pub use error::{ErrorClass, ErrorKind, FetchError};
-pub use job::{IngestArgs, WorkerJob};
+pub use job::{ALL_TICKERS, IngestArgs, WorkerJob};
 pub use setup::{SetupError, SetupKind};
 pub use source::{BarSource, PieceBars, SourceEvent};
 

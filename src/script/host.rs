@@ -26,6 +26,12 @@ pub struct HostConfig {
     pub base_url: Option<String>,
     /// Allow a plain-http base URL off loopback (workers and in-process clients).
     pub allow_insecure_http: bool,
+    /// Flat-file S3 endpoint for flat-file batches and the `flat_*` primitives
+    /// (e.g. a sandbox's http://127.0.0.1:PORT); `None` = Massive's.
+    pub flat_endpoint: Option<String>,
+    /// Flat-file credentials for workers and the `flat_*` primitives; `None` = read
+    /// MASSIVE_S3_* / POLYGON_S3_* when needed. Never shown to scripts.
+    pub flat_credentials: Option<crate::s3::S3Credentials>,
     /// The API key for workers and in-process fetches; `None` = read
     /// `POLYGON_API_KEY` / `MASSIVE_API_KEY` when needed. Never shown to scripts.
     pub api_key: Option<ApiKey>,
@@ -51,6 +57,8 @@ impl Default for HostConfig {
             runs_root: PathBuf::from("runs"),
             base_url: None,
             allow_insecure_http: false,
+            flat_endpoint: None,
+            flat_credentials: None,
             api_key: None,
             quiet: false,
             progress: ProgressMode::Auto,
@@ -239,7 +247,7 @@ impl Host {
     fn run_config(&self) -> Result<RunConfig, BatchError> {
         // The real worker cannot start without a key: say so once, before any batch,
         // rather than through every worker's exit status.
-        if self.config.worker.is_none() && self.api_key().is_none() {
+        if self.config.worker.is_none() && self.api_key().is_none() && self.flat_env().is_empty() {
             return Err(BatchError::Setup(
                 "no API key: set POLYGON_API_KEY (or MASSIVE_API_KEY) in the environment; \
                  for a keyless try, run `barsmith demo`"
@@ -268,7 +276,39 @@ impl Host {
                 key.expose().to_string(),
             ));
         }
+        // Flat-file credentials the same way: in the workers' environment (where the
+        // runner treats their values as secrets), never on argv.
+        rc.env.extend(self.flat_env());
         Ok(rc)
+    }
+
+    /// The flat-file credentials: the configured ones, else the environment's.
+    pub fn flat_credentials(&self) -> Result<crate::s3::S3Credentials, crate::s3::S3Error> {
+        match &self.config.flat_credentials {
+            Some(c) => Ok(c.clone()),
+            None => crate::s3::S3Credentials::from_env(&crate::s3::FLATFILES_CREDENTIAL_VARS),
+        }
+    }
+
+    /// The flat-file credential variables workers get: the configured pair under the
+    /// first names, else those of this process that are set.
+    fn flat_env(&self) -> Vec<(String, String)> {
+        let names = crate::s3::FLATFILES_CREDENTIAL_VARS;
+        if let Some(c) = &self.config.flat_credentials {
+            let (id, secret) = c.pair();
+            return vec![
+                (names[0].0.to_string(), id.to_string()),
+                (names[0].1.to_string(), secret.to_string()),
+            ];
+        }
+        names
+            .iter()
+            .flat_map(|(id, secret)| [*id, *secret])
+            .filter_map(|name| {
+                let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty())?;
+                Some((name.to_string(), value))
+            })
+            .collect()
     }
 
     /// The batch runner if a batch was started.

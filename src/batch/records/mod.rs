@@ -158,7 +158,10 @@ impl JoblogEntry {
 
 #[derive(Debug, Default)]
 struct RecordState {
-    latest: BTreeMap<String, TickerOutcome>,
+    /// The latest outcome of each ticker and range (`from`, `to`): day-range batches
+    /// (flat files) ask for the same ticker over many ranges, and one range's success
+    /// must not hide another's failure.
+    latest: BTreeMap<(String, String, String), TickerOutcome>,
     batches: BTreeMap<u32, bool>,
     attempts: u64,
     timed_out: u64,
@@ -168,6 +171,33 @@ struct RecordState {
     planned_batches: Option<u64>,
     cancelled: bool,
     exit: Option<i32>,
+}
+
+/// Each ticker's outcome that says the most, over the ranges it was asked for: a
+/// failure (or not run), else pending, else ok, else skipped. Summaries count tickers,
+/// not ticker-ranges.
+fn worst_per_ticker(
+    latest: &BTreeMap<(String, String, String), TickerOutcome>,
+) -> BTreeMap<&str, &TickerOutcome> {
+    let rank = |t: &TickerOutcome| match t.status {
+        TickerStatus::Failed | TickerStatus::NotRun => 3,
+        TickerStatus::Pending => 2,
+        TickerStatus::Ok => 1,
+        TickerStatus::Skipped => 0,
+    };
+    let mut out: BTreeMap<&str, &TickerOutcome> = BTreeMap::new();
+    for ((ticker, _, _), t) in latest {
+        // `*` (every ticker of an all-tickers batch) counts only when it failed: its
+        // tickers are counted one by one when it did not.
+        if ticker == crate::ingest::ALL_TICKERS && t.status.is_complete() {
+            continue;
+        }
+        let slot = out.entry(ticker.as_str()).or_insert(t);
+        if rank(t) > rank(slot) {
+            *slot = t;
+        }
+    }
+    out
 }
 
 /// The records of one run, shared by the runner's threads.
@@ -242,14 +272,15 @@ impl RunRecords {
         {
             let mut s = self.state();
             for t in &r.tickers {
+                let key = (t.ticker.clone(), t.from.clone(), t.to.clone());
                 // A ticker completed by an earlier attempt of this run is reported
                 // skipped by the retry; it still counts as fetched in this run.
                 let fetched_earlier = t.status == TickerStatus::Skipped
                     && s.latest
-                        .get(&t.ticker)
+                        .get(&key)
                         .is_some_and(|p| p.status == TickerStatus::Ok);
                 if !fetched_earlier {
-                    s.latest.insert(t.ticker.clone(), t.clone());
+                    s.latest.insert(key, t.clone());
                 }
             }
             s.batches.insert(r.id, r.success());
@@ -281,8 +312,10 @@ impl RunRecords {
     /// Totals so far.
     pub fn summary(&self) -> Summary {
         let s = self.state();
-        let count =
-            |f: &dyn Fn(&TickerOutcome) -> bool| s.latest.values().filter(|t| f(t)).count() as u64;
+        let per_ticker = worst_per_ticker(&s.latest);
+        let count = |f: &dyn Fn(&TickerOutcome) -> bool| {
+            per_ticker.values().filter(|t| f(t)).count() as u64
+        };
         Summary {
             run_dir: self.dir.clone(),
             batches_planned: s.planned_batches,
@@ -302,8 +335,7 @@ impl RunRecords {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             cancelled: s.cancelled,
             exit: s.exit,
-            no_bars: s
-                .latest
+            no_bars: per_ticker
                 .values()
                 .filter(|t| t.status == TickerStatus::Ok)
                 .filter_map(|t| Some((t.ticker.clone(), t.no_bars.clone()?)))
@@ -545,5 +577,66 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(human_duration(45.31), "45.3 s");
         assert_eq!(human_duration(30420.0), "8.45 h");
+    }
+
+    fn outcome(ticker: &str, from: &str, status: TickerStatus) -> TickerOutcome {
+        TickerOutcome {
+            ticker: ticker.into(),
+            status,
+            bars: 0,
+            requests: 0,
+            error: None,
+            from: from.into(),
+            to: from.into(),
+            no_bars: None,
+        }
+    }
+
+    #[test]
+    fn a_range_that_failed_is_not_hidden_by_another_that_succeeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = RunRecords::create(dir.path(), Secrets::default()).unwrap();
+        let batch = |id, tickers| BatchResult {
+            id,
+            attempt: 1,
+            label: None,
+            tickers,
+            exit_code: Some(3),
+            signal: None,
+            timed_out: false,
+            killed: false,
+            cancelled: false,
+            fatal: false,
+            elapsed_s: 1.0,
+            started_at: String::new(),
+            log_path: PathBuf::new(),
+            bars: 0,
+            requests: 0,
+            retries: 0,
+            duplicates_dropped: 0,
+            reordered: 0,
+        };
+        let failed = TickerStatus::Failed;
+        records
+            .record(&batch(1, vec![outcome("AAPL", "2025-01-02", failed)]))
+            .unwrap();
+        records
+            .record(&batch(
+                2,
+                vec![
+                    outcome("AAPL", "2025-02-03", TickerStatus::Ok),
+                    outcome(crate::ingest::ALL_TICKERS, "2025-02-03", TickerStatus::Ok),
+                ],
+            ))
+            .unwrap();
+        let left = records.failed_tickers();
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            (left[0].ticker.as_str(), left[0].from.as_str()),
+            ("AAPL", "2025-01-02")
+        );
+        // Tickers are counted once, by their worst range; a complete `*` not at all.
+        let s = records.summary();
+        assert_eq!((s.tickers_ok, s.tickers_failed), (0, 1));
     }
 }

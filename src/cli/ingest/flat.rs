@@ -11,7 +11,7 @@ use crate::flatfiles::ledger::{self, Entry};
 use crate::flatfiles::{DayOutcome, FlatConfig, FlatFiles, Universe};
 use crate::ingest::events::{Event, EventSink};
 use crate::ingest::{
-    ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind,
+    ALL_TICKERS, ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind,
 };
 use crate::s3::{Bucket, FLATFILES_CREDENTIAL_VARS, S3Config, S3Credentials};
 use crate::store::Store;
@@ -76,7 +76,7 @@ impl FlatJob<'_> {
             Ok(f) => f,
             Err(e) => return self.failed(e, sink),
         };
-        let staged = entries(&flat);
+        let staged = entries(&flat, self.tickers.is_empty());
         let tickers = if self.tickers.is_empty() {
             flat.tickers()
         } else {
@@ -107,7 +107,12 @@ impl FlatJob<'_> {
         recorded: &BTreeMap<Date, Entry>,
     ) -> Result<Box<dyn Fn(Date) -> bool + Sync + '_>, FetchError> {
         if self.tickers.is_empty() {
-            let done: HashSet<Date> = recorded.keys().copied().collect();
+            // Only days ingested for every ticker: a list's days miss the others.
+            let done: HashSet<Date> = recorded
+                .iter()
+                .filter(|(_, e)| e.all_tickers)
+                .map(|(d, _)| *d)
+                .collect();
             return Ok(Box::new(move |d| !done.contains(&d)));
         }
         let mut missing = Vec::new();
@@ -181,17 +186,30 @@ impl FlatJob<'_> {
             });
             report.failed.push((t.clone(), error.clone()));
         }
+        // Every ticker of the files, none known yet: one failure stands for them all,
+        // so the batch runner sees a retryable batch and not an empty one.
         if self.tickers.is_empty() {
-            report.failed.push(("(all tickers)".into(), error));
+            sink.emit(Event::TickerFailed {
+                ticker: ALL_TICKERS.into(),
+                error: error.clone(),
+            });
+            report.failed.push((ALL_TICKERS.into(), error));
         }
         report
     }
 }
 
-fn entries(flat: &FlatFiles) -> BTreeMap<Date, Entry> {
+fn entries(flat: &FlatFiles, all_tickers: bool) -> BTreeMap<Date, Entry> {
     flat.etags()
         .into_iter()
-        .map(|(d, (key, etag))| (d, Entry { key, etag }))
+        .map(|(d, (key, etag))| {
+            let entry = Entry {
+                key,
+                etag,
+                all_tickers,
+            };
+            (d, entry)
+        })
         .collect()
 }
 

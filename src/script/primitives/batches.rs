@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
-use crate::batch::{BatchError, BatchOptions, BatchResult, PassPlan, TickerOutcome, TickerStatus};
+use crate::batch::{BatchError, BatchOptions, PassPlan};
 use crate::ingest::WorkerJob;
 use crate::ingest::job::SourceKind;
 use crate::script::host::{Ending, Host};
-use crate::script::primitives::net::failure_map;
 use crate::script::primitives::util::cancelled;
 use crate::script::types::batch_handle::ScriptBatchHandle;
 use crate::script::value::{Fallible, Options, error, strings};
+
+pub(crate) use super::batch_result::result_with;
 
 /// The `spawn_batch` keys that describe the work of any batch (what `pool` takes for
 /// all its batches too).
@@ -153,7 +154,12 @@ pub(crate) fn batch_options(host: &Host, opts: Map) -> Fallible<(BatchOptions, M
             .transpose()?,
         source: source_kind(&o)?,
         all_tickers: o.bool("all_tickers")?.unwrap_or(false),
-        flat_endpoint: o.string("flat_endpoint")?,
+        flat_endpoint: o.string("flat_endpoint")?.or_else(|| {
+            // The run's endpoint (`barsmith run --flat-endpoint`), for flat batches only.
+            (source_kind(&o).ok()? == SourceKind::FlatFiles)
+                .then(|| host.config().flat_endpoint.clone())
+                .flatten()
+        }),
         flat_bucket: o.string("flat_bucket")?,
         flat_prefix: o.string("flat_prefix")?,
         refresh: o.bool("refresh")?.unwrap_or(false),
@@ -184,8 +190,13 @@ fn source_kind(o: &Options) -> Fallible<SourceKind> {
 
 /// Starts one batch of `tickers` with the option map `opts` (see `spawn_batch`).
 pub(crate) fn spawn(host: &Host, tickers: &Array, opts: Map) -> Fallible<ScriptBatchHandle> {
-    let tickers = batch_tickers(tickers)?;
     let (options, extras) = batch_options(host, opts)?;
+    // An all-tickers batch may have no list: the worker takes the files' tickers.
+    let tickers = if options.job.all_tickers {
+        strings("spawn_batch", "tickers", tickers)?
+    } else {
+        batch_tickers(tickers)?
+    };
     // Checked before the runner exists, so a typo leaves no empty run folder.
     options
         .check()
@@ -197,81 +208,6 @@ pub(crate) fn spawn(host: &Host, tickers: &Array, opts: Map) -> Fallible<ScriptB
         .spawn(tickers, options)
         .map(|h| ScriptBatchHandle(h, extras))
         .map_err(|e| batch_error(host, "spawn_batch", e))
-}
-
-/// A result map with the script's own values of its handle put back.
-pub(crate) fn result_with(r: &BatchResult, extras: &Map) -> Map {
-    let mut m = result_map(r);
-    for (k, v) in extras {
-        m.insert(k.clone(), v.clone());
-    }
-    m
-}
-
-fn outcome_map(t: &TickerOutcome) -> Dynamic {
-    let mut m = Map::new();
-    m.insert("ticker".into(), t.ticker.clone().into());
-    m.insert("status".into(), t.status.as_str().into());
-    m.insert("bars".into(), Dynamic::from_int(t.bars as i64));
-    m.insert("requests".into(), Dynamic::from_int(t.requests as i64));
-    m.insert(
-        "error".into(),
-        t.error
-            .as_ref()
-            .map_or(Dynamic::UNIT, |f| Dynamic::from_map(failure_map(f))),
-    );
-    Dynamic::from_map(m)
-}
-
-fn names(items: Vec<String>) -> Dynamic {
-    Dynamic::from_array(items.into_iter().map(Dynamic::from).collect())
-}
-
-fn opt_int(v: Option<i32>) -> Dynamic {
-    v.map_or(Dynamic::UNIT, |v| Dynamic::from_int(i64::from(v)))
-}
-
-/// A batch result as the map scripts see (every key always present).
-pub(crate) fn result_map(r: &BatchResult) -> Map {
-    let mut m = Map::new();
-    m.insert("id".into(), Dynamic::from_int(i64::from(r.id)));
-    m.insert("attempt".into(), Dynamic::from_int(i64::from(r.attempt)));
-    m.insert(
-        "label".into(),
-        r.label.clone().map_or(Dynamic::UNIT, Dynamic::from),
-    );
-    m.insert("success".into(), r.success().into());
-    m.insert("status".into(), r.status_text().into());
-    m.insert("exit".into(), opt_int(r.exit_code));
-    m.insert("signal".into(), opt_int(r.signal));
-    m.insert("timed_out".into(), r.timed_out.into());
-    m.insert("killed".into(), r.killed.into());
-    m.insert("cancelled".into(), r.cancelled.into());
-    m.insert("fatal".into(), r.fatal.into());
-    m.insert("elapsed".into(), Dynamic::from_float(r.elapsed_s));
-    m.insert("started_at".into(), r.started_at.clone().into());
-    m.insert("log".into(), r.log_path.display().to_string().into());
-    m.insert("bars".into(), Dynamic::from_int(r.bars as i64));
-    m.insert("requests".into(), Dynamic::from_int(r.requests as i64));
-    m.insert("retries".into(), Dynamic::from_int(r.retries as i64));
-    m.insert(
-        "tickers".into(),
-        Dynamic::from_array(r.tickers.iter().map(outcome_map).collect()),
-    );
-    let complete: Vec<String> = r
-        .tickers
-        .iter()
-        .filter(|t| t.status.is_complete())
-        .map(|t| t.ticker.clone())
-        .collect();
-    m.insert("ok".into(), names(complete));
-    m.insert("failed".into(), names(r.incomplete_tickers()));
-    m.insert("retryable".into(), names(r.retryable_tickers()));
-    m.insert(
-        "pending".into(),
-        names(r.tickers_with(TickerStatus::Pending)),
-    );
-    m
 }
 
 /// Reads an array of handles, naming the offending element on error.
@@ -371,8 +307,20 @@ pub mod batches_fns {
     /// as is in the result, printed in logs); `data` (any value, returned in the result
     /// as `data`: keep what the batch is for with it).
     ///
+    /// Flat files: `source: "flat-files"` (with `adjusted: false`: the files hold
+    /// as-traded bars) takes the batch's days from Massive's daily files, credentials
+    /// from MASSIVE_S3_ACCESS_KEY_ID / MASSIVE_S3_SECRET_ACCESS_KEY in the workers'
+    /// environment; `all_tickers: true` takes every ticker of the files (`tickers` may
+    /// then be `[]`; the result lists the tickers the worker reported, and `*` stands
+    /// for the whole universe: failed when the worker stopped before any ticker, so
+    /// retrying `r.retryable` retries the batch); `flat_endpoint` (default: `barsmith
+    /// run --flat-endpoint`, else Massive's), `flat_bucket`, `flat_prefix`, `refresh`
+    /// (ingest again the days whose file changed), `parallel_days` (days downloaded
+    /// at once).
+    ///
     /// Errors on an unknown or ill-typed option, a missing `outdir`/`from`/`to`, an
-    /// empty `tickers`, or a worker process that cannot be started.
+    /// empty `tickers` (without `all_tickers`), or a worker process that cannot be
+    /// started.
     ///
     /// Example: `let h = spawn_batch(batch, #{outdir: "data/minute", from: "2004-01-01", to: "2010-12-31", timeout: 1800});`
     #[rhai_fn(return_raw)]

@@ -4,12 +4,14 @@
 use rhai::Module;
 use rhai::exported_module;
 
+mod batch_result;
 pub mod batches;
 pub mod collections;
 pub mod dates;
 pub mod diagnose;
 pub mod fetch;
 pub mod flags;
+pub mod flat;
 pub mod io;
 mod net;
 pub mod pool;
@@ -37,6 +39,9 @@ pub const OPTION_KEYS: &[(&str, &[&str])] = &[
     ("batch_log", diagnose::LOG_OPTIONS),
     ("request", diagnose::REQUEST_OPTIONS),
     ("ingest", diagnose::INGEST_OPTIONS),
+    ("flat_days", flat::FLAT_OPTIONS),
+    ("flat_last_day", flat::FLAT_OPTIONS),
+    ("flat_bars", flat::FLAT_OPTIONS),
 ];
 
 /// The option keys `function` accepts, when it takes an option map.
@@ -101,6 +106,11 @@ pub const THEMES: &[Theme] = &[
             ));
             m
         },
+    },
+    Theme {
+        name: "flat",
+        title: "Flat files (published days, a day's bars)",
+        module: || exported_module!(flat::flat_fns),
     },
     Theme {
         name: "diagnose",

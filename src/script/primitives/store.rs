@@ -127,6 +127,20 @@ pub mod store_fns {
             .map_err(|e| error(format!("completed_tickers: {e}")))
     }
 
+    /// Every ticker with coverage records in `outdir`, sorted (`[]` for a folder that
+    /// does not exist yet): the universe an all-tickers flat-file pass wrote, for
+    /// what to top up from REST afterwards.
+    ///
+    /// Errors when the dataset's folder cannot be listed.
+    ///
+    /// Example: `for t in stored_tickers("data/minute") { log(`${t}: ${missing_ranges("data/minute", t, from, to)}`); }`
+    #[rhai_fn(return_raw)]
+    pub fn stored_tickers(outdir: &str) -> Fallible<Array> {
+        super::stored_tickers(std::path::Path::new(outdir))
+            .map(|t| t.into_iter().map(Dynamic::from).collect())
+            .map_err(|e| error(format!("stored_tickers: {e}")))
+    }
+
     /// The tickers of `tickers` (in their order) complete over `from`..`to` in `outdir`.
     /// This is what the wrapper's resume step skips.
     ///

@@ -114,6 +114,14 @@ pub mod util_fns {
                 "env: {name} holds the API key, which scripts cannot read; use has_api_key() to check that it is set"
             )));
         }
+        if crate::s3::FLATFILES_CREDENTIAL_VARS
+            .iter()
+            .any(|(_, secret)| secret.eq_ignore_ascii_case(name.trim()))
+        {
+            return Err(error(format!(
+                "env: {name} holds the flat-file secret key, which scripts cannot read"
+            )));
+        }
         Ok(std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from))
     }
 
