@@ -65,9 +65,9 @@ fn a_passing_test_run_prints_the_total_and_exits_zero() {
 }
 
 /// `.ci/run` with a PATH of stand-ins only: `cargo` (tests pass), `apt-get` and `sudo`
-/// that log their arguments to `apt.log`, the few tools the script uses, and a
-/// `chromium` when `with_chromium`. Returns the output and what apt-get was asked.
-fn run_ci_isolated(with_chromium: bool) -> (std::process::Output, String) {
+/// that log their arguments to `apt.log`, the few tools the script uses, and the
+/// server binaries named in `present`. Returns the output and what apt-get was asked.
+fn run_ci_isolated(present: &[&str]) -> (std::process::Output, String) {
     use std::os::unix::fs::PermissionsExt;
     let bin = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -80,8 +80,8 @@ fn run_ci_isolated(with_chromium: bool) -> (std::process::Output, String) {
         ),
         ("sudo", "#!/bin/sh\nexec \"$@\"\n".to_string()),
     ];
-    if with_chromium {
-        fakes.push(("chromium", "#!/bin/sh\nexit 0\n".to_string()));
+    for name in present {
+        fakes.push((name, "#!/bin/sh\nexit 0\n".to_string()));
     }
     for (name, script) in fakes {
         let path = bin.path().join(name);
@@ -107,14 +107,24 @@ fn run_ci_isolated(with_chromium: bool) -> (std::process::Output, String) {
 }
 
 #[test]
-fn chromium_is_installed_quietly_for_the_report_tests_only_when_missing() {
-    let (out, apt) = run_ci_isolated(false);
+fn test_servers_are_installed_quietly_only_when_missing() {
+    let (out, apt) = run_ci_isolated(&[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert_eq!(apt, "update -qq\ninstall -y -qq chromium\n", "{stdout}");
-    assert!(stdout.contains("== installing chromium"), "{stdout}");
+    assert_eq!(
+        apt, "update -qq\ninstall -y -qq chromium redis-server\n",
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("== installing chromium redis-server"),
+        "{stdout}"
+    );
 
-    let (out, apt) = run_ci_isolated(true);
+    let (out, apt) = run_ci_isolated(&["chromium"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(apt, "", "chromium is there: nothing to install");
+    assert_eq!(apt, "update -qq\ninstall -y -qq redis-server\n");
+
+    let (out, apt) = run_ci_isolated(&["chromium", "redis-server"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(apt, "", "both are there: nothing to install");
 }
