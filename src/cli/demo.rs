@@ -134,19 +134,34 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ]
     .map(String::from)
     .to_vec();
-    let code = match run_file(&script, flags, host) {
+    let stats = |s: crate::sandbox::SandboxStats| {
+        format!(
+            "{} requests ({} faults injected, {} rate-limited)",
+            s.requests, s.faults_injected, s.rate_limited
+        )
+    };
+    let ran = run_file(&script, flags, host);
+    finish(ran, &sandbox, &outdir, stats, print_how_to_read)
+}
+
+/// Ends a demo: the script's error or exit status, what the sandbox served (as
+/// `stats` words it), and how to read the result (`how_to_read`).
+fn finish(
+    ran: Result<i32, crate::script::ScriptError>,
+    sandbox: &Sandbox,
+    outdir: &Path,
+    stats: impl Fn(crate::sandbox::SandboxStats) -> String,
+    how_to_read: fn(&Path),
+) -> anyhow::Result<ExitCode> {
+    let code = match ran {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}", e.render());
             return Ok(ExitCode::from(e.exit_code() as u8));
         }
     };
-    let stats = sandbox.stats();
-    eprintln!(
-        "\nsandbox served {} requests ({} faults injected, {} rate-limited)",
-        stats.requests, stats.faults_injected, stats.rate_limited
-    );
-    print_how_to_read(&outdir);
+    eprintln!("\nsandbox served {}", stats(sandbox.stats()));
+    how_to_read(outdir);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 

@@ -112,20 +112,14 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     ]
     .map(String::from)
     .to_vec();
-    let code = match run_file(&script, flags, host) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{}", e.render());
-            return Ok(ExitCode::from(e.exit_code() as u8));
-        }
+    let stats = |s: crate::sandbox::SandboxStats| {
+        format!(
+            "{} requests, {} of them flat-file downloads and listings",
+            s.requests, s.flat_requests
+        )
     };
-    let stats = sandbox.stats();
-    eprintln!(
-        "\nsandbox served {} requests, {} of them flat-file downloads and listings",
-        stats.requests, stats.flat_requests
-    );
-    print_how_to_read(&outdir);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    let ran = run_file(&script, flags, host);
+    super::finish(ran, &sandbox, &outdir, stats, print_how_to_read)
 }
 
 /// `scripts/flatfiles.rhai` when run from the repository, else the embedded copy.
