@@ -203,6 +203,13 @@ impl BarSource for FlatFiles {
         DatasetIdentity::minute(false)
     }
 
+    /// Always: pieces are local reads with no request budget. The window then grows
+    /// until the worker's thread is busy or the bars held reach their cap, which keeps
+    /// the cores fed while other pieces wait on their file's fsync.
+    fn has_room(&self) -> bool {
+        true
+    }
+
     async fn fetch(
         &self,
         ticker: &str,
