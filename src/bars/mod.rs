@@ -72,6 +72,20 @@ impl Bars {
         self.otc.reserve(n);
     }
 
+    /// Gives back the room beyond the bars held in every column (in place, mostly:
+    /// a shrinking realloc does not copy).
+    pub fn shrink_to_fit(&mut self) {
+        self.timestamp.shrink_to_fit();
+        self.open.shrink_to_fit();
+        self.high.shrink_to_fit();
+        self.low.shrink_to_fit();
+        self.close.shrink_to_fit();
+        self.volume.shrink_to_fit();
+        self.vwap.shrink_to_fit();
+        self.transactions.shrink_to_fit();
+        self.otc.shrink_to_fit();
+    }
+
     /// Number of bars.
     pub fn len(&self) -> usize {
         self.timestamp.len()

@@ -205,6 +205,13 @@ impl BarSource for FlatFiles {
         DatasetIdentity::minute(false)
     }
 
+    /// Always: pieces are local reads with no request budget. The window then grows
+    /// until the worker's thread is busy or the bars held reach their cap, which keeps
+    /// the cores fed while other pieces wait on their file's fsync.
+    fn has_room(&self) -> bool {
+        true
+    }
+
     async fn fetch(
         &self,
         ticker: &str,
@@ -214,8 +221,10 @@ impl BarSource for FlatFiles {
         let started = Instant::now();
         let (days, name) = (self.days.clone(), ticker.to_string());
         let read = move || -> std::io::Result<Bars> {
-            let mut out = Bars::default();
-            for staged in days.range(piece.from..=piece.to).map(|(_, s)| s) {
+            let staged_days = || days.range(piece.from..=piece.to).map(|(_, s)| s);
+            // Sized from the indexes: growing by doubling would copy the bars again.
+            let mut out = Bars::with_capacity(staged_days().map(|s| s.bars_of(&name)).sum());
+            for staged in staged_days() {
                 out.extend(&staged.read(&name)?);
             }
             Ok(out)

@@ -6,7 +6,7 @@
 //! zstd block per ticker with an index at the end, and the worker later reads one
 //! ticker's blocks across the year's days (positioned reads, no lock).
 //!
-//! Layout: `BSSTAGE1`, the blocks, the JSON index, then the index's offset and
+//! Layout: `BSSTAGE2`, the blocks, the JSON index, then the index's offset and
 //! length (u64 LE) and `BSSTGEND`. A file is written under a temporary name and
 //! renamed, and opened only when its trailer and index are whole, so a kill leaves
 //! either a usable file or one that is staged again. No fsync: staging is a cache, and
@@ -25,12 +25,15 @@ use crate::bars::Bars;
 
 use super::csv::DayBars;
 
-const MAGIC: &[u8; 8] = b"BSSTAGE1";
+/// Version 2: blocks as [`super::block`] encodes them (a version 1 file is staged
+/// again, never misread).
+const MAGIC: &[u8; 8] = b"BSSTAGE2";
 const END: &[u8; 8] = b"BSSTGEND";
 const TRAILER: u64 = 24;
-/// zstd level of the blocks: level 1 compresses these columns nearly as well as 3 at
-/// about twice the speed, and staging is written once and read once.
-const LEVEL: i32 = 1;
+/// zstd level of the blocks. The block encoding does most of the work: on the
+/// benchmark's month, level 3 staged 420 MB against 423 MB at level 1, CPU within
+/// the noise (see BENCHMARKS.md, "Flat files").
+const LEVEL: i32 = 3;
 
 /// Where a staged day came from, and where each ticker's block is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,10 +106,12 @@ pub fn write_day(
         let mut offset = MAGIC.len() as u64;
         let mut blocks = HashMap::with_capacity(bars.tickers.len());
         let mut raw = Vec::new();
+        // One context for the day: creating one per block costs more than a block.
+        let mut zstd = zstd::bulk::Compressor::new(LEVEL)?;
         for (ticker, b) in &bars.tickers {
             raw.clear();
-            encode_block(b, &mut raw);
-            let packed = zstd::bulk::compress(&raw, LEVEL)?;
+            super::block::encode(b, &mut raw);
+            let packed = zstd.compress(&raw)?;
             out.write_all(&packed)?;
             blocks.insert(
                 ticker.clone(),
@@ -154,6 +159,11 @@ impl StagedDay {
         if &trailer[16..] != END || at.checked_add(size) != Some(len - TRAILER) {
             return Ok(None);
         }
+        let mut magic = [0u8; 8];
+        file.read_exact_at(&mut magic, 0)?;
+        if &magic != MAGIC {
+            return Ok(None); // another version's layout: stage again
+        }
         let mut json = vec![0u8; size as usize];
         file.read_exact_at(&mut json, at)?;
         Ok(serde_json::from_slice(&json)
@@ -161,15 +171,29 @@ impl StagedDay {
             .map(|index| StagedDay { file, index }))
     }
 
+    /// How many bars `ticker` has that day.
+    pub fn bars_of(&self, ticker: &str) -> usize {
+        self.index.blocks.get(ticker).map_or(0, |b| b[2] as usize)
+    }
+
     /// The bars of `ticker` that day (empty when it had none).
     pub fn read(&self, ticker: &str) -> io::Result<Bars> {
         let Some(&[offset, len, rows]) = self.index.blocks.get(ticker) else {
             return Ok(Bars::default());
         };
-        let mut packed = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut packed, offset)?;
-        let raw = zstd::bulk::decompress(&packed, rows as usize * BYTES_PER_BAR)?;
-        decode_block(&raw, rows as usize).ok_or_else(|| {
+        let bars = BUFFERS.with_borrow_mut(|(zstd, packed, raw)| {
+            let zstd = match zstd {
+                Some(z) => z,
+                None => zstd.insert(zstd::bulk::Decompressor::new()?),
+            };
+            packed.resize(len as usize, 0);
+            self.file.read_exact_at(packed, offset)?;
+            raw.clear();
+            raw.reserve(super::block::block_len(rows as usize));
+            zstd.decompress_to_buffer(&packed[..], raw)?;
+            io::Result::Ok(super::block::decode(raw, rows as usize))
+        })?;
+        bars.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("staged block of {ticker} on {} is damaged", self.index.day),
@@ -178,40 +202,14 @@ impl StagedDay {
     }
 }
 
-/// Bytes of one bar in a block: timestamp, five prices and volume, transactions.
-const BYTES_PER_BAR: usize = 8 * 7;
+/// A zstd context (made on first use), the packed block, the raw block.
+type ReadBuffers = (Option<zstd::bulk::Decompressor<'static>>, Vec<u8>, Vec<u8>);
 
-/// Column after column, little-endian; a missing trade count is `i64::MIN`.
-fn encode_block(b: &Bars, out: &mut Vec<u8>) {
-    out.reserve(b.len() * BYTES_PER_BAR);
-    out.extend(b.timestamp.iter().flat_map(|v| v.to_le_bytes()));
-    for col in [&b.open, &b.high, &b.low, &b.close, &b.volume] {
-        out.extend(col.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    let n = b.transactions.iter().map(|v| v.unwrap_or(i64::MIN));
-    out.extend(n.flat_map(i64::to_le_bytes));
-}
-
-fn decode_block(raw: &[u8], n: usize) -> Option<Bars> {
-    if raw.len() != n * BYTES_PER_BAR {
-        return None;
-    }
-    let col = |i: usize| raw[i * n * 8..(i + 1) * n * 8].chunks_exact(8);
-    let word = |c: &[u8]| <[u8; 8]>::try_from(c).unwrap_or_default();
-    let f = |i: usize| col(i).map(|c| f64::from_le_bytes(word(c))).collect();
-    Some(Bars {
-        timestamp: col(0).map(|c| i64::from_le_bytes(word(c))).collect(),
-        open: f(1),
-        high: f(2),
-        low: f(3),
-        close: f(4),
-        volume: f(5),
-        vwap: vec![None; n],
-        transactions: col(6)
-            .map(|c| Some(i64::from_le_bytes(word(c))).filter(|&v| v != i64::MIN))
-            .collect(),
-        otc: vec![false; n],
-    })
+thread_local! {
+    /// A reader thread's zstd context and buffers, reused from block to block: a
+    /// piece reads one small block per day, and a fresh context per block cost more
+    /// than decompressing it.
+    static BUFFERS: std::cell::RefCell<ReadBuffers> = std::cell::RefCell::default();
 }
 
 #[cfg(test)]
@@ -286,5 +284,16 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_file_of_another_layout_version_is_staged_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Date::constant(2025, 1, 2);
+        let path = write_day(dir.path(), d, "k", "e", &day()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..8].copy_from_slice(b"BSSTAGE1");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(StagedDay::open(&path).unwrap().is_none());
     }
 }

@@ -260,6 +260,13 @@ impl Sandbox {
         self.shared.flat.warm(&self.shared.cfg, range)
     }
 
+    /// Keeps up to `bytes` of generated flat files in memory instead of
+    /// [`s3::FLAT_CACHE_BYTES`]: a month of a 5,000-ticker market is ~1 GB of gzip,
+    /// and a benchmark warms it all before timing.
+    pub fn set_flat_cache_bytes(&self, bytes: usize) {
+        self.shared.flat.set_cache_limit(bytes);
+    }
+
     /// Stops the server and closes all its connections.
     pub fn shutdown(self) {
         drop(self);

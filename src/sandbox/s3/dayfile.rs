@@ -178,6 +178,9 @@ pub(crate) struct DayCache {
     /// Held while generating, so concurrent requests for one day generate it once
     /// (and at most one large file is being built at a time).
     generating: Mutex<()>,
+    /// Bytes kept at most when set (a benchmark warming a month of a whole market);
+    /// 0 means [`FLAT_CACHE_BYTES`].
+    limit: std::sync::atomic::AtomicUsize,
 }
 
 impl DayCache {
@@ -188,6 +191,19 @@ impl DayCache {
         let file = Arc::clone(&entry.1);
         inner.entries.push_back(entry);
         Some(file)
+    }
+
+    /// Keeps up to `bytes` of files instead of [`FLAT_CACHE_BYTES`].
+    pub(crate) fn set_limit(&self, bytes: usize) {
+        self.limit
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn max_bytes(&self) -> usize {
+        match self.limit.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => FLAT_CACHE_BYTES,
+            n => n,
+        }
     }
 
     /// The size of a file generated before, if any.
@@ -215,7 +231,8 @@ impl DayCache {
         inner.sizes.insert(key, file.body.len() as u64);
         inner.bytes += file.body.len();
         inner.entries.push_back((key, Arc::clone(&file)));
-        while inner.bytes > FLAT_CACHE_BYTES && inner.entries.len() > 1 {
+        let max = self.max_bytes();
+        while inner.bytes > max && inner.entries.len() > 1 {
             if let Some((_, old)) = inner.entries.pop_front() {
                 inner.bytes -= old.body.len();
             }

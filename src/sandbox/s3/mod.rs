@@ -127,6 +127,11 @@ impl FlatState {
         }
     }
 
+    /// Keeps up to `bytes` of generated files (see [`DayCache::set_limit`]).
+    pub(crate) fn set_cache_limit(&self, bytes: usize) {
+        self.cache.set_limit(bytes);
+    }
+
     /// The current generation of `day` (0 until republished).
     pub(crate) fn generation(&self, day: Date) -> u32 {
         lock(&self.generations).get(&day).copied().unwrap_or(0)
