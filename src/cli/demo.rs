@@ -67,6 +67,21 @@ pub struct DemoArgs {
     pub flat: bool,
 }
 
+/// How both demos retry: two tries a batch a second apart, two attempts a request,
+/// short timeouts (the sandbox answers at once), so a fault shows and clears quickly.
+const RETRY_FLAGS: [&str; 10] = [
+    "--tries",
+    "2",
+    "--retry-delay",
+    "1",
+    "--request-retries",
+    "2",
+    "--request-timeout",
+    "10",
+    "--batch-timeout",
+    "120",
+];
+
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = install_signal_handlers() {
@@ -121,19 +136,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "4",
         "--max-concurrent",
         "3",
-        "--tries",
-        "2",
-        "--retry-delay",
-        "1",
-        "--request-retries",
-        "2",
-        "--request-timeout",
-        "10",
-        "--batch-timeout",
-        "120",
     ]
+    .into_iter()
+    .chain(RETRY_FLAGS)
     .map(String::from)
-    .to_vec();
+    .collect();
     let stats = |s: crate::sandbox::SandboxStats| {
         format!(
             "{} requests ({} faults injected, {} rate-limited)",

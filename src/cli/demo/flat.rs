@@ -99,19 +99,11 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         &outdir.display().to_string(),
         "--period",
         "month",
-        "--tries",
-        "2",
-        "--retry-delay",
-        "1",
-        "--request-retries",
-        "2",
-        "--request-timeout",
-        "10",
-        "--batch-timeout",
-        "120",
     ]
+    .into_iter()
+    .chain(super::RETRY_FLAGS)
     .map(String::from)
-    .to_vec();
+    .collect();
     let stats = |s: crate::sandbox::SandboxStats| {
         format!(
             "{} requests, {} of them flat-file downloads and listings",
