@@ -112,19 +112,19 @@ fn test_servers_are_installed_quietly_only_when_missing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(
-        apt, "update -qq\ninstall -y -qq chromium redis-server\n",
+        apt, "update -qq\ninstall -y -qq chromium redis-server slurm-wlm munge\n",
         "{stdout}"
     );
     assert!(
-        stdout.contains("== installing chromium redis-server"),
+        stdout.contains("== installing chromium redis-server slurm-wlm munge"),
         "{stdout}"
     );
 
-    let (out, apt) = run_ci_isolated(&["chromium"]);
+    let (out, apt) = run_ci_isolated(&["chromium", "munged"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(apt, "update -qq\ninstall -y -qq redis-server\n");
+    assert_eq!(apt, "update -qq\ninstall -y -qq redis-server slurm-wlm\n");
 
-    let (out, apt) = run_ci_isolated(&["chromium", "redis-server"]);
+    let (out, apt) = run_ci_isolated(&["chromium", "redis-server", "slurmctld", "munged"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(apt, "", "both are there: nothing to install");
+    assert_eq!(apt, "", "all are there: nothing to install");
 }

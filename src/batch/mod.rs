@@ -25,6 +25,7 @@ mod records;
 mod result;
 mod runner;
 mod secrets;
+mod slurm;
 mod supervise;
 
 use std::io;
@@ -32,7 +33,7 @@ use std::path::PathBuf;
 
 pub use cancel::{CHECK_INTERVAL, CancelFlag, install_signal_handlers, last_signal};
 pub use events::EventTally;
-pub use executor::{Execution, Executor, ExitInfo, LaunchSpec};
+pub use executor::{EngineStop, Execution, Executor, ExecutorChoice, ExitInfo, LaunchSpec};
 pub use options::{BatchOptions, LineSink, ProgressMode, RunConfig, WorkerCommand};
 pub use process::LocalProcessExecutor;
 pub use progress::{PassPlan, Progress, Slowest, Snapshot, batch_line};
@@ -47,6 +48,7 @@ pub use records::{
 pub use result::{BatchResult, TickerFailure, TickerOutcome, TickerStatus};
 pub use runner::{BatchHandle, BatchRunner};
 pub use secrets::Secrets;
+pub use slurm::{SlurmExecutor, SlurmOptions};
 
 /// What can go wrong when starting or waiting for batches.
 #[derive(Debug, thiserror::Error)]

@@ -199,6 +199,7 @@ impl Execution for LocalExecution {
         self.exit = Some(ExitInfo {
             code: status.code(),
             signal: status.signal(),
+            ended_by: None,
         });
         Ok(self.exit)
     }

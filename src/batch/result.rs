@@ -143,6 +143,11 @@ pub struct BatchResult {
     pub killed: bool,
     /// Stopped because the cancel flag was set (Ctrl-C).
     pub cancelled: bool,
+    /// Ended by the executor's engine, not by barsmith or the worker: a cluster's time
+    /// limit (`timed_out` is set too), an outside `scancel` (`killed` too), memory, a
+    /// node failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<super::EngineStop>,
     /// Fatal for the whole run: exit status 4, or a ticker failed with class `run`.
     /// Starting more batches with the same settings is pointless.
     pub fatal: bool,
@@ -187,6 +192,8 @@ impl BatchResult {
         };
         let what = if self.timed_out {
             "timeout"
+        } else if let Some(stop) = self.ended_by {
+            stop.as_str()
         } else if self.cancelled {
             "cancelled"
         } else if self.killed {

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::BatchError;
 use super::cancel::{CHECK_INTERVAL, CancelFlag};
-use super::executor::{Executor, LaunchSpec};
+use super::executor::{Executor, ExecutorChoice, LaunchSpec};
 use super::options::{BatchOptions, RunConfig, batch_universe};
-use super::process::LocalProcessExecutor;
 use super::progress::{PassPlan, Progress};
 use super::records::{RunRecords, Summary, create_default_run_dir, names};
 use super::result::BatchResult;
@@ -85,14 +84,10 @@ pub struct BatchRunner {
 impl BatchRunner {
     /// A runner with local worker processes; creates the run folder.
     pub fn new(config: RunConfig) -> Result<BatchRunner, BatchError> {
-        let executor = LocalProcessExecutor::new().map_err(|source| BatchError::Spawn {
-            program: "barsmith-spawner thread".into(),
-            source,
-        })?;
-        BatchRunner::with_executor(config, Arc::new(executor))
+        BatchRunner::with_executor(config, ExecutorChoice::Local.build()?)
     }
 
-    /// A runner with another executor (a future Slurm or Kubernetes backend, a test double).
+    /// A runner with another executor (Slurm, a test double).
     pub fn with_executor(
         config: RunConfig,
         executor: Arc<dyn Executor>,
@@ -106,12 +101,14 @@ impl BatchRunner {
         };
         let secrets = Arc::new(Secrets::from_env(&config.env));
         let records =
-            RunRecords::create(&dir, (*secrets).clone()).map_err(|source| match source.kind() {
-                std::io::ErrorKind::AlreadyExists => BatchError::Setup(source.to_string()),
-                _ => BatchError::Io {
-                    path: dir.clone(),
-                    source,
-                },
+            RunRecords::create(&dir, (*secrets).clone(), executor.name()).map_err(|source| {
+                match source.kind() {
+                    std::io::ErrorKind::AlreadyExists => BatchError::Setup(source.to_string()),
+                    _ => BatchError::Io {
+                        path: dir.clone(),
+                        source,
+                    },
+                }
             })?;
         let progress = Progress::new(&config.progress, config.progress_interval);
         Ok(BatchRunner {
@@ -218,6 +215,9 @@ impl BatchRunner {
             args,
             env: self.config.env.clone(),
             name: name.clone(),
+            run_dir: dir.to_path_buf(),
+            limit: opts.timeout.map(|t| t + self.config.grace),
+            cpus: opts.job.cores(),
         };
 
         let log_path = dir.join(names::log(id, attempt));
@@ -263,10 +263,13 @@ impl BatchRunner {
             }
         };
         let pid = exec.pid();
-        log.line(&format!(
-            "pid: {}",
-            pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
-        ));
+        match exec.engine_id() {
+            Some(job) => log.line(&job),
+            None => log.line(&format!(
+                "pid: {}",
+                pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+            )),
+        }
 
         let kill = Arc::new(AtomicBool::new(false));
         let handle = BatchHandle {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::cancel::CancelFlag;
 use super::events::EventTally;
-use super::executor::{Execution, ExitInfo};
+use super::executor::{EngineStop, Execution, ExitInfo};
 use super::progress::Progress;
 use super::result::{BatchResult, TickerFailure};
 use super::secrets::Secrets;
@@ -217,9 +217,15 @@ pub(crate) fn supervise(
     let exit_code = exit.and_then(|e| e.code);
     let signal = exit.and_then(|e| e.signal);
     let reason = stop.map(|(r, _)| r);
+    // An engine's own stop (a cluster's time limit, an outside scancel) only counts
+    // when barsmith did not stop the attempt first.
+    let ended_by = exit.and_then(|e| e.ended_by).filter(|_| reason.is_none());
     // Exit 2 (input refused) and 4 (fatal) come before or instead of any ticker
     // work: the setup is wrong, and another attempt would fail the same way.
-    let setup_exit = matches!(exit_code, Some(2 | 4)) && reason.is_none();
+    let setup_exit = matches!(exit_code, Some(2 | 4)) && reason.is_none() && ended_by.is_none();
+    if let Some(stop) = ended_by {
+        log.line(&format!("== {} ==", stop.describe()));
+    }
     let fatal = setup_exit || tally.setup_failure.is_some() || tally.has_run_failure();
     let last_error = last_error.lock().unwrap_or_else(|p| p.into_inner()).take();
     let not_run = match (&tally.setup_failure, last_error) {
@@ -237,7 +243,10 @@ pub(crate) fn supervise(
             message: match tally.run_failure() {
                 // The reason the worker stopped, not only that it did.
                 Some(f) if reason.is_none() => format!("not run: {}", f.message),
-                _ => not_run_message(reason, fatal, exit_code, signal),
+                _ => match ended_by {
+                    Some(stop) => stop.not_run_message(),
+                    None => not_run_message(reason, fatal, exit_code, signal),
+                },
             },
             ..Default::default()
         },
@@ -249,8 +258,9 @@ pub(crate) fn supervise(
         tickers: tally.outcomes(&not_run),
         exit_code,
         signal,
-        timed_out: reason == Some(StopReason::TimedOut),
-        killed: reason == Some(StopReason::Killed),
+        timed_out: reason == Some(StopReason::TimedOut) || ended_by == Some(EngineStop::TimeLimit),
+        killed: reason == Some(StopReason::Killed) || ended_by == Some(EngineStop::Cancelled),
+        ended_by,
         cancelled: reason == Some(StopReason::Cancelled),
         fatal,
         elapsed_s: a.started.elapsed().as_secs_f64(),

@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::batch::{CancelFlag, ProgressMode, RunRecords, install_signal_handlers};
+use crate::batch::{
+    CancelFlag, ExecutorChoice, ProgressMode, RunRecords, SlurmOptions, install_signal_handlers,
+};
 use crate::script::{Host, HostConfig, ScriptError, run_file};
 
 /// How batch progress is shown.
@@ -19,6 +22,72 @@ pub enum ProgressArg {
     Plain,
     /// No progress output.
     None,
+}
+
+/// Where a run's batches run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    /// Child processes on this machine.
+    Local,
+    /// One Slurm job per batch attempt (sbatch); the run folder, the output folder
+    /// and the barsmith binary must be on a filesystem the nodes share.
+    Slurm,
+}
+
+/// `--executor` and the Slurm settings.
+#[derive(Debug, Clone, Args)]
+pub struct ExecutorArgs {
+    /// Where batches run: local processes, or Slurm jobs (see "Scaling out" in the
+    /// README for what the nodes must share).
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    pub executor: ExecutorArg,
+    /// Slurm partition for the batch jobs (default: the cluster's default partition).
+    #[arg(long, value_name = "NAME")]
+    pub slurm_partition: Option<String>,
+    /// Slurm account charged for the batch jobs (default: your default account).
+    #[arg(long, value_name = "NAME")]
+    pub slurm_account: Option<String>,
+    /// Time limit of each batch job: minutes (30), H:MM:SS or D-HH:MM:SS. Default:
+    /// the batch timeout plus the grace period, rounded up to minutes, plus one.
+    #[arg(long, value_name = "TIME")]
+    pub slurm_time: Option<String>,
+    /// Memory of each batch job (Slurm size, e.g. 2G).
+    #[arg(long, value_name = "SIZE", default_value = "2G")]
+    pub slurm_mem: String,
+    /// Seconds between reads of each job's state (scontrol show job).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub slurm_poll: f64,
+}
+
+impl ExecutorArgs {
+    /// The executor these flags choose, checked; an error names the flag to fix.
+    pub fn choice(&self) -> Result<ExecutorChoice, String> {
+        let slurm_flags = self.slurm_partition.is_some()
+            || self.slurm_account.is_some()
+            || self.slurm_time.is_some()
+            || self.slurm_mem != "2G"
+            || self.slurm_poll != 1.0;
+        match self.executor {
+            ExecutorArg::Local if slurm_flags => {
+                Err("the --slurm-* flags need --executor slurm".into())
+            }
+            ExecutorArg::Local => Ok(ExecutorChoice::Local),
+            ExecutorArg::Slurm => {
+                if !(self.slurm_poll.is_finite() && self.slurm_poll > 0.0) {
+                    return Err("--slurm-poll must be more than 0 seconds".into());
+                }
+                let options = SlurmOptions {
+                    partition: self.slurm_partition.clone(),
+                    account: self.slurm_account.clone(),
+                    time: self.slurm_time.clone(),
+                    mem: self.slurm_mem.clone(),
+                    poll: Duration::from_secs_f64(self.slurm_poll),
+                };
+                options.check()?;
+                Ok(ExecutorChoice::Slurm(options))
+            }
+        }
+    }
 }
 
 /// Flags of `barsmith run`. Runner flags go BEFORE the script path; everything after
@@ -38,9 +107,18 @@ At the end, whatever the exit status, the run folder gets report.html: a timelin
 the batches, rates against the budget, failures by class and kind and a coverage
 heatmap (`barsmith report --help`; a report that cannot be written is a warning).
 
-Example:
+With --executor slurm, each batch attempt is one Slurm job (sbatch), its state read
+with scontrol and stopped with scancel; Slurm's own ends (time limit, an outside
+scancel, memory, node failure) leave the batch's tickers retryable. The run folder, the
+output and state folders and the barsmith binary must be on a filesystem the nodes
+share; with more than one node, share the request budget too (BARSMITH_BUDGET_REDIS).
+
+Examples:
   barsmith run --run-dir runs/first scripts/wrapper.rhai \\
-      --tickers-csv universe.csv --from 2004-01-01 --to 2010-12-31 --outdir data/minute")]
+      --tickers-csv universe.csv --from 2004-01-01 --to 2010-12-31 --outdir data/minute
+  barsmith run --executor slurm --slurm-partition short --slurm-mem 2G \\
+      scripts/wrapper.rhai --tickers-csv universe.csv --from 2004-01-01 --to 2010-12-31 \\
+      --outdir /shared/data/minute")]
 pub struct RunArgs {
     /// Folder for batch logs and run records (default: runs/<timestamp>/).
     #[arg(long, value_name = "DIR")]
@@ -63,6 +141,9 @@ pub struct RunArgs {
     /// How batch progress is shown.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Where batches run (a script's `use_executor` may choose instead).
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
     /// The Rhai script to run (e.g. scripts/wrapper.rhai), then the script's own
     /// flags (e.g. `--batch-size 10 --no-resume`; `--help` shows them).
     #[arg(
@@ -104,7 +185,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(2));
     }
+    let executor = match args.executor.choice() {
+        Ok(choice) => choice,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let config = HostConfig {
+        executor,
         run_dir: args.run_dir,
         base_url: args.base_url,
         allow_insecure_http: args.allow_insecure_http,
@@ -116,7 +205,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if script.as_os_str().to_string_lossy().starts_with('-') {
         anyhow::bail!(
-            "unknown runner flag {}: runner flags are --run-dir, --base-url, --flat-endpoint, --allow-insecure-http, --quiet and --progress; put them before the script path",
+            "unknown runner flag {}: runner flags are --run-dir, --base-url, --flat-endpoint, --allow-insecure-http, --quiet, --progress, --executor and --slurm-*; put them before the script path",
             script.display()
         );
     }

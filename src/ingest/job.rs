@@ -215,6 +215,15 @@ impl Default for WorkerJob {
 }
 
 impl WorkerJob {
+    /// Cores the worker keeps busy: a flat-file job decodes `parallel_days` days at
+    /// once (default 2); a REST worker waits on the network and needs one.
+    pub fn cores(&self) -> u32 {
+        match self.source {
+            SourceKind::Rest => 1,
+            SourceKind::FlatFiles => self.parallel_days.unwrap_or(2).max(1),
+        }
+    }
+
     /// Checks the worker settings the worker would otherwise refuse on start, so a
     /// typo stops the run once, before any worker, instead of failing every batch.
     pub fn check(&self) -> Result<(), String> {

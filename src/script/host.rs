@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::batch::{BatchError, BatchRunner, CancelFlag, ProgressMode, RunConfig, WorkerCommand};
+use crate::batch::{
+    BatchError, BatchRunner, CancelFlag, ExecutorChoice, ProgressMode, RunConfig, WorkerCommand,
+};
 use crate::secret::ApiKey;
 
 /// Settings of one script run, fixed before the script starts.
@@ -45,6 +47,9 @@ pub struct HostConfig {
     pub worker_env: Vec<(String, String)>,
     /// Time between SIGTERM and SIGKILL when a batch is stopped; `None` = runner default.
     pub grace: Option<Duration>,
+    /// Where batches run (local processes or Slurm jobs); a script may change it
+    /// before its first batch ([`Host::set_executor`]).
+    pub executor: ExecutorChoice,
     /// The flag that stops scripts and batches (default: the process-wide one that
     /// Ctrl-C and SIGTERM set; tests use a private [`CancelFlag::new`]).
     pub cancel: CancelFlag,
@@ -65,6 +70,7 @@ impl Default for HostConfig {
             worker: None,
             worker_env: Vec::new(),
             grace: None,
+            executor: ExecutorChoice::Local,
             cancel: CancelFlag::global(),
         }
     }
@@ -121,6 +127,7 @@ pub struct Host {
     flags: Mutex<BTreeMap<String, serde_json::Value>>,
     ending: Mutex<Option<Ending>>,
     runner: Mutex<Option<Arc<BatchRunner>>>,
+    executor: Mutex<ExecutorChoice>,
 }
 
 impl std::fmt::Debug for Host {
@@ -147,6 +154,7 @@ impl Host {
     pub fn with_output(config: HostConfig, output: Output) -> Arc<Host> {
         Arc::new(Host {
             has_api_key: config.api_key.is_some() || ApiKey::from_env().is_some(),
+            executor: Mutex::new(config.executor.clone()),
             config,
             output,
             started: jiff::Timestamp::now(),
@@ -225,7 +233,8 @@ impl Host {
             if let Some(r) = slot.as_ref() {
                 return Ok(Arc::clone(r));
             }
-            let runner = Arc::new(BatchRunner::new(self.run_config()?)?);
+            let executor = lock(&self.executor).build()?;
+            let runner = Arc::new(BatchRunner::with_executor(self.run_config()?, executor)?);
             *slot = Some(Arc::clone(&runner));
             runner
         };
@@ -242,6 +251,22 @@ impl Host {
         }
         self.log(&format!("run folder: {}", runner.run_dir().display()));
         Ok(runner)
+    }
+
+    /// Chooses where batches run; only before the first batch, which fixes the run's
+    /// executor (its run folder records it).
+    pub fn set_executor(&self, choice: ExecutorChoice) -> Result<(), String> {
+        if lock(&self.runner).is_some() {
+            return Err(
+                "use_executor must come before the first batch: the run's executor is fixed once a batch has started"
+                    .into(),
+            );
+        }
+        if let ExecutorChoice::Slurm(options) = &choice {
+            options.check()?;
+        }
+        *lock(&self.executor) = choice;
+        Ok(())
     }
 
     fn run_config(&self) -> Result<RunConfig, BatchError> {

@@ -5,6 +5,7 @@
 
 pub mod moto;
 pub mod redis;
+pub mod slurm;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

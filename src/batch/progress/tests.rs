@@ -46,6 +46,7 @@ fn result(id: u32, attempt: u32, ok: &[String], failed: &[String], secs: f64) ->
         timed_out: false,
         killed: false,
         cancelled: false,
+        ended_by: None,
         fatal: false,
         elapsed_s: secs,
         started_at: String::new(),

@@ -96,6 +96,9 @@ pub struct JoblogEntry {
     pub killed: bool,
     /// Fatal for the whole run.
     pub fatal: bool,
+    /// Ended by the executor's engine (a cluster's time limit, an outside scancel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<crate::batch::EngineStop>,
     /// Tickers ok.
     pub tickers_ok: usize,
     /// Tickers skipped (already complete).
@@ -136,6 +139,7 @@ impl JoblogEntry {
             signal: r.signal,
             timed_out: r.timed_out,
             killed: r.killed || r.cancelled,
+            ended_by: r.ended_by,
             fatal: r.fatal,
             tickers_ok: r.count(TickerStatus::Ok),
             tickers_skipped: r.count(TickerStatus::Skipped),
@@ -208,6 +212,7 @@ pub struct RunRecords {
     state: Mutex<RecordState>,
     started: Instant,
     secrets: Secrets,
+    executor: String,
 }
 
 impl RunRecords {
@@ -231,7 +236,8 @@ impl RunRecords {
 
     /// Creates the run folder (or takes an empty or unused one) and its joblog.
     /// A folder that already holds a run is refused ([`check_unused`](Self::check_unused)).
-    pub fn create(dir: &Path, secrets: Secrets) -> io::Result<RunRecords> {
+    /// `executor` names where the batches run (`local`, `slurm`), for `run.json`.
+    pub fn create(dir: &Path, secrets: Secrets, executor: &str) -> io::Result<RunRecords> {
         RunRecords::check_unused(dir)?;
         fs::create_dir_all(dir)?;
         let dir = std::path::absolute(dir)?;
@@ -245,6 +251,7 @@ impl RunRecords {
             state: Mutex::new(RecordState::default()),
             started: Instant::now(),
             secrets,
+            executor: executor.to_string(),
         })
     }
 
@@ -382,6 +389,7 @@ impl RunRecords {
             "script": script,
             "flags": flags,
             "barsmith_version": crate::VERSION,
+            "executor": self.executor,
             "start": start.to_string(),
             "end": end.map(|t| t.to_string()),
             "exit": exit,
@@ -595,7 +603,7 @@ mod tests {
     #[test]
     fn a_range_that_failed_is_not_hidden_by_another_that_succeeded() {
         let dir = tempfile::tempdir().unwrap();
-        let records = RunRecords::create(dir.path(), Secrets::default()).unwrap();
+        let records = RunRecords::create(dir.path(), Secrets::default(), "local").unwrap();
         let batch = |id, tickers| BatchResult {
             id,
             attempt: 1,
@@ -606,6 +614,7 @@ mod tests {
             timed_out: false,
             killed: false,
             cancelled: false,
+            ended_by: None,
             fatal: false,
             elapsed_s: 1.0,
             started_at: String::new(),

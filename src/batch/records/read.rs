@@ -25,6 +25,10 @@ pub struct RunInfo {
     /// The barsmith version that ran it.
     #[serde(default)]
     pub barsmith_version: String,
+    /// Where its batches ran (`local`, `slurm`); `None` in records older than the
+    /// choice.
+    #[serde(default)]
+    pub executor: Option<String>,
     /// Start, RFC 3339 UTC.
     #[serde(default)]
     pub start: Option<String>,

@@ -54,6 +54,11 @@ fn result_map(r: &BatchResult) -> Map {
     m.insert("killed".into(), r.killed.into());
     m.insert("cancelled".into(), r.cancelled.into());
     m.insert("fatal".into(), r.fatal.into());
+    m.insert(
+        "ended_by".into(),
+        r.ended_by
+            .map_or(Dynamic::UNIT, |e| Dynamic::from(e.as_str().to_string())),
+    );
     m.insert("elapsed".into(), Dynamic::from_float(r.elapsed_s));
     m.insert("started_at".into(), r.started_at.clone().into());
     m.insert("log".into(), r.log_path.display().to_string().into());

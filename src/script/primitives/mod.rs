@@ -9,6 +9,7 @@ pub mod batches;
 pub mod collections;
 pub mod dates;
 pub mod diagnose;
+pub mod executor;
 pub mod fetch;
 pub mod flags;
 pub mod flat;
@@ -42,6 +43,7 @@ pub const OPTION_KEYS: &[(&str, &[&str])] = &[
     ("flat_days", flat::FLAT_OPTIONS),
     ("flat_last_day", flat::FLAT_OPTIONS),
     ("flat_bars", flat::FLAT_OPTIONS),
+    ("use_executor", executor::EXECUTOR_OPTIONS),
 ];
 
 /// The option keys `function` accepts, when it takes an option map.
@@ -94,6 +96,11 @@ pub const THEMES: &[Theme] = &[
             ));
             m
         },
+    },
+    Theme {
+        name: "executor",
+        title: "Where batches run (local processes, Slurm jobs)",
+        module: || exported_module!(executor::executor_fns),
     },
     Theme {
         name: "fetch",
