@@ -21,6 +21,8 @@ use barsmith::sandbox::{SANDBOX_API_KEY, Sandbox, SandboxConfig};
 mod budget;
 #[path = "end_to_end/machines.rs"]
 mod machines;
+#[path = "end_to_end/slurm.rs"]
+mod slurm;
 use jiff::civil::Date;
 
 const BIN: &str = env!("CARGO_BIN_EXE_barsmith");
@@ -49,12 +51,13 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
 
     type Scenario = fn(&Path, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("throughput", throughput),
         ("memory", memory_growth),
         ("budget", budget::budget_vs_latency),
         ("resume", resume_and_overhead),
         ("machines", machines::budget_across_machines),
+        ("slurm", slurm::slurm_overhead),
     ];
     // `BARSMITH_BENCH_ONLY=budget,throughput` runs only those scenarios.
     let only = std::env::var("BARSMITH_BENCH_ONLY").unwrap_or_default();

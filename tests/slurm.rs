@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use barsmith::calendar::DateRange;
 use barsmith::sandbox::synth;
 use common::slurm::SlurmCluster;
-use common::{Fixture, stderr};
+use common::{Fixture, joblog_at, stderr};
 
 const FROM: &str = "2024-03-04";
 const TO: &str = "2024-03-08";
@@ -69,14 +69,6 @@ fn run_within(mut cmd: Command, limit: Duration) -> Output {
     out
 }
 
-fn joblog(run_dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run_dir.join("joblog.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn assert_complete(fx: &Fixture, tickers: &[&str]) {
     let range = DateRange::parse(FROM, TO).unwrap();
     for t in tickers {
@@ -119,7 +111,7 @@ fn the_wrapper_runs_its_batches_as_slurm_jobs() {
     let run_dir = fx.run_dir("slurm");
     assert_complete(&fx, &["T0", "T1", "T2", "T3", "T4", "T6", "T7"]);
 
-    let log = joblog(&run_dir);
+    let log = joblog_at(&run_dir);
     assert_eq!(log.len(), 4, "one attempt per batch of 2: {log:?}");
     let run_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
@@ -186,7 +178,7 @@ fn slurms_time_limit_ends_a_batch_and_the_wrapper_retries_its_tickers() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_complete(&fx, &["T0", "T1"]);
-    let log = joblog(&fx.run_dir("limit"));
+    let log = joblog_at(&fx.run_dir("limit"));
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(
         log[0]["timed_out"], true,
@@ -228,7 +220,7 @@ fn an_outside_scancel_ends_a_batch_and_the_wrapper_retries_its_tickers() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_complete(&fx, &["T0", "T1"]);
-    let log = joblog(&fx.run_dir("scancel"));
+    let log = joblog_at(&fx.run_dir("scancel"));
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0]["killed"], true, "{:?}", log[0]);
     let first = std::fs::read_to_string(&batch_logs(&fx.run_dir("scancel"))[0]).unwrap();
@@ -301,7 +293,7 @@ fn a_rejected_key_halts_a_slurm_run_after_its_first_batch() {
         err.contains("halting") && err.contains("Unknown API Key"),
         "{err}"
     );
-    assert_eq!(joblog(&fx.run_dir("badkey")).len(), 1);
+    assert_eq!(joblog_at(&fx.run_dir("badkey")).len(), 1);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use barsmith::calendar::DateRange;
 use barsmith::sandbox::{FaultPlan, SandboxConfig, synth};
-use common::{Fixture, run, stderr, test_config};
+use common::{Fixture, joblog_at, run, stderr, test_config};
 
 const FROM: &str = "2024-03-01";
 const TO: &str = "2024-03-08";
@@ -70,14 +70,6 @@ fn run_dirs(fx: &Fixture) -> Vec<PathBuf> {
         .unwrap_or_default();
     dirs.sort();
     dirs
-}
-
-fn joblog(run_dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run_dir.join("joblog.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn incomplete(fx: &Fixture, tickers: &[String]) -> Vec<String> {
@@ -167,7 +159,7 @@ fn a_wrapper_run_with_faults_ends_complete_and_a_rerun_fetches_nothing() {
     }
 
     let run_dir = &run_dirs(&fx)[0];
-    let log = joblog(run_dir);
+    let log = joblog_at(run_dir);
     assert!(
         log.iter().any(|j| j["timed_out"] == true),
         "the hung batch was killed by its timeout"
@@ -213,7 +205,7 @@ fn a_rejected_key_halts_the_run_after_the_first_batch() {
         "{err}"
     );
     assert_eq!(
-        joblog(&run_dirs(&fx)[0]).len(),
+        joblog_at(&run_dirs(&fx)[0]).len(),
         1,
         "no batch after the fatal one, and no retry"
     );
@@ -245,7 +237,7 @@ fn too_many_failed_batches_trip_the_failure_budget() {
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("--max-failed-pct"), "{err}");
     assert!(
-        joblog(&run_dirs(&fx)[0]).len() < 20,
+        joblog_at(&run_dirs(&fx)[0]).len() < 20,
         "it stopped before running every batch"
     );
 }

@@ -289,3 +289,12 @@ pub fn run_with_input(mut cmd: Command, input: &str, limit: std::time::Duration)
         stderr,
     }
 }
+
+/// The joblog lines of a run folder as JSON values (none when it has no joblog yet).
+pub fn joblog_at(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("joblog.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("joblog lines are JSON"))
+        .collect()
+}

@@ -335,7 +335,10 @@ pub mod batches_fns {
     /// Blocks until the batch finishes and returns its result map: `id`, `attempt`,
     /// `label`, `success` (exit 0 and every ticker complete), `status` (`success`,
     /// `failed(rc=3)`, `timeout(signal 9)`, ...), `exit`, `signal`, `timed_out`,
-    /// `killed`, `cancelled`, `fatal` (the whole run is broken: stop), `elapsed`
+    /// `killed`, `cancelled`, `fatal` (the whole run is broken: stop), `ended_by`
+    /// (`()`, or what ended a Slurm job barsmith did not stop: `time_limit` (with
+    /// `timed_out`), `cancelled_outside` (with `killed`), `out_of_memory`,
+    /// `node_failure`, `preempted`, `vanished`; its tickers stay retryable), `elapsed`
     /// (seconds), `started_at`, `log`, `bars`, `requests`, `retries`, `tickers` (one
     /// map per ticker: `ticker`, `status` ok/skipped/failed/not_run, `bars`,
     /// `requests`, `error` = `()` or `#{class, kind, status, message, attempts}`), and
