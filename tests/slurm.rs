@@ -405,3 +405,129 @@ try {{ use_executor("local"); }} catch (e) {{ print(`late: ${{e}}`); }}
     .unwrap();
     assert!(script_text.contains("exec '"), "{script_text}");
 }
+
+#[test]
+fn the_batch_timeout_stops_a_slurm_job_and_the_wrapper_retries_it() {
+    let cluster = SlurmCluster::start();
+    let fx = Fixture::with_faults(&["T1=hang:1"]);
+    let out = run_within(
+        wrapper(
+            &fx,
+            &cluster,
+            "timeout",
+            &["T0", "T1"],
+            &[
+                "--",
+                "--batch-size",
+                "2",
+                "--batch-timeout",
+                "4",
+                "--request-timeout",
+                "600",
+            ],
+        ),
+        Duration::from_secs(120),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_complete(&fx, &["T0", "T1"]);
+    let log = joblog_at(&fx.run_dir("timeout"));
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0]["timed_out"], true, "{:?}", log[0]);
+    assert!(
+        log[0].get("ended_by").is_none(),
+        "barsmith stopped it, not Slurm: {:?}",
+        log[0]
+    );
+    let first = std::fs::read_to_string(&batch_logs(&fx.run_dir("timeout"))[0]).unwrap();
+    assert!(first.contains("batch timeout of 4.0s reached"), "{first}");
+    // The job's --time came from the batch timeout: 4 s + 10 s grace -> 1 + 1 minutes.
+    let shown = cluster
+        .command("scontrol")
+        .args(["show", "job", "-o", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("TimeLimit=00:02:00"),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn the_flat_file_strategy_runs_through_slurm_with_a_core_per_parallel_day() {
+    use barsmith::sandbox::{SANDBOX_S3_ACCESS_KEY, SANDBOX_S3_SECRET_KEY, SandboxConfig};
+    use jiff::civil::date;
+    let cluster = SlurmCluster::start();
+    let fx = Fixture::with_config(SandboxConfig {
+        today: date(2025, 2, 5),
+        flat_published_through: Some(date(2025, 2, 3)),
+        flat_tickers: vec!["AAPL".into(), "MSFT".into()],
+        ..common::test_config()
+    });
+    let universe = fx.universe(&["AAPL", "IBM", "MSFT"]);
+    let url = fx.sandbox.base_url();
+    let mut cmd = fx.barsmith();
+    cmd.env("SLURM_CONF", cluster.conf())
+        .env("MASSIVE_S3_ACCESS_KEY_ID", SANDBOX_S3_ACCESS_KEY)
+        .env("MASSIVE_S3_SECRET_ACCESS_KEY", SANDBOX_S3_SECRET_KEY)
+        .args([
+            "run",
+            "--progress",
+            "none",
+            "--base-url",
+            &url,
+            "--flat-endpoint",
+            &url,
+        ])
+        .args(["--executor", "slurm", "--slurm-poll", "0.2", "--run-dir"])
+        .arg(fx.run_dir("flat"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/flatfiles.rhai"))
+        .args([
+            "--tickers-csv",
+            &universe,
+            "--from",
+            "2025-01-27",
+            "--to",
+            "2025-02-04",
+        ])
+        .arg("--outdir")
+        .arg(fx.outdir())
+        .args(["--retry-delay", "0", "--request-retries", "2"]);
+    let out = run_within(cmd, Duration::from_secs(180));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = DateRange::parse("2025-01-27", "2025-02-04").unwrap();
+    for t in ["AAPL", "IBM", "MSFT"] {
+        assert_eq!(fx.store().missing(t, all).unwrap(), vec![], "{t}");
+    }
+    let log = joblog_at(&fx.run_dir("flat"));
+    let labels: Vec<&str> = log.iter().filter_map(|e| e["label"].as_str()).collect();
+    assert!(labels.iter().any(|l| l.starts_with("flat ")), "{labels:?}");
+    assert!(labels.iter().any(|l| l.starts_with("rest ")), "{labels:?}");
+    // The flat batch's job asked for its parallel days (2) in cores; REST jobs for 1.
+    let cpus: Vec<String> = (1..=log.len())
+        .map(|id| {
+            let shown = cluster
+                .command("scontrol")
+                .args(["show", "job", "-o"])
+                .arg(id.to_string())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&shown.stdout).into_owned();
+            text.split_whitespace()
+                .find_map(|t| t.strip_prefix("NumCPUs="))
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    let flat = labels.iter().filter(|l| l.starts_with("flat ")).count();
+    assert_eq!(
+        cpus.iter().filter(|c| *c == "2").count(),
+        flat,
+        "{cpus:?} {labels:?}"
+    );
+    assert_eq!(
+        cpus.iter().filter(|c| *c == "1").count(),
+        log.len() - flat,
+        "{cpus:?}"
+    );
+}
