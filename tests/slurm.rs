@@ -44,29 +44,9 @@ fn wrapper(
     cmd
 }
 
-/// Runs `cmd`, killed if it is still running after `limit`.
-fn run_within(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("barsmith starts");
-    let pid = child.id() as i32;
-    let watchdog = std::thread::spawn(move || {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            std::thread::sleep(Duration::from_millis(200));
-            // SAFETY: signal 0 only checks that the process exists.
-            if unsafe { libc::kill(pid, 0) } != 0 {
-                return;
-            }
-        }
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    });
-    let out = child.wait_with_output().expect("barsmith ends");
-    let _ = watchdog.join();
-    out
+/// Runs `cmd` (no input), killed if it is still running after `limit`.
+fn run_within(cmd: Command, limit: Duration) -> Output {
+    common::run_with_input(cmd, "", limit)
 }
 
 fn assert_complete(fx: &Fixture, tickers: &[&str]) {

@@ -279,7 +279,7 @@ pub fn run_with_input(mut cmd: Command, input: &str, limit: std::time::Duration)
         Ok(v) => v,
         Err(_) => {
             let _ = child.kill();
-            panic!("repl (pid {pid}) still running after {limit:?}");
+            panic!("barsmith (pid {pid}) still running after {limit:?}");
         }
     };
     let status = child.wait().expect("wait");
