@@ -253,9 +253,10 @@ impl Execution for SlurmExecution {
     }
 
     fn kill(&mut self) -> io::Result<()> {
-        // SIGKILL now rather than after the site's KillWait, then end the job itself.
-        let killed = self.scancel(&["--full", "--signal=KILL"]);
-        self.scancel(&[]).and(killed)
+        // SIGKILL now rather than after the site's KillWait (a pending job has nothing
+        // to signal: that refusal is moot), then end the job itself.
+        let _ = self.scancel(&["--full", "--signal=KILL"]);
+        self.scancel(&[])
     }
 }
 
