@@ -511,3 +511,48 @@ fn the_flat_file_strategy_runs_through_slurm_with_a_core_per_parallel_day() {
         "{cpus:?}"
     );
 }
+
+#[test]
+fn time_queued_behind_other_jobs_does_not_count_against_the_batch_timeout() {
+    let cluster = SlurmCluster::start();
+    let fx = Fixture::with_faults(&[]);
+    // Another user's job holds all 8 CPUs of the node for 12 s.
+    let hog = cluster
+        .command("sbatch")
+        .args([
+            "--parsable",
+            "-c",
+            "8",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 12",
+        ])
+        .output()
+        .unwrap();
+    assert!(hog.status.success(), "{hog:?}");
+    cluster.wait_for_job("RUNNING", Duration::from_secs(30));
+    let out = run_within(
+        wrapper(
+            &fx,
+            &cluster,
+            "queued",
+            &["T0"],
+            &["--", "--batch-timeout", "4"],
+        ),
+        Duration::from_secs(120),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_complete(&fx, &["T0"]);
+    let log = joblog_at(&fx.run_dir("queued"));
+    assert_eq!(log.len(), 1, "no timeout, no retry: {log:?}");
+    assert_eq!(log[0]["timed_out"], false);
+    assert!(
+        log[0]["duration_s"].as_f64().unwrap() > 5.0,
+        "it did wait: {:?}",
+        log[0]
+    );
+    let text = std::fs::read_to_string(&batch_logs(&fx.run_dir("queued"))[0]).unwrap();
+    assert!(text.contains("s in the queue =="), "{text}");
+}

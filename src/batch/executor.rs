@@ -127,6 +127,11 @@ pub trait Executor: Send + Sync {
 pub trait Execution: Send {
     /// Process id when there is one.
     fn pid(&self) -> Option<u32>;
+    /// Waiting in an engine's queue, not yet running: the batch timeout starts when
+    /// this turns false (local processes run at once).
+    fn is_queued(&self) -> bool {
+        false
+    }
     /// The engine's own name for the attempt (`slurm job 1234`), for the log.
     fn engine_id(&self) -> Option<String> {
         None

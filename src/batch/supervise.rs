@@ -147,7 +147,10 @@ pub(crate) fn supervise(
     }
     drop(done_tx);
 
-    let deadline = a.timeout.map(|t| a.started + t);
+    // The timeout counts from when the worker runs: time queued on a busy cluster is
+    // not the batch's (Slurm's own --time counts the same way).
+    let mut running_since = (!exec.is_queued()).then_some(a.started);
+    let mut deadline = a.timeout.zip(running_since).map(|(t, s)| s + t);
     let mut stop: Option<(StopReason, Instant)> = None;
     let mut sent_kill = false;
     let exit: Option<ExitInfo> = loop {
@@ -161,6 +164,14 @@ pub(crate) fn supervise(
             }
         }
         let now = Instant::now();
+        if running_since.is_none() && !exec.is_queued() {
+            log.line(&format!(
+                "== running after {:.1}s in the queue ==",
+                a.started.elapsed().as_secs_f64()
+            ));
+            running_since = Some(now);
+            deadline = a.timeout.map(|t| now + t);
+        }
         if stop.is_none() {
             let reason = if cancel.is_cancelled() {
                 Some(StopReason::Cancelled)

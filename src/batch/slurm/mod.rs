@@ -222,6 +222,10 @@ impl Execution for SlurmExecution {
         None
     }
 
+    fn is_queued(&self) -> bool {
+        self.state == JobState::Pending
+    }
+
     fn engine_id(&self) -> Option<String> {
         Some(format!("slurm job: {}", self.id))
     }
