@@ -16,6 +16,7 @@ pub mod identity;
 pub mod layout;
 mod marks;
 mod piece;
+pub mod remote;
 pub mod schema;
 pub mod status;
 pub mod upgrade;
@@ -37,9 +38,9 @@ pub use encode::{Encoded, bars_to_batch, encode_parquet};
 pub use error::StoreError;
 pub use identity::{DatasetIdentity, Origin, Provenance};
 
-pub(crate) use piece::recorded_request;
 pub use layout::{Layout, state_dir_for};
 pub use marks::Written;
+pub(crate) use piece::recorded_request;
 pub use verify::{Damage, DamageKind, Finding};
 
 use coverage::FileFacts;
