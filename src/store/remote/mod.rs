@@ -3,7 +3,7 @@
 //!
 //! Same files, same merge: data objects `prefix/ticker=T/year=Y/T_Y.parquet` hold the
 //! bytes the local store would write for the same pieces (the same encoder, footer
-//! metadata included, and the same merge of a piece into its year, [`super::piece`]);
+//! metadata included, and the same merge of a piece into its year, `store::piece`);
 //! state lives under the sibling `prefix.barsmith/` ([`S3Location`]).
 //!
 //! S3 has no rename and no lock, so the local mechanisms are replaced:
@@ -141,7 +141,8 @@ impl S3Dataset {
     }
 
     /// Takes the write lease of `ticker`, waiting (up to [`LeaseConfig::wait`]) while
-    /// another writer holds it: the only way to get a [`TickerWriter`].
+    /// another writer holds it: the only way to get a [`TickerWriter`]. Call it within
+    /// a Tokio runtime: the lease is renewed by a task spawned on it.
     pub async fn lease(&self, ticker: &str) -> Result<TickerWriter, StoreError> {
         if !self.writable {
             return Err(StoreError::ReadOnly {
