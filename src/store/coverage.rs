@@ -307,6 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn claims_stop_before_today_and_report_whether_anything_changed() {
+        let mut rec = Record::default();
+        let today = jiff::civil::date(2004, 3, 10);
+        let facts = FileFacts {
+            bytes: 9,
+            rows: 3,
+            first: 1,
+            last: 2,
+        };
+        assert!(rec.claim(&[r("2004-03-01", "2004-03-31")], today, None));
+        assert_eq!(rec.complete, vec![r("2004-03-01", "2004-03-09")]);
+        assert!(!rec.claim(&[r("2004-03-02", "2004-03-05")], today, None));
+        assert!(!rec.claim(&[r("2004-03-10", "2004-03-31")], today, None));
+        assert!(rec.claim(&[], today, Some((2004, facts))));
+        assert!(!rec.claim(&[], today, Some((2004, facts))));
+        assert!(rec.claim(&[r("2004-02-01", "2004-02-29")], today, None));
+        assert_eq!(rec.complete, vec![r("2004-02-01", "2004-03-09")]);
+    }
+
+    #[test]
     fn spans_needs_one_range_covering_everything() {
         let cov = merge_ranges(vec![
             r("2004-01-01", "2004-12-31"),

@@ -30,9 +30,11 @@
 //! What a crash leaves: a data object either old or new, never partial; coverage that
 //! claims only what its data holds (a crash between the data PUT and the coverage PUT
 //! leaves the new days unclaimed, so a re-run fetches and writes them again, exactly);
-//! and a lease that expires after its ttl. A writer that dies after deciding to empty
-//! a year deletes its object with a plain DELETE (S3 here has no conditional DELETE):
-//! the one write not fenced by an ETag, guarded by the lease check just before it.
+//! and a lease that expires after its ttl.
+//!
+//! One write is not fenced by an ETag: a piece that empties its year deletes the
+//! year's object with a plain DELETE (object_store has no conditional DELETE), guarded
+//! only by the lease check just before it.
 //!
 //! Encoding and decoding run on the calling task (a ticker-year takes well under a
 //! second); leases renew on their own task, with margins far above that.

@@ -6,7 +6,10 @@
 //! moto handles one request at a time here ([`MotoServer::start_serialized`]): its
 //! conditional PUTs are check-then-store, which S3 itself does atomically.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod crash;
+mod readers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,14 +24,14 @@ use bytes::Bytes;
 use common::moto::MotoServer;
 use jiff::civil::{Date, Weekday, date};
 
-const URL: &str = "s3://barsmith/bars/minute";
+pub(crate) const URL: &str = "s3://barsmith/bars/minute";
 
-fn range(a: &str, b: &str) -> DateRange {
+pub(crate) fn range(a: &str, b: &str) -> DateRange {
     DateRange::parse(a, b).unwrap()
 }
 
 /// Minute bars for every weekday of `r`, `per_day` from 04:00 New York time.
-fn synth(r: DateRange, per_day: usize, close: f64) -> Bars {
+pub(crate) fn synth(r: DateRange, per_day: usize, close: f64) -> Bars {
     let mut bars = Bars::default();
     let mut d = r.from;
     let mut i = 0u64;
@@ -56,7 +59,7 @@ fn synth(r: DateRange, per_day: usize, close: f64) -> Bars {
     bars
 }
 
-fn prov(r: DateRange) -> Provenance {
+pub(crate) fn prov(r: DateRange) -> Provenance {
     Provenance::for_identity(
         &DatasetIdentity::minute(true),
         r,
@@ -64,11 +67,11 @@ fn prov(r: DateRange) -> Provenance {
     )
 }
 
-fn today() -> Date {
+pub(crate) fn today() -> Date {
     date(2025, 1, 1)
 }
 
-fn bucket(moto: &MotoServer) -> Bucket {
+pub(crate) fn bucket(moto: &MotoServer) -> Bucket {
     let creds = S3Credentials::new("AKIDBARSMITHTEST".into(), "barsmith-test-secret".into());
     let mut cfg = S3Config::new(&moto.endpoint(), &moto.bucket, creds);
     cfg.timeout = Duration::from_secs(30);
@@ -77,7 +80,7 @@ fn bucket(moto: &MotoServer) -> Bucket {
 }
 
 /// Short leases so that expiry and takeover happen within a test.
-fn leases(ttl_ms: u64, wait_ms: u64) -> LeaseConfig {
+pub(crate) fn leases(ttl_ms: u64, wait_ms: u64) -> LeaseConfig {
     LeaseConfig {
         ttl: Duration::from_millis(ttl_ms),
         wait: Duration::from_millis(wait_ms),
@@ -86,14 +89,14 @@ fn leases(ttl_ms: u64, wait_ms: u64) -> LeaseConfig {
     }
 }
 
-async fn open(moto: &MotoServer, cfg: LeaseConfig) -> S3Dataset {
+pub(crate) async fn open(moto: &MotoServer, cfg: LeaseConfig) -> S3Dataset {
     let loc = S3Location::parse(URL).unwrap();
     S3Dataset::open(bucket(moto), loc, &DatasetIdentity::minute(true), cfg)
         .await
         .unwrap()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -456,190 +459,5 @@ fn a_crash_between_data_and_coverage_leaves_the_range_unclaimed_and_a_rerun_comp
         let file = std::fs::read(local.file_path("AAPL", 2004)).unwrap();
         assert!(object.body == file, "the re-run is not exact");
         assert_eq!(ds.coverage("AAPL").await.unwrap().files[&2004], lw.facts);
-    });
-}
-
-/// What pyarrow and Polars see of the dataset, read straight from moto.
-const READ_FROM_S3: &str = r#"
-import json, os
-out = {}
-ep = os.environ["BARSMITH_TEST_S3_ENDPOINT"]
-try:
-    import pyarrow.dataset as ds, pyarrow.fs as pafs
-    fs = pafs.S3FileSystem(endpoint_override=ep, scheme="http", region="us-east-1")
-    t = ds.dataset("barsmith/bars/minute", filesystem=fs, format="parquet",
-                   partitioning="hive").to_table()
-    out["pyarrow"] = {"rows": t.num_rows,
-                      "tickers": sorted(set(t.column("ticker").to_pylist())),
-                      "years": sorted(set(t.column("year").to_pylist()))}
-except Exception as e:
-    out["pyarrow"] = {"error": repr(e)}
-try:
-    import polars as pl
-    opts = {"aws_endpoint_url": ep, "aws_region": "us-east-1", "aws_allow_http": "true",
-            "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"]}
-    df = pl.read_parquet("s3://barsmith/bars/minute/**/*.parquet", hive_partitioning=True,
-                         storage_options=opts)
-    out["polars"] = {"rows": df.height,
-                     "tickers": sorted(df["ticker"].unique().to_list()),
-                     "years": sorted(int(y) for y in df["year"].unique().to_list())}
-except Exception as e:
-    out["polars"] = {"error": repr(e)}
-print(json.dumps(out))
-"#;
-
-#[test]
-fn pyarrow_and_polars_read_the_dataset_straight_from_s3() {
-    let moto = MotoServer::start_serialized();
-    let mut rows = 0;
-    runtime().block_on(async {
-        let ds = open(&moto, leases(10_000, 5_000)).await;
-        for (ticker, r) in [
-            ("AAPL", range("2004-11-01", "2004-12-31")),
-            ("AAPL", range("2005-01-01", "2005-02-28")),
-            ("BRK.A", range("2005-03-01", "2005-03-31")),
-        ] {
-            let bars = synth(r, 10, 5.0);
-            rows += bars.len();
-            let w = ds.lease(ticker).await.unwrap();
-            let written = w.write_piece(r, &bars, &prov(r)).await.unwrap();
-            w.mark_written(&[r], today(), &written).await.unwrap();
-            w.release().await.unwrap();
-        }
-    });
-    let python = common::python_with_readers();
-    let out = std::process::Command::new(python)
-        .args(["-c", READ_FROM_S3])
-        .env("BARSMITH_TEST_S3_ENDPOINT", moto.endpoint())
-        .env("AWS_ACCESS_KEY_ID", "AKIDBARSMITHTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "barsmith-test-secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("python runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
-    for reader in ["pyarrow", "polars"] {
-        let r = &seen[reader];
-        assert_eq!(r["rows"], rows, "{reader}: {r}");
-        assert_eq!(
-            r["tickers"],
-            serde_json::json!(["AAPL", "BRK.A"]),
-            "{reader}: {r}"
-        );
-        assert_eq!(r["years"], serde_json::json!([2004, 2005]), "{reader}: {r}");
-    }
-}
-
-const CHILD_ENV: &str = "BARSMITH_TEST_S3_CHILD_ENDPOINT";
-
-/// Not a test on its own: the crash test runs this binary with only this test selected
-/// and [`CHILD_ENV`] set to moto's endpoint, and kills it with SIGKILL while it writes.
-#[test]
-#[ignore = "child process of a_writer_killed_at_any_instant_leaves_a_readable_dataset"]
-fn child_s3_writer_loop() {
-    let Ok(endpoint) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let creds = S3Credentials::new("AKIDBARSMITHTEST".into(), "barsmith-test-secret".into());
-    let b = Bucket::new(S3Config::new(&endpoint, "barsmith", creds)).unwrap();
-    let year = range("2004-01-01", "2004-12-31");
-    let part = range("2004-03-01", "2004-05-31");
-    let bars = synth(year, 200, 10.0);
-    runtime().block_on(async {
-        let loc = S3Location::parse(URL).unwrap();
-        let ds = S3Dataset::open(
-            b,
-            loc,
-            &DatasetIdentity::minute(true),
-            leases(2_000, 30_000),
-        )
-        .await
-        .unwrap();
-        let w = ds.lease("CRASH").await.unwrap();
-        for i in 0u64.. {
-            // Alternate whole-year rewrites and partial merges; contents stay the same.
-            let r = if i % 2 == 0 { year } else { part };
-            let written = w.write_piece(r, &bars.within(r), &prov(r)).await.unwrap();
-            w.mark_written(&[r], today(), &written).await.unwrap();
-        }
-    });
-}
-
-#[test]
-fn a_writer_killed_at_any_instant_leaves_a_readable_dataset() {
-    let moto = MotoServer::start_serialized();
-    let year = range("2004-01-01", "2004-12-31");
-    let part = range("2004-03-01", "2004-05-31");
-    let expected = synth(year, 200, 10.0);
-    let exe = std::env::current_exe().unwrap();
-    let rt = runtime();
-    let ds = rt.block_on(open(&moto, leases(2_000, 5_000)));
-    let key = ds.location().data_key("CRASH", 2004);
-    let b = bucket(&moto);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut objects_seen = 0;
-    for round in 0..6u64 {
-        assert!(
-            Instant::now() < deadline,
-            "crash test exceeded its time bound"
-        );
-        let mut child = std::process::Command::new(&exe)
-            .args([
-                "child_s3_writer_loop",
-                "--exact",
-                "--ignored",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, moto.endpoint())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // The child first waits out the lease of the one killed before it (2 s).
-        let kill_at = Instant::now() + Duration::from_millis(2_300 + (round * 397) % 1_500);
-        rt.block_on(async {
-            while Instant::now() < kill_at {
-                // The object is absent or complete, never partial.
-                if let Ok(obj) = b.get(&key).await {
-                    let name = std::path::Path::new("crash");
-                    let got = barsmith::store::decode::read_bytes(obj.body, name).unwrap();
-                    assert_eq!(got.bars, expected);
-                    objects_seen += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        // Coverage is parseable and claims nothing its data lacks.
-        rt.block_on(async {
-            let claims = ds.coverage("CRASH").await.unwrap().complete;
-            assert!(
-                claims.is_empty() || claims == [year] || claims == [part],
-                "round {round}: {claims:?}"
-            );
-            for c in claims {
-                assert_eq!(ds.read_bars("CRASH", c).await.unwrap(), expected.within(c));
-            }
-        });
-    }
-    assert!(
-        objects_seen > 0,
-        "the children never wrote; the test proved nothing"
-    );
-    // A re-run after the last kill completes the year exactly.
-    rt.block_on(async {
-        let w = ds.lease("CRASH").await.unwrap();
-        let written = w.write_piece(year, &expected, &prov(year)).await.unwrap();
-        w.mark_written(&[year], today(), &written).await.unwrap();
-        w.release().await.unwrap();
-        assert!(ds.missing("CRASH", year).await.unwrap().is_empty());
-        assert_eq!(ds.read_bars("CRASH", year).await.unwrap(), expected);
     });
 }
