@@ -58,6 +58,31 @@ impl Default for LeaseConfig {
     }
 }
 
+impl LeaseConfig {
+    /// Refuses timings that cannot work: a ttl under 300 ms (renewals every ttl / 3
+    /// must fit a request in), a zero poll (a busy loop against the server), or a
+    /// wait or skew so large it overflows the clock arithmetic.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let day = Duration::from_secs(86_400);
+        let bad = |what: &str| {
+            Err(StoreError::Invalid(format!(
+                "invalid lease timing: {what} (ttl {:?}, wait {:?}, poll {:?}, clock skew {:?})",
+                self.ttl, self.wait, self.poll, self.clock_skew
+            )))
+        };
+        if self.ttl < Duration::from_millis(300) || self.ttl > day {
+            return bad("the ttl must be between 300 ms and a day");
+        }
+        if self.poll.is_zero() || self.poll > self.ttl {
+            return bad("the poll interval must be above zero and at most the ttl");
+        }
+        if self.wait > 30 * day || self.clock_skew > day {
+            return bad("the wait must be at most 30 days and the clock skew at most a day");
+        }
+        Ok(())
+    }
+}
+
 /// The lease object's content.
 #[derive(Debug, Serialize, Deserialize)]
 struct LeaseBody {
@@ -377,6 +402,29 @@ mod tests {
             expires_at_ms,
             ttl_ms,
             released,
+        }
+    }
+
+    #[test]
+    fn lease_timings_that_cannot_work_are_refused() {
+        assert!(LeaseConfig::default().check().is_ok());
+        let ms = Duration::from_millis;
+        for bad in [
+            LeaseConfig {
+                ttl: ms(0),
+                ..LeaseConfig::default()
+            },
+            LeaseConfig {
+                poll: ms(0),
+                ..LeaseConfig::default()
+            },
+            LeaseConfig {
+                wait: Duration::MAX,
+                ..LeaseConfig::default()
+            },
+        ] {
+            let e = bad.check().unwrap_err();
+            assert!(e.to_string().starts_with("invalid lease timing"), "{e}");
         }
     }
 

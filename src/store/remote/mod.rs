@@ -79,7 +79,8 @@ impl S3Dataset {
     /// Opens the dataset at `location` for writing bars of `identity`: records the
     /// identity on first open (create-only, so of concurrent first opens one records
     /// and the others compare) and refuses a different one later, or data objects of
-    /// another identity left without state. `bucket` must be `location`'s bucket.
+    /// another identity left without state. `bucket` must be `location`'s bucket;
+    /// `leases` must pass [`LeaseConfig::check`].
     pub async fn open(
         bucket: Bucket,
         location: S3Location,
@@ -87,6 +88,7 @@ impl S3Dataset {
         leases: LeaseConfig,
     ) -> Result<S3Dataset, StoreError> {
         check_bucket(&bucket, &location)?;
+        leases.check()?;
         let mut ds = S3Dataset {
             bucket,
             location,
