@@ -1,4 +1,6 @@
-//! An S3 client for Polygon/Massive flat files (and, later, for writing datasets).
+//! An S3 client for Polygon/Massive flat files and for datasets on S3
+//! ([`crate::store::remote`], which needs its conditional writes: create-only and
+//! replace-only-if-ETag PUTs, [`Bucket::put_if_absent`] and [`Bucket::put_if_match`]).
 //!
 //! A thin layer over [`object_store`]'s S3 store that keeps the project's rules:
 //! credentials come from the environment (or code) and never print; `http://` goes
