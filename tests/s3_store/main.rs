@@ -462,3 +462,36 @@ fn a_crash_between_data_and_coverage_leaves_the_range_unclaimed_and_a_rerun_comp
         assert_eq!(ds.coverage("AAPL").await.unwrap().files[&2004], lw.facts);
     });
 }
+
+#[test]
+fn coverage_records_a_files_facts_only_while_the_object_is_the_one_written() {
+    let moto = MotoServer::start_serialized();
+    runtime().block_on(async {
+        let ds = open(&moto, leases(5_000, 5_000)).await;
+        let w = ds.lease("AAPL").await.unwrap();
+        let (jan, feb) = (
+            range("2004-01-01", "2004-01-31"),
+            range("2004-02-01", "2004-02-29"),
+        );
+        let first = w
+            .write_piece(jan, &synth(jan, 5, 1.0), &prov(jan))
+            .await
+            .unwrap();
+        let second = w
+            .write_piece(feb, &synth(feb, 5, 2.0), &prov(feb))
+            .await
+            .unwrap();
+        assert_ne!(first.etag, second.etag);
+        // The first object was replaced: its range is claimed (its bars are in the
+        // second), its facts are not.
+        w.mark_written(&[jan], today(), &first).await.unwrap();
+        let record = ds.coverage("AAPL").await.unwrap();
+        assert_eq!(record.complete, [jan]);
+        assert!(record.files.is_empty(), "{record:?}");
+        w.mark_written(&[feb], today(), &second).await.unwrap();
+        let record = ds.coverage("AAPL").await.unwrap();
+        assert_eq!(record.complete, [range("2004-01-01", "2004-02-29")]);
+        assert_eq!(record.files[&2004], second.facts);
+        w.release().await.unwrap();
+    });
+}
