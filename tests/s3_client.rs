@@ -442,3 +442,125 @@ fn a_repeated_continuation_token_stops_the_listing() {
     );
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn conditional_puts_create_once_and_replace_only_the_version_read() {
+    let moto = MotoServer::start_serialized();
+    let b = bucket(&moto);
+    runtime().block_on(async {
+        let key = "state/coverage/AAPL.json";
+        let first = b
+            .put_if_absent(key, Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        let e1 = first.etag.clone().expect("an ETag");
+        assert!(!e1.contains('"'), "{e1}");
+
+        let e = b
+            .put_if_absent(key, Bytes::from_static(b"two"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::AlreadyExists, "{e}");
+        assert!(e.message.contains("already exists"), "{e}");
+        assert_clean(&e);
+        assert_eq!(b.get(key).await.unwrap().body, Bytes::from_static(b"one"));
+
+        let second = b
+            .put_if_match(key, Bytes::from_static(b"two"), &e1)
+            .await
+            .unwrap();
+        let e2 = second.etag.clone().expect("an ETag");
+        assert_ne!(e1, e2);
+        assert_eq!(
+            b.head(key).await.unwrap().etag.as_deref(),
+            Some(e2.as_str())
+        );
+
+        // A writer still holding the first version loses, and changes nothing.
+        let e = b
+            .put_if_match(key, Bytes::from_static(b"three"), &e1)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::PreconditionFailed, "{e}");
+        assert!(e.message.contains("changed since it was read"), "{e}");
+        assert_clean(&e);
+        assert_eq!(b.get(key).await.unwrap().body, Bytes::from_static(b"two"));
+        // `put_expecting` is either of the two.
+        let e = b
+            .put_expecting(key, Bytes::from_static(b"x"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::AlreadyExists, "{e}");
+        b.put_expecting(key, Bytes::from_static(b"four"), Some(&e2))
+            .await
+            .unwrap();
+
+        // Replacing what is not there fails its precondition too.
+        let e = b
+            .put_if_match("state/none.json", Bytes::from_static(b"x"), &e1)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::PreconditionFailed, "{e}");
+        assert_eq!(
+            b.get("state/none.json").await.unwrap_err().kind,
+            S3ErrorKind::NotFound
+        );
+
+        b.delete(key).await.unwrap();
+        assert_eq!(b.get(key).await.unwrap_err().kind, S3ErrorKind::NotFound);
+        b.delete(key).await.expect("deleting what is gone succeeds");
+        b.put_if_absent(key, Bytes::from_static(b"again"))
+            .await
+            .expect("free again");
+        let e = b.delete("a//b").await.unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::Other, "{e}");
+    });
+}
+
+#[test]
+fn of_writers_racing_on_one_key_exactly_one_wins() {
+    let moto = MotoServer::start_serialized();
+    let b = bucket(&moto);
+    runtime().block_on(async {
+        let key = "locks/AAPL.json";
+        // Bodies differ between rounds: an ETag is the body's MD5, so rewriting the same
+        // bytes keeps it, and a second round would then have two winners.
+        let attempt = |i: usize, round: usize, etag: Option<String>| {
+            let b = b.clone();
+            async move {
+                let body = Bytes::from(format!("writer {i} round {round}"));
+                (i, b.put_expecting(key, body, etag.as_deref()).await)
+            }
+        };
+        for round in 0..2 {
+            let etag = match round {
+                0 => None,
+                _ => b.head(key).await.unwrap().etag,
+            };
+            let results: Vec<_> = futures_util::stream::iter(0..12)
+                .map(|i| attempt(i, round, etag.clone()))
+                .buffer_unordered(12)
+                .collect()
+                .await;
+            let winners: Vec<usize> = results
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(i, _)| *i)
+                .collect();
+            assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+            let lost = if round == 0 {
+                S3ErrorKind::AlreadyExists
+            } else {
+                S3ErrorKind::PreconditionFailed
+            };
+            for (_, r) in &results {
+                if let Err(e) = r {
+                    assert_eq!(e.kind, lost, "{e}");
+                }
+            }
+            let body = b.get(key).await.unwrap().body;
+            let winner = format!("writer {} round {round}", winners[0]);
+            assert_eq!(body, Bytes::from(winner));
+        }
+    });
+}

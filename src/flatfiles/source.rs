@@ -368,7 +368,11 @@ fn s3_failure(e: S3Error, doing: &str) -> FetchError {
         S3ErrorKind::BadCredentials => ErrorKind::Unauthorized,
         S3ErrorKind::Forbidden => ErrorKind::NotEntitled,
         S3ErrorKind::NotFound => ErrorKind::NotFound,
-        S3ErrorKind::Transient | S3ErrorKind::Other => ErrorKind::Server,
+        // The last two come only from conditional writes, which reading flat files never does.
+        S3ErrorKind::Transient
+        | S3ErrorKind::Other
+        | S3ErrorKind::AlreadyExists
+        | S3ErrorKind::PreconditionFailed => ErrorKind::Server,
         S3ErrorKind::Corrupt => ErrorKind::Body,
         S3ErrorKind::Config => ErrorKind::BadRequest,
     };

@@ -1,4 +1,5 @@
-//! [`Bucket`]: list, get, head and put on one bucket, over object_store's S3 store.
+//! [`Bucket`]: list, get, head, put (plain or conditional) and delete on one bucket,
+//! over object_store's S3 store.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,7 +10,7 @@ use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutPayload, RetryConfig,
+    PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
 use reqwest::Url;
 
@@ -225,6 +226,101 @@ impl Bucket {
             etag: result.e_tag.as_deref().map(unquote),
             last_modified: now_ms(),
         })
+    }
+
+    /// Writes `body` as `key` only if no object `key` exists (`If-None-Match: *`): of
+    /// writers racing to create one key, exactly one succeeds; the others get
+    /// [`S3ErrorKind::AlreadyExists`].
+    pub async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<ObjectInfo, S3Error> {
+        self.put_expecting(key, body, None).await
+    }
+
+    /// Replaces `key` with `body` only if its current ETag is `etag` (`If-Match`): a
+    /// read-modify-write that loses a race (or finds the object gone) gets
+    /// [`S3ErrorKind::PreconditionFailed`] instead of overwriting another writer's work.
+    pub async fn put_if_match(
+        &self,
+        key: &str,
+        body: Bytes,
+        etag: &str,
+    ) -> Result<ObjectInfo, S3Error> {
+        self.put_expecting(key, body, Some(etag)).await
+    }
+
+    /// [`Bucket::put_if_match`] when `expected` is the ETag read, else
+    /// [`Bucket::put_if_absent`]: the write of a read-modify-write that found the object
+    /// (or found none).
+    ///
+    /// A conditional PUT is not retried after a timeout (object_store retries only
+    /// idempotent requests then), but a 5xx is: if a first attempt landed and its
+    /// answer was lost, the retry fails its precondition. Callers therefore re-read
+    /// after a failed precondition and recognise their own write.
+    pub async fn put_expecting(
+        &self,
+        key: &str,
+        body: Bytes,
+        expected: Option<&str>,
+    ) -> Result<ObjectInfo, S3Error> {
+        let path = self.path(key)?;
+        let size = body.len() as u64;
+        let mode = match expected {
+            None => PutMode::Create,
+            // Quoted, as the HTTP entity-tag grammar (and S3's own answers) have it.
+            Some(etag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(format!("\"{}\"", unquote(etag))),
+                version: None,
+            }),
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .put_opts(&path, PutPayload::from(body), opts)
+            .await
+            .map_err(|e| self.conditional_error(&e, key, expected.is_none()))?;
+        tracing::debug!(key, bytes = size, expected, "conditional put");
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            etag: result.e_tag.as_deref().map(unquote),
+            last_modified: now_ms(),
+        })
+    }
+
+    /// Removes `key`. Removing a key that does not exist succeeds (S3 answers 204).
+    pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
+        let path = self.path(key)?;
+        self.store
+            .delete(&path)
+            .await
+            .map_err(|e| self.error(&e, Op::Delete, key))?;
+        tracing::debug!(key, "deleted");
+        Ok(())
+    }
+
+    /// The error of a conditional PUT. object_store names a failed `If-None-Match`
+    /// `AlreadyExists`, a failed `If-Match` `Precondition` (S3's 404 for a vanished
+    /// object included), and a 409 that outlasted its retries `AlreadyExists` too.
+    fn conditional_error(&self, err: &object_store::Error, key: &str, create: bool) -> S3Error {
+        let kind = match err {
+            object_store::Error::AlreadyExists { .. } if create => S3ErrorKind::AlreadyExists,
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => S3ErrorKind::PreconditionFailed,
+            _ => return self.error(err, Op::Put, key),
+        };
+        let what = if create {
+            "the object already exists (another writer created it first)"
+        } else {
+            "the object changed since it was read (another writer replaced or removed it)"
+        };
+        tracing::debug!(key, ?kind, "conditional put refused");
+        S3Error::new(
+            kind,
+            Some(key),
+            format!("PUT s3://{}/{key}: {what}", self.bucket),
+        )
     }
 
     /// The bucket's name.

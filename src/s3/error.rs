@@ -34,6 +34,12 @@ pub enum S3ErrorKind {
     Config,
     /// The body arrived incomplete or inconsistent (shorter than Content-Length).
     Corrupt,
+    /// A create-only put ([`super::Bucket::put_if_absent`]) found the object already
+    /// there: another writer created it first.
+    AlreadyExists,
+    /// A replace-only-if-unchanged put ([`super::Bucket::put_if_match`]) found another
+    /// ETag (or no object): another writer changed it since it was read.
+    PreconditionFailed,
     /// Anything else.
     Other,
 }
@@ -74,6 +80,7 @@ pub(crate) enum Op {
     Get,
     Head,
     Put,
+    Delete,
 }
 
 /// Where a failure happened: enough to say what was being done and what to fix.
@@ -94,6 +101,7 @@ impl Context<'_> {
             Op::Get => format!("GET s3://{bucket}/{key}"),
             Op::Head => format!("HEAD s3://{bucket}/{key}"),
             Op::Put => format!("PUT s3://{bucket}/{key}"),
+            Op::Delete => format!("DELETE s3://{bucket}/{key}"),
         }
     }
 }
@@ -181,6 +189,7 @@ pub(crate) fn decide(f: &Facts) -> S3ErrorKind {
             "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout" => {
                 return Transient;
             }
+            "PreconditionFailed" | "ConditionalRequestConflict" => return PreconditionFailed,
             _ => {}
         }
     }
@@ -189,6 +198,7 @@ pub(crate) fn decide(f: &Facts) -> S3ErrorKind {
         Some(403) => return Forbidden,
         Some(404) => return NotFound,
         Some(408 | 429) => return Transient,
+        Some(412) => return PreconditionFailed,
         Some(s) if s >= 500 => return Transient,
         Some(300..=399) => return Config,
         _ => {}
@@ -261,6 +271,13 @@ fn message(kind: S3ErrorKind, f: &Facts, ctx: &Context<'_>) -> String {
             format!("{what} failed at {origin}: {why}; a later attempt may succeed")
         }
         S3ErrorKind::Corrupt => format!("{what}: incomplete or corrupt body ({why}); try again"),
+        S3ErrorKind::AlreadyExists => {
+            format!("{what}: the object already exists (another writer created it first)")
+        }
+        S3ErrorKind::PreconditionFailed => format!(
+            "{what}: the object changed since it was read (another writer replaced or \
+             removed it; {why})"
+        ),
         S3ErrorKind::Config if is_tls(&format!("{} {}", f.text, f.leaf).to_lowercase()) => {
             format!(
                 "TLS with {origin} failed while {what}: {why}; check the endpoint's scheme, host and port"

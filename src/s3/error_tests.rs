@@ -263,3 +263,24 @@ fn element_and_status_parsing() {
     );
     assert_eq!(cap("ééé", 3), "é…");
 }
+
+#[test]
+fn a_failed_precondition_is_its_own_kind() {
+    let err = object_store::Error::Precondition {
+        path: "k".into(),
+        source: Box::new(retry_text(
+            "PUT",
+            "412 Precondition Failed",
+            &xml(
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+            ),
+        )),
+    };
+    let e = check(&err, Op::Put);
+    assert_eq!(e.kind, S3ErrorKind::PreconditionFailed, "{e}");
+    assert!(e.message.contains("changed since it was read"), "{e}");
+    let e = check(&list_failure("412 Precondition Failed", ""), Op::Delete);
+    assert_eq!(e.kind, S3ErrorKind::PreconditionFailed, "{e}");
+    assert!(e.message.starts_with("DELETE s3://flatfiles/"), "{e}");
+}

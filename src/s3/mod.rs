@@ -1,4 +1,6 @@
-//! An S3 client for Polygon/Massive flat files (and, later, for writing datasets).
+//! An S3 client for Polygon/Massive flat files and for datasets on S3
+//! ([`crate::store::remote`], which needs its conditional writes: create-only and
+//! replace-only-if-ETag PUTs, [`Bucket::put_if_absent`] and [`Bucket::put_if_match`]).
 //!
 //! A thin layer over [`object_store`]'s S3 store that keeps the project's rules:
 //! credentials come from the environment (or code) and never print; `http://` goes
@@ -37,6 +39,10 @@ pub const FLATFILES_CREDENTIAL_VARS: [(&str, &str); 2] = [
     ("POLYGON_S3_ACCESS_KEY_ID", "POLYGON_S3_SECRET_ACCESS_KEY"),
 ];
 
+/// The variables read for a dataset's key pair: the standard AWS ones.
+pub const DATASET_CREDENTIAL_VARS: [(&str, &str); 1] =
+    [("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")];
+
 /// An access key id and its secret. `Debug` redacts both and there is no `Display`,
 /// so they cannot reach a log line or an error by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,9 +68,16 @@ impl S3Credentials {
     /// the missing variable (a typo should not silently fall through to the next pair);
     /// no pair set is an error naming every variable that would do.
     pub fn from_env(pairs: &[(&str, &str)]) -> Result<S3Credentials, S3Error> {
+        S3Credentials::from_lookup(pairs, |name| std::env::var(name).ok())
+    }
+
+    /// [`S3Credentials::from_env`] with variables read through `lookup`.
+    fn from_lookup(
+        pairs: &[(&str, &str)],
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<S3Credentials, S3Error> {
         let get = |name: &str| {
-            std::env::var(name)
-                .ok()
+            lookup(name)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
@@ -187,6 +200,46 @@ impl S3Config {
         }
     }
 
+    /// A dataset's bucket as the standard AWS variables describe it: the endpoint from
+    /// `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (else AWS's own for the region), the
+    /// region from `AWS_REGION` or `AWS_DEFAULT_REGION` (else `us-east-1`), the key
+    /// pair from [`DATASET_CREDENTIAL_VARS`]. Temporary credentials
+    /// (`AWS_SESSION_TOKEN`) are refused with a message saying so, since requests
+    /// signed without the token would fail with a confusing error.
+    pub fn dataset_from_env(bucket: &str) -> Result<S3Config, S3Error> {
+        S3Config::dataset_from_lookup(bucket, |name| std::env::var(name).ok())
+    }
+
+    /// [`S3Config::dataset_from_env`] with variables read through `lookup`.
+    pub fn dataset_from_lookup(
+        bucket: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<S3Config, S3Error> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if get("AWS_SESSION_TOKEN").is_some() {
+            return Err(S3Error::new(
+                S3ErrorKind::Config,
+                None,
+                "AWS_SESSION_TOKEN is set, but temporary credentials are not supported yet: \
+                 use a long-lived key pair in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ));
+        }
+        let credentials = S3Credentials::from_lookup(&DATASET_CREDENTIAL_VARS, &lookup)?;
+        let region = get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let endpoint = get("AWS_ENDPOINT_URL_S3")
+            .or_else(|| get("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let mut cfg = S3Config::new(&endpoint, bucket, credentials);
+        cfg.region = region;
+        Ok(cfg)
+    }
+
     /// Massive's flat files ([`FLATFILES_ENDPOINT`], [`FLATFILES_BUCKET`]) with the
     /// defaults of [`S3Config::new`].
     pub fn flatfiles(credentials: S3Credentials) -> S3Config {
@@ -280,6 +333,76 @@ mod tests {
         fn shareable<T: Clone + Send + Sync + 'static>() {}
         shareable::<Bucket>();
         shareable::<S3Error>();
+    }
+
+    #[test]
+    fn a_dataset_bucket_comes_from_the_standard_aws_variables() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let cfg = S3Config::dataset_from_lookup(
+            "research",
+            env(&[
+                ("AWS_ACCESS_KEY_ID", "AKIDX"),
+                ("AWS_SECRET_ACCESS_KEY", "sekrit-x"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(
+            (cfg.bucket.as_str(), cfg.region.as_str()),
+            ("research", "eu-west-1")
+        );
+        assert_eq!(cfg.credentials.pair(), ("AKIDX", "sekrit-x"));
+        assert_eq!(cfg.credentials.secret_hint(), "AWS_SECRET_ACCESS_KEY");
+
+        let cfg = S3Config::dataset_from_lookup(
+            "research",
+            env(&[
+                ("AWS_ACCESS_KEY_ID", "AKIDX"),
+                ("AWS_SECRET_ACCESS_KEY", "sekrit-x"),
+                ("AWS_ENDPOINT_URL", "http://ignored:1"),
+                ("AWS_ENDPOINT_URL_S3", "https://minio.example:9000"),
+                ("AWS_REGION", "us-west-2"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.endpoint, "https://minio.example:9000");
+        assert_eq!(cfg.region, "us-west-2");
+        let cfg = S3Config::dataset_from_lookup(
+            "b",
+            env(&[("AWS_ACCESS_KEY_ID", "A"), ("AWS_SECRET_ACCESS_KEY", "S")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.endpoint, "https://s3.us-east-1.amazonaws.com");
+
+        let e = S3Config::dataset_from_lookup("b", env(&[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        );
+        let e = S3Config::dataset_from_lookup(
+            "b",
+            env(&[
+                ("AWS_ACCESS_KEY_ID", "AKIDX"),
+                ("AWS_SECRET_ACCESS_KEY", "sekrit-x"),
+                ("AWS_SESSION_TOKEN", "tok-secret"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, S3ErrorKind::Config);
+        assert!(e.message.contains("not supported yet"), "{e}");
+        assert!(
+            !e.message.contains("tok-secret") && !e.message.contains("sekrit"),
+            "{e}"
+        );
     }
 
     #[test]

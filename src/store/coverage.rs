@@ -129,6 +129,27 @@ impl Record {
         }
     }
 
+    /// Records the days of `complete` before `today` as complete (a day still trading
+    /// never is) and, when given, the facts of the `(year, file)` just written. True
+    /// when the record changed.
+    pub fn claim(
+        &mut self,
+        complete: &[DateRange],
+        today: jiff::civil::Date,
+        file: Option<(i16, FileFacts)>,
+    ) -> bool {
+        let old = self.clone();
+        let done: Vec<DateRange> = complete.iter().filter_map(|r| r.before(today)).collect();
+        if !done.is_empty() {
+            self.complete.extend(done);
+            self.complete = merge_ranges(std::mem::take(&mut self.complete));
+        }
+        if let Some((year, facts)) = file {
+            self.files.insert(year, facts);
+        }
+        *self != old
+    }
+
     /// Forgets that the days of `ranges` (sorted, disjoint) are complete.
     pub fn withdraw(&mut self, ranges: &[DateRange]) {
         let mut kept = Vec::with_capacity(self.complete.len() + 1);
@@ -154,11 +175,16 @@ pub(crate) fn read_record(path: &Path) -> Result<Record, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Record::default()),
         Err(e) => return Err(StoreError::io("read", path, e)),
     };
+    parse_record(&bytes, path)
+}
+
+/// Parses a coverage record's JSON; `path` names it in errors.
+pub(crate) fn parse_record(bytes: &[u8], path: &Path) -> Result<Record, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         reason,
     };
-    let file: CoverageFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let file: CoverageFile = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut ranges = Vec::with_capacity(file.complete.len());
     for [from, to] in &file.complete {
         let r = DateRange::new(
@@ -174,13 +200,8 @@ pub(crate) fn read_record(path: &Path) -> Result<Record, StoreError> {
     })
 }
 
-/// Replaces the coverage file at `path` atomically.
-pub(crate) fn write(
-    staging: &Path,
-    path: &Path,
-    ticker: &str,
-    record: &Record,
-) -> Result<(), StoreError> {
+/// The JSON of `ticker`'s coverage record, newline-terminated.
+pub(crate) fn encode_record(ticker: &str, record: &Record) -> Result<Vec<u8>, StoreError> {
     let file = CoverageFile {
         ticker: ticker.to_string(),
         complete: record
@@ -193,6 +214,17 @@ pub(crate) fn write(
     let mut json = serde_json::to_vec(&file)
         .map_err(|e| StoreError::Invalid(format!("cannot encode coverage of {ticker}: {e}")))?;
     json.push(b'\n');
+    Ok(json)
+}
+
+/// Replaces the coverage file at `path` atomically.
+pub(crate) fn write(
+    staging: &Path,
+    path: &Path,
+    ticker: &str,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let json = encode_record(ticker, record)?;
     atomic::write_bytes(staging, path, &format!("{ticker}.json"), &json)
 }
 
@@ -272,6 +304,26 @@ mod tests {
             vec![r("2004-06-01", "2004-12-31"), r("2006-01-01", "2006-03-31")]
         );
         assert_eq!(rec.files.keys().copied().collect::<Vec<_>>(), [2006]);
+    }
+
+    #[test]
+    fn claims_stop_before_today_and_report_whether_anything_changed() {
+        let mut rec = Record::default();
+        let today = jiff::civil::date(2004, 3, 10);
+        let facts = FileFacts {
+            bytes: 9,
+            rows: 3,
+            first: 1,
+            last: 2,
+        };
+        assert!(rec.claim(&[r("2004-03-01", "2004-03-31")], today, None));
+        assert_eq!(rec.complete, vec![r("2004-03-01", "2004-03-09")]);
+        assert!(!rec.claim(&[r("2004-03-02", "2004-03-05")], today, None));
+        assert!(!rec.claim(&[r("2004-03-10", "2004-03-31")], today, None));
+        assert!(rec.claim(&[], today, Some((2004, facts))));
+        assert!(!rec.claim(&[], today, Some((2004, facts))));
+        assert!(rec.claim(&[r("2004-02-01", "2004-02-29")], today, None));
+        assert_eq!(rec.complete, vec![r("2004-02-01", "2004-03-09")]);
     }
 
     #[test]

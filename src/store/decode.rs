@@ -1,4 +1,5 @@
-//! Parquet bar file → [`Bars`], for merging a partial year and for `read_bars`.
+//! Parquet bar file (on disk or in memory) → [`Bars`], for merging a partial year and
+//! for `read_bars`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -7,8 +8,10 @@ use std::path::Path;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
+use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 
 use crate::bars::Bars;
 use crate::store::error::StoreError;
@@ -31,7 +34,7 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, StoreError>
     Ok(kv_of(&builder))
 }
 
-fn kv_of(builder: &ParquetRecordBatchReaderBuilder<File>) -> HashMap<String, String> {
+fn kv_of<T: ChunkReader>(builder: &ParquetRecordBatchReaderBuilder<T>) -> HashMap<String, String> {
     builder
         .metadata()
         .file_metadata()
@@ -47,8 +50,18 @@ fn kv_of(builder: &ParquetRecordBatchReaderBuilder<File>) -> HashMap<String, Str
 /// Reads a whole bar file.
 pub fn read_file(path: &Path) -> Result<StoredFile, StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+    read_from(file, path)
+}
+
+/// Reads a whole bar file held in memory (an S3 object's body); `name` names it in
+/// errors.
+pub fn read_bytes(bytes: Bytes, name: &Path) -> Result<StoredFile, StoreError> {
+    read_from(bytes, name)
+}
+
+fn read_from<T: ChunkReader + 'static>(input: T, path: &Path) -> Result<StoredFile, StoreError> {
     let err = |e: parquet::errors::ParquetError| StoreError::parquet("read", path, e);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(err)?;
     let metadata = kv_of(&builder);
     let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
     let reader = builder

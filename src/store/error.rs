@@ -93,6 +93,54 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
 
+    /// An S3 request of a dataset on S3 failed (the message names the object and the
+    /// fix; it never holds credentials).
+    #[error("{0}")]
+    S3(#[from] crate::s3::S3Error),
+
+    /// Another writer holds the write lease of a ticker of a dataset on S3, and did not
+    /// release it (nor let it expire) within the wait.
+    #[error(
+        "{ticker} is being written by another writer ({owner}, lease {key}); waited {waited:?} \
+         for it: let that writer finish, or run again once its lease has expired"
+    )]
+    LeaseHeld {
+        /// The ticker.
+        ticker: String,
+        /// The holder's owner id (host/pid/random).
+        owner: String,
+        /// The lease object's `s3://` URL.
+        key: String,
+        /// How long this writer waited.
+        waited: std::time::Duration,
+    },
+
+    /// This writer's lease on a ticker ended: it could not be renewed in time, or
+    /// another writer took it over. Nothing more is written for the ticker.
+    #[error(
+        "lost the write lease of {ticker} ({reason}); nothing more was written for it: run \
+         again to finish it"
+    )]
+    LeaseLost {
+        /// The ticker.
+        ticker: String,
+        /// Why the lease ended.
+        reason: String,
+    },
+
+    /// A conditional read-modify-write of an S3 object kept losing races to other
+    /// writers and gave up (bounded retries, never an unconditional overwrite).
+    #[error(
+        "gave up updating {key} after {attempts} attempts: other writers kept changing it; \
+         run again"
+    )]
+    Contended {
+        /// The object's `s3://` URL.
+        key: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+
     /// A write was attempted on a store opened read-only.
     #[error("store {path} was opened read-only; open it with an identity to write")]
     ReadOnly {

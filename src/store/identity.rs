@@ -201,11 +201,30 @@ pub(crate) fn read(path: &Path) -> Result<Option<DatasetIdentity>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io("read", path, e)),
     };
-    let file: DatasetFile = serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt {
+    parse(&text, path).map(Some)
+}
+
+/// Parses `dataset.json`; `path` names it in errors.
+pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<DatasetIdentity, StoreError> {
+    let file: DatasetFile = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    Ok(Some(file.identity))
+    Ok(file.identity)
+}
+
+/// The content of a new `dataset.json` recording `identity`, created now by this
+/// version of barsmith.
+pub(crate) fn encode_new(identity: &DatasetIdentity) -> Result<Vec<u8>, StoreError> {
+    let file = DatasetFile {
+        identity: identity.clone(),
+        created_by: format!("barsmith {}", crate::VERSION),
+        created_at: Timestamp::now().to_string(),
+    };
+    let mut json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode dataset identity: {e}")))?;
+    json.push(b'\n');
+    Ok(json)
 }
 
 /// Records `identity` in `path` unless a (possibly concurrent) opener recorded one
@@ -218,14 +237,7 @@ pub(crate) fn record_or_read(
     if let Some(existing) = read(path)? {
         return Ok(existing);
     }
-    let file = DatasetFile {
-        identity: identity.clone(),
-        created_by: format!("barsmith {}", crate::VERSION),
-        created_at: Timestamp::now().to_string(),
-    };
-    let mut json = serde_json::to_vec_pretty(&file)
-        .map_err(|e| StoreError::Invalid(format!("cannot encode dataset identity: {e}")))?;
-    json.push(b'\n');
+    let json = encode_new(identity)?;
     // Hard-link a finished temp file: creates `dataset.json` only if absent, atomically.
     if !atomic::publish_new(staging, path, "dataset.json", &json)? {
         return read(path)?.ok_or_else(|| StoreError::Corrupt {

@@ -75,22 +75,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
-        let done: Vec<DateRange> = complete.iter().filter_map(|r| r.before(today)).collect();
-        if done.is_empty() && written.is_none() {
+        if complete.iter().all(|r| r.before(today).is_none()) && written.is_none() {
             return Ok(());
         }
         let _lock = self.lock(ticker)?;
         let path = self.layout.coverage_file(ticker);
         let mut record = coverage::read_record(&path)?;
-        let old = record.clone();
-        if !done.is_empty() {
-            record.complete.extend(done);
-            record.complete = coverage::merge_ranges(record.complete);
-        }
-        if let Some(w) = written {
-            record.files.insert(w.year, w.facts);
-        }
-        if record == old {
+        if !record.claim(complete, today, written.map(|w| (w.year, w.facts))) {
             return Ok(());
         }
         coverage::write(&self.layout.staging_dir(), &path, ticker, &record)

@@ -15,22 +15,22 @@ mod footer;
 pub mod identity;
 pub mod layout;
 mod marks;
+mod piece;
+pub mod remote;
 pub mod schema;
 pub mod status;
 pub mod upgrade;
 pub mod verify;
 mod within;
 
-use std::borrow::Cow;
 use std::ffi::CString;
 use std::fs::{self, File};
-use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::bars::Bars;
-use crate::calendar::{DateRange, ny_day_start_ms, parse_date};
+use crate::calendar::DateRange;
 use crate::ticker::validate_ticker;
 
 pub use decode::{StoredFile, read_file, read_metadata};
@@ -38,9 +38,9 @@ pub use encode::{Encoded, bars_to_batch, encode_parquet};
 pub use error::StoreError;
 pub use identity::{DatasetIdentity, Origin, Provenance};
 
-use identity::kept_origin;
 pub use layout::{Layout, state_dir_for};
 pub use marks::Written;
+pub(crate) use piece::recorded_request;
 pub use verify::{Damage, DamageKind, Finding};
 
 use coverage::FileFacts;
@@ -204,56 +204,28 @@ impl Store {
     ) -> Result<Written, StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
-        let year = range.from.year();
-        if range.to.year() != year {
-            return Err(StoreError::Invalid(format!(
-                "write_piece({ticker}, {range}): a piece must lie within one calendar year; \
-                 split it with DateRange::split_by_year"
-            )));
-        }
+        let year = piece::year_of(ticker, range)?;
         self.check_identity(&provenance.identity(), &self.layout.dataset_file())?;
 
-        let bounds = ms_bounds(range);
-        let incoming = sorted_within(ticker, bars, bounds.clone());
+        let incoming = piece::incoming(ticker, bars, range);
         let _lock = self.lock(ticker)?;
         let path = self.layout.file_path(ticker, year);
-        let mut provenance = provenance.clone();
-        let whole_year = range.from.day_of_year() == 1 && range.to == range.to.last_of_year();
-        let merged = if complete != [range] {
-            let replace: Vec<Range<i64>> = complete.iter().map(|r| ms_bounds(*r)).collect();
-            let merged = if path.exists() {
-                let stored = read_file(&path)?;
-                self.check_identity(&file_identity(&stored.metadata, &path)?, &path)?;
-                let (merged, kept) = within::replace_within(&stored.bars, &incoming, &replace);
-                if kept > 0 {
-                    provenance.requested = widen(provenance.requested, &stored.metadata);
-                    provenance.origin = kept_origin(provenance.origin, &stored.metadata);
-                }
-                merged
-            } else {
-                within::replace_within(&Bars::default(), &incoming, &replace).0
+        let stored = if path.exists() {
+            let stored = match piece::needs(range, complete) {
+                // Every stored bar is replaced: only the identity needs checking.
+                piece::Needs::Metadata => StoredFile {
+                    bars: Bars::default(),
+                    metadata: read_metadata(&path)?,
+                },
+                piece::Needs::Bars => read_file(&path)?,
             };
-            Cow::Owned(merged)
-        } else if path.exists() && whole_year {
-            // Every stored bar is replaced: only the identity needs checking.
-            self.check_identity(&file_identity(&read_metadata(&path)?, &path)?, &path)?;
-            incoming
-        } else if path.exists() {
-            let stored = read_file(&path)?;
             self.check_identity(&file_identity(&stored.metadata, &path)?, &path)?;
-            let (before, after) = outside_slices(&stored.bars, bounds);
-            if !before.is_empty() || !after.is_empty() {
-                provenance.requested = widen(provenance.requested, &stored.metadata);
-                provenance.origin = kept_origin(provenance.origin, &stored.metadata);
-            }
-            let mut merged = Bars::with_capacity(before.len() + incoming.len() + after.len());
-            merged.extend(&slice(&stored.bars, before));
-            merged.extend(incoming.as_ref());
-            merged.extend(&slice(&stored.bars, after));
-            Cow::Owned(merged)
+            Some(stored)
         } else {
-            incoming
+            None
         };
+        let mut provenance = provenance.clone();
+        let merged = piece::merge(stored.as_ref(), incoming, range, complete, &mut provenance);
 
         if merged.is_empty() {
             if atomic::remove_durable(&path)? {
@@ -289,10 +261,7 @@ impl Store {
                 continue;
             }
             let stored = read_file(&path)?;
-            let ts = &stored.bars.timestamp;
-            let b = ms_bounds(piece);
-            let inside = ts.partition_point(|&t| t < b.start)..ts.partition_point(|&t| t < b.end);
-            out.extend(&slice(&stored.bars, inside));
+            out.extend(&piece::bars_in(&stored.bars, piece));
         }
         Ok(out)
     }
@@ -352,7 +321,7 @@ fn check_writable(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// The identity written in a file's metadata.
-fn file_identity(
+pub(crate) fn file_identity(
     meta: &std::collections::HashMap<String, String>,
     path: &Path,
 ) -> Result<DatasetIdentity, StoreError> {
@@ -404,95 +373,6 @@ fn first_parquet(root: &Path) -> Option<PathBuf> {
         }
     }
     None
-}
-
-/// The Unix-millisecond interval `[start of from, start of the day after to)`.
-fn ms_bounds(range: DateRange) -> Range<i64> {
-    let end = range.to.tomorrow().map(ny_day_start_ms).unwrap_or(i64::MAX);
-    ny_day_start_ms(range.from)..end
-}
-
-/// The index ranges of sorted `bars` before and after `bounds`.
-fn outside_slices(bars: &Bars, bounds: Range<i64>) -> (Range<usize>, Range<usize>) {
-    let ts = &bars.timestamp;
-    let a = ts.partition_point(|&t| t < bounds.start);
-    let b = ts.partition_point(|&t| t < bounds.end);
-    (0..a, b..ts.len())
-}
-
-/// Rows `r` of `bars`.
-fn slice(bars: &Bars, r: Range<usize>) -> Bars {
-    Bars {
-        timestamp: bars.timestamp[r.clone()].to_vec(),
-        open: bars.open[r.clone()].to_vec(),
-        high: bars.high[r.clone()].to_vec(),
-        low: bars.low[r.clone()].to_vec(),
-        close: bars.close[r.clone()].to_vec(),
-        volume: bars.volume[r.clone()].to_vec(),
-        vwap: bars.vwap[r.clone()].to_vec(),
-        transactions: bars.transactions[r.clone()].to_vec(),
-        otc: bars.otc[r].to_vec(),
-    }
-}
-
-/// `bars` restricted to `bounds`, sorted by strictly increasing timestamp (on a repeated
-/// timestamp the later bar wins). Already-sorted input (the normal case) is only sliced.
-fn sorted_within<'a>(ticker: &str, bars: &'a Bars, bounds: Range<i64>) -> Cow<'a, Bars> {
-    let ts = &bars.timestamp;
-    let sorted = ts.windows(2).all(|w| w[0] < w[1]);
-    let out = if sorted {
-        let a = ts.partition_point(|&t| t < bounds.start);
-        let b = ts.partition_point(|&t| t < bounds.end);
-        if a == 0 && b == ts.len() {
-            // The usual case: no copy of a ticker-year, which bounds a worker's memory.
-            return Cow::Borrowed(bars);
-        }
-        slice(bars, a..b)
-    } else {
-        let mut idx: Vec<usize> = (0..ts.len()).filter(|&i| bounds.contains(&ts[i])).collect();
-        idx.sort_by_key(|&i| ts[i]); // stable: equal timestamps keep arrival order
-        let mut out = Bars::with_capacity(idx.len());
-        for (k, &i) in idx.iter().enumerate() {
-            if idx.get(k + 1).is_some_and(|&j| ts[j] == ts[i]) {
-                continue; // a later bar with the same minute follows
-            }
-            if let Some(bar) = bars.get(i) {
-                out.push(bar);
-            }
-        }
-        out
-    };
-    if out.len() != bars.len() {
-        tracing::warn!(
-            ticker,
-            given = bars.len(),
-            kept = out.len(),
-            "bars outside the written range or repeated were dropped"
-        );
-    }
-    Cow::Owned(out)
-}
-
-/// `requested` widened to the requested range recorded in an existing file's metadata,
-/// since the merged file holds bars of both requests.
-fn widen(requested: DateRange, meta: &std::collections::HashMap<String, String>) -> DateRange {
-    match recorded_request(meta) {
-        Some(r) => DateRange {
-            from: requested.from.min(r.from),
-            to: requested.to.max(r.to),
-        },
-        None => requested,
-    }
-}
-
-/// The requested range a file's metadata records, if it records a valid one.
-fn recorded_request(meta: &std::collections::HashMap<String, String>) -> Option<DateRange> {
-    let date = |k: &str| meta.get(k).and_then(|v| parse_date(v).ok());
-    let (from, to) = (
-        date(schema::meta::REQUESTED_FROM)?,
-        date(schema::meta::REQUESTED_TO)?,
-    );
-    DateRange::new(from, to).ok()
 }
 
 /// Removes the now-empty `year=` and `ticker=` folders of a removed file (best effort).

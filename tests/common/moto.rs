@@ -28,6 +28,19 @@ impl MotoServer {
     /// Starts moto on a free loopback port (from the venv of `tests/s3/requirements.txt`,
     /// installed on first use), waits until it answers, and creates bucket `barsmith`.
     pub fn start() -> MotoServer {
+        MotoServer::launch(false)
+    }
+
+    /// As [`MotoServer::start`], but moto handles one request at a time. moto checks
+    /// `If-Match`/`If-None-Match` and then stores the object in two steps, so two
+    /// conditional PUTs handled on two of its threads can both pass their check; S3
+    /// itself decides them atomically. Tests of races between conditional writers use
+    /// this server so that they test barsmith, not moto's threading.
+    pub fn start_serialized() -> MotoServer {
+        MotoServer::launch(true)
+    }
+
+    fn launch(serialized: bool) -> MotoServer {
         let python = super::python_venv(
             "s3",
             "moto's S3 server (moto[server])",
@@ -38,10 +51,15 @@ impl MotoServer {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{port}.log"));
         let out = std::fs::File::create(&log).expect("moto log file");
         let t0 = Instant::now();
+        let mut command = Command::new("timeout");
         // `timeout` ends the server even if this test process dies without dropping it.
-        let child = Command::new("timeout")
-            .arg("900")
-            .arg(&moto)
+        command.arg("900");
+        if serialized {
+            command.arg(&python).args(["-c", SERIALIZED_MOTO]);
+        } else {
+            command.arg(&moto);
+        }
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log handle"))
@@ -150,6 +168,21 @@ impl Drop for MotoServer {
         let _ = self.child.wait();
     }
 }
+
+/// moto's own `main` with every request handled under one lock (the body read
+/// inside it), so each request, conditional PUTs included, is atomic.
+const SERIALIZED_MOTO: &str = r#"
+import sys, threading
+import moto.server as server
+lock = threading.Lock()
+inner = server.DomainDispatcherApplication
+class Serialized(inner):
+    def __call__(self, environ, start_response):
+        with lock:
+            return list(inner.__call__(self, environ, start_response))
+server.DomainDispatcherApplication = Serialized
+server.main(sys.argv[1:])
+"#;
 
 /// A port that was free a moment ago (the kernel's pick for port 0).
 pub fn free_port() -> u16 {
