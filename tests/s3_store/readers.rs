@@ -1,6 +1,6 @@
-//! pyarrow and Polars read a dataset on S3 straight from moto. DuckDB is not among
-//! them: its httpfs extension is downloaded on first use, and tests never reach the
-//! internet.
+//! pyarrow, Polars and DuckDB read a dataset on S3 straight from moto. DuckDB's httpfs
+//! extension comes from PyPI (tests/duckdb_s3/requirements.txt), not from
+//! extensions.duckdb.org: tests never reach the internet.
 
 use crate::common::{self, moto::MotoServer};
 use crate::{leases, open, prov, range, runtime, synth, today};
@@ -35,8 +35,27 @@ except Exception as e:
 print(json.dumps(out))
 "#;
 
+/// What DuckDB (httpfs, installed from its PyPI wheel) sees of the dataset.
+const DUCKDB_FROM_S3: &str = r#"
+import json, os, pathlib
+import duckdb, duckdb_extension_httpfs
+con = duckdb.connect()
+version = con.sql("PRAGMA version").fetchone()[0]
+ext = pathlib.Path(duckdb_extension_httpfs.__file__).parent / "extensions" / version / "httpfs.duckdb_extension"
+con.sql(f"INSTALL '{ext}'")
+con.sql("LOAD httpfs")
+ep = os.environ["BARSMITH_TEST_S3_ENDPOINT"].removeprefix("http://")
+con.sql(f"""CREATE SECRET (TYPE s3, KEY_ID '{os.environ["AWS_ACCESS_KEY_ID"]}',
+    SECRET '{os.environ["AWS_SECRET_ACCESS_KEY"]}', ENDPOINT '{ep}', URL_STYLE 'path',
+    USE_SSL false, REGION 'us-east-1')""")
+rows, tickers, years = con.sql("""SELECT count(*), list_sort(list(DISTINCT ticker)),
+    list_sort(list(DISTINCT year::INT)) FROM
+    read_parquet('s3://barsmith/bars/minute/**/*.parquet', hive_partitioning = true)""").fetchone()
+print(json.dumps({"duckdb": {"rows": rows, "tickers": tickers, "years": years}}))
+"#;
+
 #[test]
-fn pyarrow_and_polars_read_the_dataset_straight_from_s3() {
+fn pyarrow_polars_and_duckdb_read_the_dataset_straight_from_s3() {
     let moto = MotoServer::start_serialized();
     let mut rows = 0;
     runtime().block_on(async {
@@ -54,9 +73,24 @@ fn pyarrow_and_polars_read_the_dataset_straight_from_s3() {
             w.release().await.unwrap();
         }
     });
-    let python = common::python_with_readers();
+    let duckdb = common::python_venv(
+        "duckdb_s3",
+        "DuckDB with its httpfs extension",
+        "it is only needed for the S3 reader test",
+    );
+    for (python, script) in [
+        (common::python_with_readers(), READ_FROM_S3),
+        (duckdb, DUCKDB_FROM_S3),
+    ] {
+        check_readers(&moto, &python, script, rows);
+    }
+}
+
+/// Runs `script` (prints a JSON map reader → rows, tickers, years) against moto and
+/// checks every reader saw the whole dataset.
+fn check_readers(moto: &MotoServer, python: &std::path::Path, script: &str, rows: usize) {
     let out = std::process::Command::new(python)
-        .args(["-c", READ_FROM_S3])
+        .args(["-c", script])
         .env("BARSMITH_TEST_S3_ENDPOINT", moto.endpoint())
         .env("AWS_ACCESS_KEY_ID", "AKIDBARSMITHTEST")
         .env("AWS_SECRET_ACCESS_KEY", "barsmith-test-secret")
@@ -70,8 +104,9 @@ fn pyarrow_and_polars_read_the_dataset_straight_from_s3() {
         String::from_utf8_lossy(&out.stderr)
     );
     let seen: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
-    for reader in ["pyarrow", "polars"] {
-        let r = &seen[reader];
+    let readers = seen.as_object().expect("a map of readers");
+    assert!(!readers.is_empty(), "{text}");
+    for (reader, r) in readers {
         assert_eq!(r["rows"], rows, "{reader}: {r}");
         assert_eq!(
             r["tickers"],
