@@ -1,5 +1,6 @@
 //! A writer process killed with SIGKILL at any instant leaves a dataset that reads
-//! and a coverage record that claims nothing its data lacks.
+//! (pyarrow, Polars and DuckDB straight from S3) and a coverage record that claims
+//! nothing its data lacks.
 
 use std::time::{Duration, Instant};
 
@@ -107,6 +108,8 @@ fn a_writer_killed_at_any_instant_leaves_a_readable_dataset() {
         objects_seen > 0,
         "the children never wrote; the test proved nothing"
     );
+    // What the last kill left, read straight from S3 by pyarrow, Polars and DuckDB.
+    crate::readers::check_readers(&moto, expected.len(), &["CRASH"], &[2004]);
     // A re-run after the last kill completes the year exactly.
     rt.block_on(async {
         let w = ds.lease("CRASH").await.unwrap();

@@ -73,22 +73,35 @@ fn pyarrow_polars_and_duckdb_read_the_dataset_straight_from_s3() {
             w.release().await.unwrap();
         }
     });
+    check_readers(&moto, rows, &["AAPL", "BRK.A"], &[2004, 2005]);
+}
+
+/// Every reader (pyarrow, Polars, DuckDB) reads the dataset at `s3://barsmith/bars/minute`
+/// from moto and sees `rows` rows of `tickers` in `years`.
+pub(crate) fn check_readers(moto: &MotoServer, rows: usize, tickers: &[&str], years: &[i64]) {
     let duckdb = common::python_venv(
         "duckdb_s3",
         "DuckDB with its httpfs extension",
-        "it is only needed for the S3 reader test",
+        "it is only needed for the S3 reader tests",
     );
     for (python, script) in [
         (common::python_with_readers(), READ_FROM_S3),
         (duckdb, DUCKDB_FROM_S3),
     ] {
-        check_readers(&moto, &python, script, rows);
+        run_readers(moto, &python, script, rows, tickers, years);
     }
 }
 
 /// Runs `script` (prints a JSON map reader → rows, tickers, years) against moto and
 /// checks every reader saw the whole dataset.
-fn check_readers(moto: &MotoServer, python: &std::path::Path, script: &str, rows: usize) {
+fn run_readers(
+    moto: &MotoServer,
+    python: &std::path::Path,
+    script: &str,
+    rows: usize,
+    tickers: &[&str],
+    years: &[i64],
+) {
     let out = std::process::Command::new(python)
         .args(["-c", script])
         .env("BARSMITH_TEST_S3_ENDPOINT", moto.endpoint())
@@ -108,11 +121,7 @@ fn check_readers(moto: &MotoServer, python: &std::path::Path, script: &str, rows
     assert!(!readers.is_empty(), "{text}");
     for (reader, r) in readers {
         assert_eq!(r["rows"], rows, "{reader}: {r}");
-        assert_eq!(
-            r["tickers"],
-            serde_json::json!(["AAPL", "BRK.A"]),
-            "{reader}: {r}"
-        );
-        assert_eq!(r["years"], serde_json::json!([2004, 2005]), "{reader}: {r}");
+        assert_eq!(r["tickers"], serde_json::json!(tickers), "{reader}: {r}");
+        assert_eq!(r["years"], serde_json::json!(years), "{reader}: {r}");
     }
 }
