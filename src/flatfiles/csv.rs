@@ -94,15 +94,53 @@ pub fn decode_day(gz: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<DayBars, Dec
     decode_reader(MultiGzDecoder::new(gz), keep)
 }
 
+/// Decodes an uncompressed (or already inflating) CSV stream, the whole day in memory.
+pub fn decode_reader(
+    input: impl Read,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<DayBars, DecodeError> {
+    let mut tickers: Vec<(String, Bars)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let rows = decode_runs(input, keep, &mut |ticker: &str, bars: &Bars| {
+        match index.get(ticker) {
+            // A ticker back after others (an unsorted file): settled again below.
+            Some(&i) => tickers[i].1.extend(bars),
+            None => {
+                index.insert(ticker.to_string(), tickers.len());
+                tickers.push((ticker.to_string(), bars.clone()));
+            }
+        }
+        Ok::<(), DecodeError>(())
+    })?;
+    tickers.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, bars) in &mut tickers {
+        settle(bars);
+    }
+    Ok(DayBars { tickers, rows })
+}
+
+/// Decodes a gzip day file run by run: `sink` gets each kept ticker's bars (sorted,
+/// repeats dropped) as soon as its rows end, so a sorted day is never held whole. In
+/// a file not sorted by ticker a ticker comes back: `sink` then gets it again with
+/// its next run. Returns the rows read (kept or not).
+pub fn decode_runs_gz<E: From<DecodeError>>(
+    gz: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+    sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+) -> Result<u64, E> {
+    decode_runs(MultiGzDecoder::new(gz), keep, sink)
+}
+
 /// Bytes inflated at a time: lines are scanned in place in this buffer, so a day's
 /// text is never held whole (a 5,000-ticker day is 130 MB of CSV).
 const CHUNK: usize = 4 << 20;
 
-/// Decodes an uncompressed (or already inflating) CSV stream.
-pub fn decode_reader(
+/// [`decode_runs_gz`] of an uncompressed (or already inflating) CSV stream.
+fn decode_runs<E: From<DecodeError>>(
     mut input: impl Read,
     keep: &dyn Fn(&str) -> bool,
-) -> Result<DayBars, DecodeError> {
+    sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+) -> Result<u64, E> {
     let mut buf = vec![0u8; CHUNK];
     let (mut start, mut filled) = (0usize, 0usize);
     let mut rows = Rows::default();
@@ -117,17 +155,18 @@ pub fn decode_reader(
         let n = read_some(&mut input, &mut buf[filled..])?;
         if n == 0 {
             if start < filled {
-                rows.line(&buf[start..filled], keep)?;
+                rows.line(&buf[start..filled], keep, sink)?;
             }
             break;
         }
         filled += n;
         while let Some(end) = memchr::memchr(b'\n', &buf[start..filled]) {
-            rows.line(&buf[start..start + end], keep)?;
+            rows.line(&buf[start..start + end], keep, sink)?;
             start += end + 1;
         }
     }
-    Ok(rows.groups.finish())
+    rows.run.end(sink)?;
+    Ok(rows.run.rows)
 }
 
 fn read_some(input: &mut impl Read, into: &mut [u8]) -> Result<usize, DecodeError> {
@@ -144,25 +183,31 @@ fn read_some(input: &mut impl Read, into: &mut [u8]) -> Result<usize, DecodeErro
 #[derive(Default)]
 struct Rows {
     header: Option<Header>,
-    groups: Groups,
+    run: Run,
     line_no: u64,
 }
 
 impl Rows {
     /// Takes one line, without its `\n`.
-    fn line(&mut self, line: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), DecodeError> {
+    fn line<E: From<DecodeError>>(
+        &mut self,
+        line: &[u8],
+        keep: &dyn Fn(&str) -> bool,
+        sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.line_no += 1;
         let Some(header) = &self.header else {
             self.header = Some(Header::parse(&String::from_utf8_lossy(line))?);
             return Ok(());
         };
+        let line_no = self.line_no;
         let row = |reason: String| DecodeError::Row {
-            line: self.line_no,
+            line: line_no,
             reason,
         };
         // Non-ASCII is rare: only then is the whole line checked.
         if !line.is_ascii() && std::str::from_utf8(line).is_err() {
-            return Err(row("not UTF-8".into()));
+            return Err(row("not UTF-8".into()).into());
         }
         let end = line
             .iter()
@@ -182,18 +227,16 @@ impl Rows {
             width += 1;
         }
         if width != header.width {
-            return Err(row(format!(
-                "{width} fields where the header has {}",
-                header.width
-            )));
+            let why = format!("{width} fields where the header has {}", header.width);
+            return Err(row(why).into());
         }
         let fields = &slots[..width];
-        self.groups.rows += 1;
-        if !self.groups.select(fields[header.at[0]], keep) {
+        self.run.rows += 1;
+        if !self.run.select(fields[header.at[0]], keep, sink)? {
             return Ok(());
         }
         let bar = parse_bar(fields, header).map_err(row)?;
-        self.groups.push(bar);
+        self.run.bars.push(bar);
         Ok(())
     }
 }
@@ -228,66 +271,53 @@ fn parse_bar(f: &[&[u8]], h: &Header) -> Result<Bar, String> {
     })
 }
 
-/// Rows grouped by ticker as they arrive; consecutive rows of one ticker (the normal
-/// order) cost no lookup.
+/// The run of consecutive rows of one ticker being read (the whole of its day in a
+/// file sorted by ticker); the ticker's name is compared as bytes, not decoded, row
+/// by row.
 #[derive(Default)]
-struct Groups {
-    tickers: Vec<(String, Bars)>,
-    index: HashMap<String, usize>,
-    /// The group of the previous row's ticker, `None` when it was not kept.
-    current: Option<usize>,
-    current_name: String,
-    /// False until the first row: `current_name` means nothing before it.
+struct Run {
+    name: String,
+    /// False when `keep` refused the ticker: its rows are counted, not parsed.
+    kept: bool,
+    /// False until the first row: `name` means nothing before it.
     started: bool,
+    /// The run's bars; one buffer reused from run to run, so a day allocates nothing
+    /// per ticker.
+    bars: Bars,
+    /// Rows read (kept or not).
     rows: u64,
 }
 
-impl Groups {
-    /// Makes `ticker` current; false when `keep` refuses it.
-    fn select(&mut self, ticker: &[u8], keep: &dyn Fn(&str) -> bool) -> bool {
-        if ticker != self.current_name.as_bytes() || !self.started {
-            // The line is ASCII or was checked, and a field never splits a character.
-            let ticker = std::str::from_utf8(ticker).unwrap_or_default();
-            // The previous ticker's rows are over (in sorted files, for good): drop
-            // the slack of its columns' doubling, up to half a day's bars in memory.
-            if let Some(i) = self.current {
-                self.tickers[i].1.shrink_to_fit();
-            }
-            self.started = true;
-            self.current_name.clear();
-            self.current_name.push_str(ticker);
-            self.current = if !keep(ticker) {
-                None
-            } else if let Some(&i) = self.index.get(ticker) {
-                Some(i)
-            } else {
-                // No reserve: a day is 5,000+ tickers of ~500 bars, and a fixed
-                // reserve per ticker held twice the day's bars in memory.
-                self.tickers.push((ticker.to_string(), Bars::default()));
-                self.index
-                    .insert(ticker.to_string(), self.tickers.len() - 1);
-                Some(self.tickers.len() - 1)
-            };
+impl Run {
+    /// Makes `ticker` current, handing the previous run to `sink` if it changes; false
+    /// when `keep` refuses it.
+    fn select<E: From<DecodeError>>(
+        &mut self,
+        ticker: &[u8],
+        keep: &dyn Fn(&str) -> bool,
+        sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if self.started && ticker == self.name.as_bytes() {
+            return Ok(self.kept);
         }
-        self.current.is_some()
+        self.end(sink)?;
+        // The line is ASCII or was checked, and a field never splits a character.
+        let ticker = std::str::from_utf8(ticker).unwrap_or_default();
+        self.started = true;
+        self.name.clear();
+        self.name.push_str(ticker);
+        self.kept = keep(ticker);
+        Ok(self.kept)
     }
 
-    fn push(&mut self, bar: Bar) {
-        if let Some(i) = self.current {
-            self.tickers[i].1.push(bar);
+    /// Hands the run's bars, settled, to `sink` and empties it.
+    fn end<E>(&mut self, sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>) -> Result<(), E> {
+        if self.kept && !self.bars.is_empty() {
+            settle(&mut self.bars);
+            sink(&self.name, &self.bars)?;
         }
-    }
-
-    fn finish(self) -> DayBars {
-        let mut tickers = self.tickers;
-        tickers.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, bars) in &mut tickers {
-            settle(bars);
-        }
-        DayBars {
-            tickers,
-            rows: self.rows,
-        }
+        self.bars.clear();
+        Ok(())
     }
 }
 
