@@ -31,9 +31,9 @@ const MAGIC: &[u8; 8] = b"BSSTAGE3";
 const END: &[u8; 8] = b"BSSTGEND";
 const TRAILER: u64 = 24;
 /// zstd level of the blocks. The block encoding does most of the work: on the
-/// benchmark's month, level 3 staged 420 MB against 423 MB at level 1, CPU within
-/// the noise (see BENCHMARKS.md, "Flat files").
-const LEVEL: i32 = 3;
+/// benchmark's market, level 1 packs the blocks as small as level 3 (within 0.5%) and
+/// costs less CPU (see BENCHMARKS.md, "Flat files").
+const LEVEL: i32 = 1;
 
 /// Where a staged day came from, and where each ticker's block is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,7 +151,9 @@ struct DayWriter {
     out: io::BufWriter<File>,
     offset: u64,
     blocks: HashMap<String, [u64; 3]>,
+    /// The block being written, before and after zstd (reused from block to block).
     raw: Vec<u8>,
+    packed: Vec<u8>,
     /// One context for the day: creating one per block costs more than a block.
     zstd: zstd::bulk::Compressor<'static>,
     finished: bool,
@@ -170,6 +172,7 @@ impl DayWriter {
             offset: MAGIC.len() as u64,
             blocks: HashMap::new(),
             raw: Vec::new(),
+            packed: Vec::new(),
             zstd: zstd::bulk::Compressor::new(LEVEL)?,
             finished: false,
         };
@@ -184,9 +187,12 @@ impl DayWriter {
         }
         self.raw.clear();
         super::block::encode(bars, &mut self.raw);
-        let packed = self.zstd.compress(&self.raw)?;
-        self.out.write_all(&packed)?;
-        let len = packed.len() as u64;
+        self.packed.clear();
+        self.packed
+            .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        self.zstd.compress_to_buffer(&self.raw, &mut self.packed)?;
+        self.out.write_all(&self.packed)?;
+        let len = self.packed.len() as u64;
         self.blocks
             .insert(ticker.to_string(), [self.offset, len, bars.len() as u64]);
         self.offset += len;
