@@ -73,22 +73,22 @@ impl Unit {
     }
 
     /// The coarsest unit in which every value of `cols` (integers of 1/10,000) is
-    /// whole, and the columns divided into it. `q / 10,000` and `(q / 100) / 100` are
-    /// the same rational number, so both round to the same `f64`: dividing loses
+    /// whole, the columns divided into it in place. `q / 10,000` and `(q / 100) / 100`
+    /// are the same rational number, so both round to the same `f64`: dividing loses
     /// nothing.
-    fn coarsest<const K: usize>(mut cols: [Vec<i64>; K]) -> (Unit, [Vec<i64>; K]) {
-        let all = |d: i64, cols: &[Vec<i64>; K]| cols.iter().flatten().all(|q| q % d == 0);
-        let (unit, d) = if all(10_000, &cols) {
+    fn coarsest(cols: &mut [Vec<i64>]) -> Unit {
+        let all = |d: i64, cols: &[Vec<i64>]| cols.iter().flatten().all(|q| q % d == 0);
+        let (unit, d) = if all(10_000, cols) {
             (Unit::Ones, 10_000)
-        } else if all(100, &cols) {
+        } else if all(100, cols) {
             (Unit::Hundredths, 100)
         } else {
-            return (Unit::TenThousandths, cols);
+            return Unit::TenThousandths;
         };
         for q in cols.iter_mut().flatten() {
             *q /= d;
         }
-        (unit, cols)
+        unit
     }
 }
 
@@ -97,17 +97,23 @@ pub fn block_len(n: usize) -> usize {
     HEAD + n * COLUMNS * 8
 }
 
-/// `v` in units of 1/10,000, when that is exact (decoding gives back the same bits).
-fn scaled(v: f64) -> Option<i64> {
-    let x = v * SCALE;
-    if x.is_nan() || x.abs() >= 9.0e15 {
-        return None; // NaN, infinite, or beyond exact integers
+/// `col` in units of 1/10,000 into `into`; false when some value is not exact there
+/// (decoding would not give back the same bits).
+fn scale_into(col: &[f64], into: &mut Vec<i64>) -> bool {
+    into.clear();
+    let mut exact = true;
+    for &v in col {
+        let x = v * SCALE;
+        // NaN, infinite, or beyond exact integers: not exact (and the cast saturates).
+        exact &= x.abs() < 9.0e15;
+        // Rounded by hand: `f64::round` is a libm call on baseline x86-64, and this
+        // runs for every price and volume of the market. Any rounding to nearest will
+        // do: the check keeps only the integer that gives `v` back.
+        let q = (x + 0.5f64.copysign(x)) as i64;
+        exact &= (q as f64 / SCALE).to_bits() == v.to_bits();
+        into.push(q);
     }
-    // Rounded by hand: `f64::round` is a libm call on baseline x86-64, and this runs
-    // for every price and volume of the market. Any rounding to nearest will do: the
-    // check below keeps only the integer that gives `v` back.
-    let q = (x + 0.5f64.copysign(x)) as i64;
-    ((q as f64 / SCALE).to_bits() == v.to_bits()).then_some(q)
+    exact
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -118,65 +124,87 @@ fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
-/// Appends the block of `b` to `out`.
-pub fn encode(b: &Bars, out: &mut Vec<u8>) {
-    let n = b.len();
-    let all = |col: &[f64]| col.iter().map(|&v| scaled(v)).collect::<Option<Vec<i64>>>();
-    let prices = (|| Some([all(&b.open)?, all(&b.high)?, all(&b.low)?, all(&b.close)?]))()
-        .map(Unit::coarsest);
-    let volume = all(&b.volume).map(|v| Unit::coarsest([v]));
-    let minutes = b.timestamp.iter().all(|t| t % MINUTE == 0);
-    out.push(prices.as_ref().map_or(Unit::Bits, |p| p.0) as u8);
-    out.push(volume.as_ref().map_or(Unit::Bits, |v| v.0) as u8);
-    out.push(u8::from(minutes));
-    let step = if minutes { MINUTE } else { 1 };
-    let mut prev = 0i64;
-    put(
-        out,
-        n,
-        b.timestamp.iter().map(|&t| {
+/// Encodes blocks, reusing its scratch columns from block to block (a day writes
+/// thousands of blocks; allocating them each time showed in profiles).
+#[derive(Debug, Default)]
+pub struct Encoder {
+    /// Open, high, low, close, volume in their unit.
+    q: [Vec<i64>; 5],
+    words: Vec<u64>,
+}
+
+impl Encoder {
+    /// Appends the block of `b` to `out`.
+    pub fn encode(&mut self, b: &Bars, out: &mut Vec<u8>) {
+        let n = b.len();
+        let [o, h, l, c, _] = &mut self.q;
+        let cols = [(&b.open, o), (&b.high, h), (&b.low, l), (&b.close, c)];
+        let prices = cols.into_iter().all(|(col, q)| scale_into(col, q));
+        let price = if prices {
+            Unit::coarsest(&mut self.q[..4])
+        } else {
+            Unit::Bits
+        };
+        let volume = if scale_into(&b.volume, &mut self.q[4]) {
+            Unit::coarsest(&mut self.q[4..])
+        } else {
+            Unit::Bits
+        };
+        let minutes = b.timestamp.iter().all(|t| t % MINUTE == 0);
+        out.extend([price as u8, volume as u8, u8::from(minutes)]);
+        let step = if minutes { MINUTE } else { 1 };
+        let mut prev = 0i64;
+        let deltas = b.timestamp.iter().map(|&t| {
             let t = t / step;
             let d = t.wrapping_sub(prev);
             prev = t;
             zigzag(d)
-        }),
-    );
-    match &prices {
-        Some((_, [o, h, l, c])) => {
-            let before = std::iter::once(0).chain(c.iter().copied());
-            let gaps = o
-                .iter()
-                .zip(before)
-                .map(|(&o, pc)| zigzag(o.wrapping_sub(pc)));
-            put(out, n, gaps);
-            let body = |i: usize| (o[i].min(c[i]), o[i].max(c[i]));
-            put(out, n, (0..n).map(|i| zigzag(h[i].wrapping_sub(body(i).1))));
-            put(out, n, (0..n).map(|i| zigzag(body(i).0.wrapping_sub(l[i]))));
-            put(out, n, (0..n).map(|i| zigzag(c[i].wrapping_sub(o[i]))));
-        }
-        None => {
+        });
+        put(out, &mut self.words, deltas);
+        let [o, h, l, c, q] = &self.q;
+        if price == Unit::Bits {
             for col in [&b.open, &b.high, &b.low, &b.close] {
-                put(out, n, col.iter().map(|v| v.to_bits()));
+                put(out, &mut self.words, col.iter().map(|v| v.to_bits()));
             }
+        } else {
+            let before = std::iter::once(0).chain(c.iter().copied());
+            let gaps = o.iter().zip(before).map(|(&o, pc)| o.wrapping_sub(pc));
+            put(out, &mut self.words, gaps.map(zigzag));
+            let body = |i: usize| (o[i].min(c[i]), o[i].max(c[i]));
+            let above = (0..n).map(|i| h[i].wrapping_sub(body(i).1));
+            put(out, &mut self.words, above.map(zigzag));
+            let below = (0..n).map(|i| body(i).0.wrapping_sub(l[i]));
+            put(out, &mut self.words, below.map(zigzag));
+            let moves = (0..n).map(|i| c[i].wrapping_sub(o[i]));
+            put(out, &mut self.words, moves.map(zigzag));
         }
+        if volume == Unit::Bits {
+            put(out, &mut self.words, b.volume.iter().map(|v| v.to_bits()));
+        } else {
+            put(out, &mut self.words, q.iter().map(|&q| zigzag(q)));
+        }
+        let trades = b.transactions.iter().map(|v| v.unwrap_or(i64::MIN));
+        put(out, &mut self.words, trades.map(zigzag));
     }
-    match &volume {
-        Some((_, [v])) => put(out, n, v.iter().map(|&q| zigzag(q))),
-        None => put(out, n, b.volume.iter().map(|v| v.to_bits())),
-    }
-    let trades = b.transactions.iter().map(|v| v.unwrap_or(i64::MIN));
-    put(out, n, trades.map(zigzag));
 }
 
-/// Appends `n` words byte-transposed.
-fn put(out: &mut Vec<u8>, n: usize, words: impl Iterator<Item = u64>) {
-    let words: Vec<u64> = words.take(n).collect();
+/// Appends the block of `b` to `out`.
+#[cfg(test)]
+pub fn encode(b: &Bars, out: &mut Vec<u8>) {
+    Encoder::default().encode(b, out);
+}
+
+/// Appends the words byte-transposed (`words` is scratch).
+fn put(out: &mut Vec<u8>, words: &mut Vec<u64>, from: impl Iterator<Item = u64>) {
+    words.clear();
+    words.extend(from);
+    let n = words.len();
     let at = out.len();
     out.resize(at + n * 8, 0);
     // Plane by plane: sequential stores the compiler vectorizes (a word at a time
     // scatters 8 bytes, n apart).
     for (k, plane) in out[at..].chunks_exact_mut(n.max(1)).enumerate() {
-        for (byte, w) in plane.iter_mut().zip(&words) {
+        for (byte, w) in plane.iter_mut().zip(words.iter()) {
             *byte = (w >> (8 * k)) as u8;
         }
     }

@@ -64,46 +64,55 @@ pub fn i64_field(s: &mut &[u8], last: bool) -> Option<i64> {
 /// first byte that cannot continue it).
 fn scan_f64(bytes: &[u8]) -> Option<(f64, usize)> {
     let negative = bytes.first() == Some(&b'-');
-    let mut i = usize::from(negative);
-    let (mut mantissa, mut digits, mut decimals) = (0u64, 0usize, None::<usize>);
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
-                digits += 1;
-                if let Some(d) = decimals.as_mut() {
-                    *d += 1;
-                }
-            }
-            b'.' if decimals.is_none() => decimals = Some(0),
-            _ => break,
-        }
-        i += 1;
+    let start = usize::from(negative);
+    let (mut mantissa, mut i) = digits(bytes, start, 0);
+    let whole = i - start;
+    let mut decimals = 0;
+    if bytes.get(i) == Some(&b'.') {
+        let from = i + 1;
+        (mantissa, i) = digits(bytes, from, mantissa);
+        decimals = i - from;
     }
-    let decimals = decimals.unwrap_or(0);
-    if digits == 0 || digits > 19 || mantissa >= EXACT || decimals >= POW10.len() {
+    let count = whole + decimals;
+    if count == 0 || count > 19 || mantissa >= EXACT || decimals >= POW10.len() {
         return None;
     }
     let value = mantissa as f64 / POW10[decimals];
     Some((if negative { -value } else { value }, i))
 }
 
+/// Decimal digits from `i` on appended to `acc` (wrapping past 19 digits, which the
+/// callers refuse), and where they end.
+fn digits(bytes: &[u8], mut i: usize, mut acc: u64) -> (u64, usize) {
+    while let Some(d) = bytes
+        .get(i)
+        .map(|b| b.wrapping_sub(b'0'))
+        .filter(|&d| d < 10)
+    {
+        acc = acc.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    (acc, i)
+}
+
 /// As [`scan_f64`] for `[-]digits` in `i64` (19 digits at most: a nanosecond
-/// timestamp has 19).
+/// timestamp has 19, read 8 at a time).
 fn scan_i64(bytes: &[u8]) -> Option<(i64, usize)> {
     let negative = bytes.first() == Some(&b'-');
     let start = usize::from(negative);
     let mut i = start;
     // 19 digits never overflow a u64 (below 10^19 < 2^64).
     let mut n = 0u64;
-    while let Some(&b) = bytes.get(i).filter(|b| b.is_ascii_digit()) {
-        if i - start == 19 {
-            return None;
-        }
-        n = n * 10 + u64::from(b - b'0');
-        i += 1;
+    while i + 8 - start <= 16 {
+        let Some(eight) = bytes.get(i..i + 8).and_then(eight_digits) else {
+            break;
+        };
+        n = n * 100_000_000 + eight;
+        i += 8;
     }
-    if i == start {
+    (n, i) = digits(bytes, i, n);
+    let count = i - start;
+    if count == 0 || count > 19 {
         return None;
     }
     let value = match (negative, i64::try_from(n)) {
@@ -113,6 +122,23 @@ fn scan_i64(bytes: &[u8]) -> Option<(i64, usize)> {
         _ => return None,
     };
     Some((value, i))
+}
+
+/// The value of 8 ASCII digits, `None` when one is not a digit (SWAR: the 8 bytes as
+/// one word, as in fast_float).
+fn eight_digits(bytes: &[u8]) -> Option<u64> {
+    let v = u64::from_le_bytes(bytes.try_into().ok()?);
+    let above = v.wrapping_add(0x4646_4646_4646_4646);
+    let below = v.wrapping_sub(0x3030_3030_3030_3030);
+    if (above | below) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    // Pairs, then quadruples, then all 8 (the first byte is the most significant).
+    let v = below.wrapping_mul(10).wrapping_add(below >> 8);
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    let high = (v & MASK).wrapping_mul(100 + (1_000_000 << 32));
+    let low = ((v >> 16) & MASK).wrapping_mul(1 + (10_000 << 32));
+    Some(u64::from((high.wrapping_add(low) >> 32) as u32))
 }
 
 #[cfg(test)]
@@ -227,6 +253,33 @@ mod tests {
             let mut s = t.as_bytes();
             assert_eq!(i64_field(&mut s, last), want, "`{t}`");
             assert_eq!(s, left.as_bytes());
+        }
+    }
+
+    #[test]
+    fn integers_of_every_length_and_digit_parse_as_std_does() {
+        let mut x = 1u64;
+        for len in 1..=20 {
+            for d in 0..10u64 {
+                let v = x.wrapping_mul(d + 1).wrapping_add(d * 1_234_567);
+                let text = v.to_string();
+                let cut = &text[..len.min(text.len())];
+                for t in [cut.to_string(), format!("-{cut}"), format!("{cut}x")] {
+                    assert_eq!(parse_i64(t.as_bytes()), t.parse::<i64>().ok(), "`{t}`");
+                    let f = format!("{t},");
+                    let mut s = f.as_bytes();
+                    assert_eq!(i64_field(&mut s, false), t.parse::<i64>().ok(), "`{t}`");
+                }
+            }
+            x = x.wrapping_mul(10).wrapping_add(7);
+        }
+        for t in [
+            "1735826400000000000",
+            "17358264a0000000000",
+            "12345678/",
+            "1234567:9",
+        ] {
+            assert_eq!(parse_i64(t.as_bytes()), t.parse::<i64>().ok(), "`{t}`");
         }
     }
 

@@ -154,6 +154,7 @@ struct DayWriter {
     /// The block being written, before and after zstd (reused from block to block).
     raw: Vec<u8>,
     packed: Vec<u8>,
+    encoder: super::block::Encoder,
     /// One context for the day: creating one per block costs more than a block.
     zstd: zstd::bulk::Compressor<'static>,
     finished: bool,
@@ -173,6 +174,7 @@ impl DayWriter {
             blocks: HashMap::new(),
             raw: Vec::new(),
             packed: Vec::new(),
+            encoder: super::block::Encoder::default(),
             zstd: zstd::bulk::Compressor::new(LEVEL)?,
             finished: false,
         };
@@ -186,7 +188,7 @@ impl DayWriter {
             return Ok(false);
         }
         self.raw.clear();
-        super::block::encode(bars, &mut self.raw);
+        self.encoder.encode(bars, &mut self.raw);
         self.packed.clear();
         self.packed
             .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
