@@ -223,14 +223,16 @@ impl Rows {
         }
         // The common case in one pass, unless the row is of a ticker not kept (whose
         // numbers are not read at all).
-        if header.standard && !(self.run.started && !self.run.kept && self.run.is(text)) {
-            if let Some((ticker, bar)) = standard_row(text) {
-                self.run.rows += 1;
-                if self.run.select(ticker, keep, sink)? {
-                    self.run.bars.push(bar);
-                }
-                return Ok(());
+        let refused = self.run.started && !self.run.kept && self.run.is(text);
+        if header.standard
+            && !refused
+            && let Some((ticker, bar)) = standard_row(text)
+        {
+            self.run.rows += 1;
+            if self.run.select(ticker, keep, sink)? {
+                self.run.bars.push(bar);
             }
+            return Ok(());
         }
         // Split into a stack array: no allocation per row.
         let mut slots: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
