@@ -1,5 +1,7 @@
 //! Decoding one day's flat file: gzip, then CSV rows of every ticker, grouped into one
-//! [`Bars`] per ticker.
+//! [`Bars`] per ticker — handed out run by run as each ticker's rows end
+//! ([`decode_runs_gz`], what staging uses: a day is never held), or collected for the
+//! whole day ([`decode_day`], for the REPL and for files not sorted by ticker).
 //!
 //! The columns are `ticker,volume,open,close,high,low,window_start,transactions`
 //! (found by name in the header, so a reordered file still reads), `window_start` in
@@ -11,9 +13,9 @@ use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
 
-use crate::bars::{Bar, Bars};
+use crate::bars::Bars;
 
-use super::number;
+use super::row::{Header, MAX_FIELDS, parse_bar, standard_row};
 
 /// Why a day's file could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,49 +50,6 @@ pub struct DayBars {
     pub tickers: Vec<(String, Bars)>,
     /// Rows read (kept or not).
     pub rows: u64,
-}
-
-const COLUMNS: [&str; 7] = [
-    "ticker",
-    "volume",
-    "open",
-    "close",
-    "high",
-    "low",
-    "window_start",
-];
-
-/// Most columns a file may have (it has 8).
-const MAX_FIELDS: usize = 16;
-
-/// Column positions, by the header's names.
-struct Header {
-    at: [usize; 7],
-    transactions: Option<usize>,
-    width: usize,
-    /// The columns are Massive's, in their order: rows take [`standard_row`].
-    standard: bool,
-}
-
-impl Header {
-    fn parse(line: &str) -> Result<Header, DecodeError> {
-        let names: Vec<&str> = line.trim_end().split(',').map(str::trim).collect();
-        if names.len() > MAX_FIELDS {
-            return Err(DecodeError::Wide(names.len()));
-        }
-        let find = |n: &str| names.iter().position(|c| *c == n);
-        let mut at = [0; 7];
-        for (slot, name) in at.iter_mut().zip(COLUMNS) {
-            *slot = find(name).ok_or(DecodeError::Header(name))?;
-        }
-        let standard = names.len() == 8 && names[..7] == COLUMNS && names[7] == "transactions";
-        Ok(Header {
-            at,
-            transactions: find("transactions"),
-            width: names.len(),
-            standard,
-        })
-    }
 }
 
 /// Decodes a gzip day file, keeping the tickers `keep` accepts.
@@ -256,66 +215,6 @@ impl Rows {
         self.run.bars.push(bar);
         Ok(())
     }
-}
-
-/// A row of a file in Massive's column order whose numbers all take the fast paths
-/// of [`number`], scanned and parsed in one pass: `(ticker, bar)`. `None` sends the
-/// row to the general path, which gives the same bar or names what is wrong.
-fn standard_row(text: &[u8]) -> Option<(&[u8], Bar)> {
-    let comma = memchr::memchr(b',', text)?;
-    let (ticker, mut s) = (&text[..comma], &text[comma + 1..]);
-    let volume = number::f64_field(&mut s)?;
-    let open = number::f64_field(&mut s)?;
-    let close = number::f64_field(&mut s)?;
-    let high = number::f64_field(&mut s)?;
-    let low = number::f64_field(&mut s)?;
-    let ns = number::i64_field(&mut s, false)?;
-    let transactions = match s {
-        b"" => None,
-        _ => Some(number::i64_field(&mut s, true)?),
-    };
-    let bar = Bar {
-        timestamp: ns.div_euclid(1_000_000),
-        open,
-        high,
-        low,
-        close,
-        volume,
-        vwap: None,
-        transactions,
-        otc: false,
-    };
-    Some((ticker, bar))
-}
-
-fn parse_bar(f: &[&[u8]], h: &Header) -> Result<Bar, String> {
-    let text = |i: usize| String::from_utf8_lossy(f[i]).into_owned();
-    let num = |i: usize, name: &str| -> Result<f64, String> {
-        number::parse_f64(f[h.at[i]])
-            .ok_or_else(|| format!("{name} `{}` is not a number", text(h.at[i])))
-    };
-    let ns = number::parse_i64(f[h.at[6]])
-        .ok_or_else(|| format!("window_start `{}` is not an integer", text(h.at[6])))?;
-    let transactions = match h.transactions.map(|i| f[i]) {
-        None | Some(b"") => None,
-        Some(t) => Some(number::parse_i64(t).ok_or_else(|| {
-            format!(
-                "transactions `{}` is not an integer",
-                String::from_utf8_lossy(t)
-            )
-        })?),
-    };
-    Ok(Bar {
-        timestamp: ns.div_euclid(1_000_000),
-        volume: num(1, "volume")?,
-        open: num(2, "open")?,
-        close: num(3, "close")?,
-        high: num(4, "high")?,
-        low: num(5, "low")?,
-        vwap: None,
-        transactions,
-        otc: false,
-    })
 }
 
 /// The run of consecutive rows of one ticker being read (the whole of its day in a
