@@ -86,6 +86,19 @@ impl Bars {
         self.otc.shrink_to_fit();
     }
 
+    /// Removes every bar, keeping the room (a buffer reused from run to run).
+    pub fn clear(&mut self) {
+        self.timestamp.clear();
+        self.open.clear();
+        self.high.clear();
+        self.low.clear();
+        self.close.clear();
+        self.volume.clear();
+        self.vwap.clear();
+        self.transactions.clear();
+        self.otc.clear();
+    }
+
     /// Number of bars.
     pub fn len(&self) -> usize {
         self.timestamp.len()

@@ -7,46 +7,113 @@
 //! 1/10,000 whenever that gives back every value bit for bit, and as raw bits
 //! otherwise:
 //!
-//! - timestamps as deltas (one minute, mostly);
+//! - timestamps as deltas (one minute, mostly), in minutes when every one is whole;
 //! - with every price exact: open as the change from the previous close, close as
 //!   the change from the open, high above the body's top, low below its bottom:
 //!   small numbers, mostly zero or positive;
 //! - volume as an integer of 1/10,000 units when exact;
 //! - trade counts as they are (`i64::MIN` for none).
 //!
+//! A column of scaled integers is then divided by the coarsest unit that keeps every
+//! value whole (cents, or whole shares): a price of whole cents in 1/10,000 units
+//! is a multiple of 100 whose low bytes look random to zstd, while in cents a tick
+//! of one cent is the byte 2 (zigzag) and most changes fit in one byte.
+//!
 //! Every word is zigzag-coded (small negatives stay small), and each column is
 //! byte-transposed (all first bytes, then all second bytes, ...), so the many zero
 //! high bytes form long runs that zstd removes almost for free.
 //!
-//! Layout: a price-mode byte, a volume-mode byte (1 = scaled integers, 0 = raw bits),
-//! then 7 columns of `n` transposed 8-byte words.
+//! Layout: a price-mode byte and a volume-mode byte (see [`Unit`]), a time-mode byte
+//! (1 = minutes, 0 = milliseconds), then 7 columns of `n` transposed 8-byte words.
 
 use crate::bars::Bars;
 
-/// Units per 1: prices and volumes that are whole multiples of 1/10,000.
+/// Units per 1 of the finest scale: prices and volumes that are whole multiples of
+/// 1/10,000.
 const SCALE: f64 = 10_000.0;
-/// Bytes of the two mode bytes.
-const HEAD: usize = 2;
+/// Bytes of the three mode bytes.
+const HEAD: usize = 3;
 /// Columns of 8-byte words.
 const COLUMNS: usize = 7;
+/// A minute in milliseconds.
+const MINUTE: i64 = 60_000;
+
+/// How a column of prices or volumes is stored (its mode byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// Raw `f64` bits (some value is not a whole multiple of 1/10,000).
+    Bits = 0,
+    /// Integers of 1/10,000.
+    TenThousandths = 1,
+    /// Integers of 1/100 (cents).
+    Hundredths = 2,
+    /// Whole units.
+    Ones = 3,
+}
+
+impl Unit {
+    fn of(byte: u8) -> Option<Unit> {
+        [
+            Unit::Bits,
+            Unit::TenThousandths,
+            Unit::Hundredths,
+            Unit::Ones,
+        ]
+        .get(usize::from(byte))
+        .copied()
+    }
+
+    /// Units per 1.
+    fn scale(self) -> f64 {
+        match self {
+            Unit::Bits | Unit::TenThousandths => SCALE,
+            Unit::Hundredths => 100.0,
+            Unit::Ones => 1.0,
+        }
+    }
+
+    /// The coarsest unit in which every value of `cols` (integers of 1/10,000) is
+    /// whole, the columns divided into it in place. `q / 10,000` and `(q / 100) / 100`
+    /// are the same rational number, so both round to the same `f64`: dividing loses
+    /// nothing.
+    fn coarsest(cols: &mut [Vec<i64>]) -> Unit {
+        let all = |d: i64, cols: &[Vec<i64>]| cols.iter().flatten().all(|q| q % d == 0);
+        let (unit, d) = if all(10_000, cols) {
+            (Unit::Ones, 10_000)
+        } else if all(100, cols) {
+            (Unit::Hundredths, 100)
+        } else {
+            return Unit::TenThousandths;
+        };
+        for q in cols.iter_mut().flatten() {
+            *q /= d;
+        }
+        unit
+    }
+}
 
 /// The size of the block of `n` bars.
 pub fn block_len(n: usize) -> usize {
     HEAD + n * COLUMNS * 8
 }
 
-/// `v` in units of 1/10,000, when that is exact (decoding gives back the same bits).
-fn scaled(v: f64) -> Option<i64> {
-    let q = (v * SCALE).round();
-    if q.is_nan() || q.abs() >= 9.0e15 {
-        return None; // NaN, infinite, or beyond exact integers
+/// `col` in units of 1/10,000 into `into`; false when some value is not exact there
+/// (decoding would not give back the same bits).
+fn scale_into(col: &[f64], into: &mut Vec<i64>) -> bool {
+    into.clear();
+    let mut exact = true;
+    for &v in col {
+        let x = v * SCALE;
+        // NaN, infinite, or beyond exact integers: not exact (and the cast saturates).
+        exact &= x.abs() < 9.0e15;
+        // Rounded by hand: `f64::round` is a libm call on baseline x86-64, and this
+        // runs for every price and volume of the market. Any rounding to nearest will
+        // do: the check keeps only the integer that gives `v` back.
+        let q = (x + 0.5f64.copysign(x)) as i64;
+        exact &= (q as f64 / SCALE).to_bits() == v.to_bits();
+        into.push(q);
     }
-    let q = q as i64;
-    ((q as f64 / SCALE).to_bits() == v.to_bits()).then_some(q)
-}
-
-fn unscaled(q: i64) -> f64 {
-    q as f64 / SCALE
+    exact
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -57,129 +124,168 @@ fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
-/// Appends the block of `b` to `out`.
-pub fn encode(b: &Bars, out: &mut Vec<u8>) {
-    let n = b.len();
-    let all = |col: &[f64]| col.iter().map(|&v| scaled(v)).collect::<Option<Vec<i64>>>();
-    let prices = (|| Some([all(&b.open)?, all(&b.high)?, all(&b.low)?, all(&b.close)?]))();
-    let volume = all(&b.volume);
-    out.push(u8::from(prices.is_some()));
-    out.push(u8::from(volume.is_some()));
-    let mut prev = 0i64;
-    put(
-        out,
-        n,
-        b.timestamp.iter().map(|&t| {
+/// Encodes blocks, reusing its scratch columns from block to block (a day writes
+/// thousands of blocks; allocating them each time showed in profiles).
+#[derive(Debug, Default)]
+pub struct Encoder {
+    /// Open, high, low, close, volume in their unit.
+    q: [Vec<i64>; 5],
+    words: Vec<u64>,
+}
+
+impl Encoder {
+    /// Appends the block of `b` to `out`.
+    pub fn encode(&mut self, b: &Bars, out: &mut Vec<u8>) {
+        let n = b.len();
+        let [o, h, l, c, _] = &mut self.q;
+        let cols = [(&b.open, o), (&b.high, h), (&b.low, l), (&b.close, c)];
+        let prices = cols.into_iter().all(|(col, q)| scale_into(col, q));
+        let price = if prices {
+            Unit::coarsest(&mut self.q[..4])
+        } else {
+            Unit::Bits
+        };
+        let volume = if scale_into(&b.volume, &mut self.q[4]) {
+            Unit::coarsest(&mut self.q[4..])
+        } else {
+            Unit::Bits
+        };
+        let minutes = b.timestamp.iter().all(|t| t % MINUTE == 0);
+        out.extend([price as u8, volume as u8, u8::from(minutes)]);
+        let step = if minutes { MINUTE } else { 1 };
+        let mut prev = 0i64;
+        let deltas = b.timestamp.iter().map(|&t| {
+            let t = t / step;
             let d = t.wrapping_sub(prev);
             prev = t;
             zigzag(d)
-        }),
-    );
-    match &prices {
-        Some([o, h, l, c]) => {
-            let before = std::iter::once(0).chain(c.iter().copied());
-            let gaps = o
-                .iter()
-                .zip(before)
-                .map(|(&o, pc)| zigzag(o.wrapping_sub(pc)));
-            put(out, n, gaps);
-            let body = |i: usize| (o[i].min(c[i]), o[i].max(c[i]));
-            put(out, n, (0..n).map(|i| zigzag(h[i].wrapping_sub(body(i).1))));
-            put(out, n, (0..n).map(|i| zigzag(body(i).0.wrapping_sub(l[i]))));
-            put(out, n, (0..n).map(|i| zigzag(c[i].wrapping_sub(o[i]))));
-        }
-        None => {
+        });
+        put(out, &mut self.words, deltas);
+        let [o, h, l, c, q] = &self.q;
+        if price == Unit::Bits {
             for col in [&b.open, &b.high, &b.low, &b.close] {
-                put(out, n, col.iter().map(|v| v.to_bits()));
+                put(out, &mut self.words, col.iter().map(|v| v.to_bits()));
             }
+        } else {
+            let before = std::iter::once(0).chain(c.iter().copied());
+            let gaps = o.iter().zip(before).map(|(&o, pc)| o.wrapping_sub(pc));
+            put(out, &mut self.words, gaps.map(zigzag));
+            let body = |i: usize| (o[i].min(c[i]), o[i].max(c[i]));
+            let above = (0..n).map(|i| h[i].wrapping_sub(body(i).1));
+            put(out, &mut self.words, above.map(zigzag));
+            let below = (0..n).map(|i| body(i).0.wrapping_sub(l[i]));
+            put(out, &mut self.words, below.map(zigzag));
+            let moves = (0..n).map(|i| c[i].wrapping_sub(o[i]));
+            put(out, &mut self.words, moves.map(zigzag));
         }
+        if volume == Unit::Bits {
+            put(out, &mut self.words, b.volume.iter().map(|v| v.to_bits()));
+        } else {
+            put(out, &mut self.words, q.iter().map(|&q| zigzag(q)));
+        }
+        let trades = b.transactions.iter().map(|v| v.unwrap_or(i64::MIN));
+        put(out, &mut self.words, trades.map(zigzag));
     }
-    match &volume {
-        Some(v) => put(out, n, v.iter().map(|&q| zigzag(q))),
-        None => put(out, n, b.volume.iter().map(|v| v.to_bits())),
-    }
-    let trades = b.transactions.iter().map(|v| v.unwrap_or(i64::MIN));
-    put(out, n, trades.map(zigzag));
 }
 
-/// Appends `n` words byte-transposed.
-fn put(out: &mut Vec<u8>, n: usize, words: impl Iterator<Item = u64>) {
+/// Appends the block of `b` to `out`.
+#[cfg(test)]
+pub fn encode(b: &Bars, out: &mut Vec<u8>) {
+    Encoder::default().encode(b, out);
+}
+
+/// Appends the words byte-transposed (`words` is scratch).
+fn put(out: &mut Vec<u8>, words: &mut Vec<u64>, from: impl Iterator<Item = u64>) {
+    words.clear();
+    words.extend(from);
+    let n = words.len();
     let at = out.len();
     out.resize(at + n * 8, 0);
-    let planes = &mut out[at..];
-    for (i, w) in words.enumerate().take(n) {
-        for (k, byte) in w.to_le_bytes().into_iter().enumerate() {
-            planes[k * n + i] = byte;
+    // Plane by plane: sequential stores the compiler vectorizes (a word at a time
+    // scatters 8 bytes, n apart).
+    for (k, plane) in out[at..].chunks_exact_mut(n.max(1)).enumerate() {
+        for (byte, w) in plane.iter_mut().zip(words.iter()) {
+            *byte = (w >> (8 * k)) as u8;
         }
     }
 }
 
 /// Column `c` of a block of `n` bars, back as words.
-fn column(raw: &[u8], c: usize, n: usize) -> Vec<u64> {
+fn column(raw: &[u8], c: usize, n: usize) -> std::vec::IntoIter<u64> {
     let col = &raw[HEAD + c * n * 8..HEAD + (c + 1) * n * 8];
-    (0..n)
-        .map(|i| u64::from_le_bytes(std::array::from_fn(|k| col[k * n + i])))
-        .collect()
+    let mut words = vec![0u64; n];
+    for (k, plane) in col.chunks_exact(n.max(1)).enumerate() {
+        for (w, &byte) in words.iter_mut().zip(plane) {
+            *w |= u64::from(byte) << (8 * k);
+        }
+    }
+    words.into_iter()
+}
+
+/// Appends the bars of a block of `n` bars to `out`; false (and `out` unchanged) when
+/// it is not one.
+pub fn decode_into(raw: &[u8], n: usize, out: &mut Bars) -> bool {
+    if raw.len() != block_len(n) || raw[2] > 1 {
+        return false;
+    }
+    let (Some(price), Some(volume)) = (Unit::of(raw[0]), Unit::of(raw[1])) else {
+        return false;
+    };
+    out.reserve(n);
+    let step = if raw[2] == 1 { MINUTE } else { 1 };
+    let mut t = 0i64;
+    out.timestamp.extend(column(raw, 0, n).map(|w| {
+        t = t.wrapping_add(unzigzag(w));
+        t.wrapping_mul(step)
+    }));
+    if price == Unit::Bits {
+        let cols = [&mut out.open, &mut out.high, &mut out.low, &mut out.close];
+        for (c, col) in cols.into_iter().enumerate() {
+            col.extend(column(raw, c + 1, n).map(f64::from_bits));
+        }
+    } else {
+        prices(raw, n, price.scale(), out);
+    }
+    let volumes = column(raw, 5, n);
+    if volume == Unit::Bits {
+        out.volume.extend(volumes.map(f64::from_bits));
+    } else {
+        let scale = volume.scale();
+        out.volume
+            .extend(volumes.map(|w| unzigzag(w) as f64 / scale));
+    }
+    out.transactions
+        .extend(column(raw, 6, n).map(|w| Some(unzigzag(w)).filter(|&v| v != i64::MIN)));
+    out.vwap.resize(out.vwap.len() + n, None);
+    out.otc.resize(out.otc.len() + n, false);
+    true
 }
 
 /// The bars of a block of `n` bars; `None` when it is not one.
+#[cfg(test)]
 pub fn decode(raw: &[u8], n: usize) -> Option<Bars> {
-    if raw.len() != block_len(n) || raw[0] > 1 || raw[1] > 1 {
-        return None;
-    }
-    let mut t = 0i64;
-    let timestamp = column(raw, 0, n)
-        .into_iter()
-        .map(|w| {
-            t = t.wrapping_add(unzigzag(w));
-            t
-        })
-        .collect();
-    let cols: Vec<Vec<u64>> = (1..5).map(|c| column(raw, c, n)).collect();
-    let [open, high, low, close] = if raw[0] == 1 {
-        prices(&cols, n)
-    } else {
-        let bits = |c: usize| cols[c].iter().map(|&w| f64::from_bits(w)).collect();
-        [bits(0), bits(1), bits(2), bits(3)]
-    };
-    let volume = column(raw, 5, n).into_iter();
-    let volume = if raw[1] == 1 {
-        volume.map(|w| unscaled(unzigzag(w))).collect()
-    } else {
-        volume.map(f64::from_bits).collect()
-    };
-    let transactions = column(raw, 6, n)
-        .into_iter()
-        .map(|w| Some(unzigzag(w)).filter(|&v| v != i64::MIN))
-        .collect();
-    Some(Bars {
-        timestamp,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        vwap: vec![None; n],
-        transactions,
-        otc: vec![false; n],
-    })
+    let mut out = Bars::default();
+    decode_into(raw, n, &mut out).then_some(out)
 }
 
-/// Open, high, low and close from the price columns of a scaled block.
-fn prices(cols: &[Vec<u64>], n: usize) -> [Vec<f64>; 4] {
-    let mut q: [Vec<i64>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
+/// Appends open, high, low and close from the price columns of a scaled block.
+fn prices(raw: &[u8], n: usize, scale: f64, out: &mut Bars) {
     let mut prev_close = 0i64;
-    let rows = cols[0].iter().zip(&cols[1]).zip(&cols[2]).zip(&cols[3]);
-    for (((&open, &high), &low), &close) in rows {
+    let rows = column(raw, 1, n)
+        .zip(column(raw, 2, n))
+        .zip(column(raw, 3, n))
+        .zip(column(raw, 4, n));
+    for (((open, high), low), close) in rows {
         let o = prev_close.wrapping_add(unzigzag(open));
         let c = o.wrapping_add(unzigzag(close));
-        q[0].push(o);
-        q[1].push(o.max(c).wrapping_add(unzigzag(high)));
-        q[2].push(o.min(c).wrapping_sub(unzigzag(low)));
-        q[3].push(c);
+        out.open.push(o as f64 / scale);
+        out.high
+            .push(o.max(c).wrapping_add(unzigzag(high)) as f64 / scale);
+        out.low
+            .push(o.min(c).wrapping_sub(unzigzag(low)) as f64 / scale);
+        out.close.push(c as f64 / scale);
         prev_close = c;
     }
-    q.map(|col| col.into_iter().map(unscaled).collect())
 }
 
 #[cfg(test)]
@@ -235,7 +341,20 @@ mod tests {
             (1_735_826_520_000, 0.0123, 7.0, Some(0)),
         ]);
         let raw = round_trip(&b);
-        assert_eq!(&raw[..2], &[1, 1]);
+        assert_eq!(&raw[..3], &[1, 2, 1]);
+    }
+
+    #[test]
+    fn whole_cents_shares_and_minutes_use_the_coarsest_unit() {
+        let b = bars(&[
+            (1_735_826_400_000, 123.45, 100.0, Some(3)),
+            (1_735_826_520_000, 1.0, 7.0, None),
+        ]);
+        assert_eq!(&round_trip(&b)[..3], &[2, 3, 1]);
+        let whole = bars(&[(59_999, 7.0, 1.5, Some(1))]);
+        let mut b = whole.clone();
+        (b.high[0], b.low[0], b.close[0]) = (8.0, 6.0, 7.0);
+        assert_eq!(&round_trip(&b)[..3], &[3, 2, 0]);
     }
 
     #[test]
@@ -246,7 +365,7 @@ mod tests {
             (i64::MAX, f64::INFINITY, 1e300, None),
         ]);
         let raw = round_trip(&b);
-        assert_eq!(&raw[..2], &[0, 0]);
+        assert_eq!(&raw[..3], &[0, 0, 0]);
         assert!(round_trip(&Bars::default()).len() == HEAD);
     }
 

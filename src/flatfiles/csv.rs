@@ -1,5 +1,7 @@
 //! Decoding one day's flat file: gzip, then CSV rows of every ticker, grouped into one
-//! [`Bars`] per ticker.
+//! [`Bars`] per ticker — handed out run by run as each ticker's rows end
+//! ([`decode_runs_gz`], what staging uses: a day is never held), or collected for the
+//! whole day ([`decode_day`], for the REPL and for files not sorted by ticker).
 //!
 //! The columns are `ticker,volume,open,close,high,low,window_start,transactions`
 //! (found by name in the header, so a reordered file still reads), `window_start` in
@@ -11,9 +13,9 @@ use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
 
-use crate::bars::{Bar, Bars};
+use crate::bars::Bars;
 
-use super::number;
+use super::row::{Header, MAX_FIELDS, parse_bar, standard_row};
 
 /// Why a day's file could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,59 +52,58 @@ pub struct DayBars {
     pub rows: u64,
 }
 
-const COLUMNS: [&str; 7] = [
-    "ticker",
-    "volume",
-    "open",
-    "close",
-    "high",
-    "low",
-    "window_start",
-];
-
-/// Most columns a file may have (it has 8).
-const MAX_FIELDS: usize = 16;
-
-/// Column positions, by the header's names.
-struct Header {
-    at: [usize; 7],
-    transactions: Option<usize>,
-    width: usize,
-}
-
-impl Header {
-    fn parse(line: &str) -> Result<Header, DecodeError> {
-        let names: Vec<&str> = line.trim_end().split(',').map(str::trim).collect();
-        if names.len() > MAX_FIELDS {
-            return Err(DecodeError::Wide(names.len()));
-        }
-        let find = |n: &str| names.iter().position(|c| *c == n);
-        let mut at = [0; 7];
-        for (slot, name) in at.iter_mut().zip(COLUMNS) {
-            *slot = find(name).ok_or(DecodeError::Header(name))?;
-        }
-        Ok(Header {
-            at,
-            transactions: find("transactions"),
-            width: names.len(),
-        })
-    }
-}
-
 /// Decodes a gzip day file, keeping the tickers `keep` accepts.
 pub fn decode_day(gz: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<DayBars, DecodeError> {
     decode_reader(MultiGzDecoder::new(gz), keep)
+}
+
+/// Decodes an uncompressed (or already inflating) CSV stream, the whole day in memory.
+pub fn decode_reader(
+    input: impl Read,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<DayBars, DecodeError> {
+    let mut tickers: Vec<(String, Bars)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let rows = decode_runs(input, keep, &mut |ticker: &str, bars: &Bars| {
+        match index.get(ticker) {
+            // A ticker back after others (an unsorted file): settled again below.
+            Some(&i) => tickers[i].1.extend(bars),
+            None => {
+                index.insert(ticker.to_string(), tickers.len());
+                tickers.push((ticker.to_string(), bars.clone()));
+            }
+        }
+        Ok::<(), DecodeError>(())
+    })?;
+    tickers.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, bars) in &mut tickers {
+        settle(bars);
+    }
+    Ok(DayBars { tickers, rows })
+}
+
+/// Decodes a gzip day file run by run: `sink` gets each kept ticker's bars (sorted,
+/// repeats dropped) as soon as its rows end, so a sorted day is never held whole. In
+/// a file not sorted by ticker a ticker comes back: `sink` then gets it again with
+/// its next run. Returns the rows read (kept or not).
+pub fn decode_runs_gz<E: From<DecodeError>>(
+    gz: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+    sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+) -> Result<u64, E> {
+    decode_runs(MultiGzDecoder::new(gz), keep, sink)
 }
 
 /// Bytes inflated at a time: lines are scanned in place in this buffer, so a day's
 /// text is never held whole (a 5,000-ticker day is 130 MB of CSV).
 const CHUNK: usize = 4 << 20;
 
-/// Decodes an uncompressed (or already inflating) CSV stream.
-pub fn decode_reader(
+/// [`decode_runs_gz`] of an uncompressed (or already inflating) CSV stream.
+fn decode_runs<E: From<DecodeError>>(
     mut input: impl Read,
     keep: &dyn Fn(&str) -> bool,
-) -> Result<DayBars, DecodeError> {
+    sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+) -> Result<u64, E> {
     let mut buf = vec![0u8; CHUNK];
     let (mut start, mut filled) = (0usize, 0usize);
     let mut rows = Rows::default();
@@ -117,17 +118,18 @@ pub fn decode_reader(
         let n = read_some(&mut input, &mut buf[filled..])?;
         if n == 0 {
             if start < filled {
-                rows.line(&buf[start..filled], keep)?;
+                rows.line(&buf[start..filled], keep, sink)?;
             }
             break;
         }
         filled += n;
         while let Some(end) = memchr::memchr(b'\n', &buf[start..filled]) {
-            rows.line(&buf[start..start + end], keep)?;
+            rows.line(&buf[start..start + end], keep, sink)?;
             start += end + 1;
         }
     }
-    Ok(rows.groups.finish())
+    rows.run.end(sink)?;
+    Ok(rows.run.rows)
 }
 
 fn read_some(input: &mut impl Read, into: &mut [u8]) -> Result<usize, DecodeError> {
@@ -144,25 +146,31 @@ fn read_some(input: &mut impl Read, into: &mut [u8]) -> Result<usize, DecodeErro
 #[derive(Default)]
 struct Rows {
     header: Option<Header>,
-    groups: Groups,
+    run: Run,
     line_no: u64,
 }
 
 impl Rows {
     /// Takes one line, without its `\n`.
-    fn line(&mut self, line: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), DecodeError> {
+    fn line<E: From<DecodeError>>(
+        &mut self,
+        line: &[u8],
+        keep: &dyn Fn(&str) -> bool,
+        sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.line_no += 1;
         let Some(header) = &self.header else {
             self.header = Some(Header::parse(&String::from_utf8_lossy(line))?);
             return Ok(());
         };
+        let line_no = self.line_no;
         let row = |reason: String| DecodeError::Row {
-            line: self.line_no,
+            line: line_no,
             reason,
         };
         // Non-ASCII is rare: only then is the whole line checked.
         if !line.is_ascii() && std::str::from_utf8(line).is_err() {
-            return Err(row("not UTF-8".into()));
+            return Err(row("not UTF-8".into()).into());
         }
         let end = line
             .iter()
@@ -170,6 +178,19 @@ impl Rows {
             .map_or(0, |i| i + 1);
         let text = &line[..end];
         if text.is_empty() {
+            return Ok(());
+        }
+        // The common case in one pass, unless the row is of a ticker not kept (whose
+        // numbers are not read at all).
+        let refused = self.run.started && !self.run.kept && self.run.is(text);
+        if header.standard
+            && !refused
+            && let Some((ticker, bar)) = standard_row(text)
+        {
+            self.run.rows += 1;
+            if self.run.select(ticker, keep, sink)? {
+                self.run.bars.push(bar);
+            }
             return Ok(());
         }
         // Split into a stack array: no allocation per row.
@@ -182,112 +203,73 @@ impl Rows {
             width += 1;
         }
         if width != header.width {
-            return Err(row(format!(
-                "{width} fields where the header has {}",
-                header.width
-            )));
+            let why = format!("{width} fields where the header has {}", header.width);
+            return Err(row(why).into());
         }
         let fields = &slots[..width];
-        self.groups.rows += 1;
-        if !self.groups.select(fields[header.at[0]], keep) {
+        self.run.rows += 1;
+        if !self.run.select(fields[header.at[0]], keep, sink)? {
             return Ok(());
         }
         let bar = parse_bar(fields, header).map_err(row)?;
-        self.groups.push(bar);
+        self.run.bars.push(bar);
         Ok(())
     }
 }
 
-fn parse_bar(f: &[&[u8]], h: &Header) -> Result<Bar, String> {
-    let text = |i: usize| String::from_utf8_lossy(f[i]).into_owned();
-    let num = |i: usize, name: &str| -> Result<f64, String> {
-        number::parse_f64(f[h.at[i]])
-            .ok_or_else(|| format!("{name} `{}` is not a number", text(h.at[i])))
-    };
-    let ns = number::parse_i64(f[h.at[6]])
-        .ok_or_else(|| format!("window_start `{}` is not an integer", text(h.at[6])))?;
-    let transactions = match h.transactions.map(|i| f[i]) {
-        None | Some(b"") => None,
-        Some(t) => Some(number::parse_i64(t).ok_or_else(|| {
-            format!(
-                "transactions `{}` is not an integer",
-                String::from_utf8_lossy(t)
-            )
-        })?),
-    };
-    Ok(Bar {
-        timestamp: ns.div_euclid(1_000_000),
-        volume: num(1, "volume")?,
-        open: num(2, "open")?,
-        close: num(3, "close")?,
-        high: num(4, "high")?,
-        low: num(5, "low")?,
-        vwap: None,
-        transactions,
-        otc: false,
-    })
-}
-
-/// Rows grouped by ticker as they arrive; consecutive rows of one ticker (the normal
-/// order) cost no lookup.
+/// The run of consecutive rows of one ticker being read (the whole of its day in a
+/// file sorted by ticker); the ticker's name is compared as bytes, not decoded, row
+/// by row.
 #[derive(Default)]
-struct Groups {
-    tickers: Vec<(String, Bars)>,
-    index: HashMap<String, usize>,
-    /// The group of the previous row's ticker, `None` when it was not kept.
-    current: Option<usize>,
-    current_name: String,
-    /// False until the first row: `current_name` means nothing before it.
+struct Run {
+    name: String,
+    /// False when `keep` refused the ticker: its rows are counted, not parsed.
+    kept: bool,
+    /// False until the first row: `name` means nothing before it.
     started: bool,
+    /// The run's bars; one buffer reused from run to run, so a day allocates nothing
+    /// per ticker.
+    bars: Bars,
+    /// Rows read (kept or not).
     rows: u64,
 }
 
-impl Groups {
-    /// Makes `ticker` current; false when `keep` refuses it.
-    fn select(&mut self, ticker: &[u8], keep: &dyn Fn(&str) -> bool) -> bool {
-        if ticker != self.current_name.as_bytes() || !self.started {
-            // The line is ASCII or was checked, and a field never splits a character.
-            let ticker = std::str::from_utf8(ticker).unwrap_or_default();
-            // The previous ticker's rows are over (in sorted files, for good): drop
-            // the slack of its columns' doubling, up to half a day's bars in memory.
-            if let Some(i) = self.current {
-                self.tickers[i].1.shrink_to_fit();
-            }
-            self.started = true;
-            self.current_name.clear();
-            self.current_name.push_str(ticker);
-            self.current = if !keep(ticker) {
-                None
-            } else if let Some(&i) = self.index.get(ticker) {
-                Some(i)
-            } else {
-                // No reserve: a day is 5,000+ tickers of ~500 bars, and a fixed
-                // reserve per ticker held twice the day's bars in memory.
-                self.tickers.push((ticker.to_string(), Bars::default()));
-                self.index
-                    .insert(ticker.to_string(), self.tickers.len() - 1);
-                Some(self.tickers.len() - 1)
-            };
-        }
-        self.current.is_some()
+impl Run {
+    /// True when `line` is a row of the current ticker.
+    fn is(&self, line: &[u8]) -> bool {
+        let name = self.name.as_bytes();
+        line.starts_with(name) && line.get(name.len()) == Some(&b',')
     }
 
-    fn push(&mut self, bar: Bar) {
-        if let Some(i) = self.current {
-            self.tickers[i].1.push(bar);
+    /// Makes `ticker` current, handing the previous run to `sink` if it changes; false
+    /// when `keep` refuses it.
+    fn select<E: From<DecodeError>>(
+        &mut self,
+        ticker: &[u8],
+        keep: &dyn Fn(&str) -> bool,
+        sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if self.started && ticker == self.name.as_bytes() {
+            return Ok(self.kept);
         }
+        self.end(sink)?;
+        // The line is ASCII or was checked, and a field never splits a character.
+        let ticker = std::str::from_utf8(ticker).unwrap_or_default();
+        self.started = true;
+        self.name.clear();
+        self.name.push_str(ticker);
+        self.kept = keep(ticker);
+        Ok(self.kept)
     }
 
-    fn finish(self) -> DayBars {
-        let mut tickers = self.tickers;
-        tickers.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, bars) in &mut tickers {
-            settle(bars);
+    /// Hands the run's bars, settled, to `sink` and empties it.
+    fn end<E>(&mut self, sink: &mut dyn FnMut(&str, &Bars) -> Result<(), E>) -> Result<(), E> {
+        if self.kept && !self.bars.is_empty() {
+            settle(&mut self.bars);
+            sink(&self.name, &self.bars)?;
         }
-        DayBars {
-            tickers,
-            rows: self.rows,
-        }
+        self.bars.clear();
+        Ok(())
     }
 }
 
@@ -354,6 +336,34 @@ mod tests {
         assert_eq!(day.tickers.len(), 1);
         assert_eq!(day.tickers[0].1.close, vec![1.6]);
         assert_eq!(day.rows, 2);
+    }
+
+    #[test]
+    fn the_one_pass_rows_read_as_the_general_path_does() {
+        let rows = [
+            "A,1.029145e+06,1.5,1.6,1.7,1.4,1735826400000000000,3",
+            "A,100,-0,1,1.,.5,1735826460000000000,",
+            "B,7,10,11,12,9,-60000000000,+4",
+            "B,7,0.1,0.3,9007199254740993,1,1735826400000000000,9223372036854775807",
+        ];
+        let standard = format!(
+            "ticker,volume,open,close,high,low,window_start,transactions\n{}\n",
+            rows.join("\n")
+        );
+        let moved: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let (head, trades) = r.rsplit_once(',').unwrap();
+                format!("{trades},{head}")
+            })
+            .collect();
+        let general = format!(
+            "transactions,ticker,volume,open,close,high,low,window_start\n{}\n",
+            moved.join("\n")
+        );
+        let want = decode_reader(general.as_bytes(), &|_| true).unwrap();
+        assert_eq!(want.tickers.len(), 2);
+        assert_eq!(decode_reader(standard.as_bytes(), &|_| true).unwrap(), want);
     }
 
     #[test]

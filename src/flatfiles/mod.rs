@@ -5,6 +5,7 @@
 //! - [`csv`]: one day's file, decoded and grouped by ticker.
 //! - `block`: one ticker-day's bars as a compact staged block.
 //! - `number`: the decoder's number parsing on raw field bytes.
+//! - `row`: the header's columns and one row as a bar.
 //! - [`stage`]: a decoded day kept on local disk, by ticker, until every ticker's
 //!   year has been written once (so no ticker-year file is rewritten per day).
 //! - [`source`]: the route as the worker's [`crate::ingest::BarSource`].
@@ -14,6 +15,7 @@ pub mod csv;
 pub mod layout;
 pub mod ledger;
 mod number;
+mod row;
 pub mod source;
 pub mod stage;
 

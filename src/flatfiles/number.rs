@@ -29,49 +29,116 @@ pub fn parse_i64(field: &[u8]) -> Option<i64> {
 /// at most 22 decimals: mantissa and power of ten are both exact, so one division is
 /// correctly rounded, the same value `str::parse` gives (Clinger's fast path).
 fn fast_f64(field: &[u8]) -> Option<f64> {
-    let (negative, body) = match field.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, field),
+    scan_f64(field).and_then(|(v, used)| (used == field.len()).then_some(v))
+}
+
+/// `[-]digits` in `i64`.
+fn fast_i64(field: &[u8]) -> Option<i64> {
+    scan_i64(field).and_then(|(v, used)| (used == field.len()).then_some(v))
+}
+
+/// The number field at the start of `*s` that a comma ends, by the fast path of
+/// [`parse_f64`]; `*s` then starts after the comma. `None` (and `*s` unchanged) when
+/// the field is not in the fast path's form or no comma follows: parse it whole then.
+/// Scanning and parsing in one pass is what makes a row cheap.
+pub fn f64_field(s: &mut &[u8]) -> Option<f64> {
+    let (v, used) = scan_f64(s)?;
+    *s = s.get(used..)?.strip_prefix(b",")?;
+    Some(v)
+}
+
+/// As [`f64_field`] for an integer; with `last`, the field ends the line instead of
+/// a comma.
+pub fn i64_field(s: &mut &[u8], last: bool) -> Option<i64> {
+    let (v, used) = scan_i64(s)?;
+    let rest = &s[used..];
+    *s = match (last, rest.split_first()) {
+        (true, None) => rest,
+        (false, Some((b',', after))) => after,
+        _ => return None,
     };
-    let (mut mantissa, mut digits, mut decimals) = (0u64, 0usize, None::<usize>);
-    for &b in body {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
-                digits += 1;
-                if let Some(d) = decimals.as_mut() {
-                    *d += 1;
-                }
-            }
-            b'.' if decimals.is_none() => decimals = Some(0),
-            _ => return None,
-        }
+    Some(v)
+}
+
+/// The fast path's number at the start of `bytes`, and the bytes it spans (up to the
+/// first byte that cannot continue it).
+fn scan_f64(bytes: &[u8]) -> Option<(f64, usize)> {
+    let negative = bytes.first() == Some(&b'-');
+    let start = usize::from(negative);
+    let (mut mantissa, mut i) = digits(bytes, start, 0);
+    let whole = i - start;
+    let mut decimals = 0;
+    if bytes.get(i) == Some(&b'.') {
+        let from = i + 1;
+        (mantissa, i) = digits(bytes, from, mantissa);
+        decimals = i - from;
     }
-    let decimals = decimals.unwrap_or(0);
-    if digits == 0 || digits > 19 || mantissa >= EXACT || decimals >= POW10.len() {
+    let count = whole + decimals;
+    if count == 0 || count > 19 || mantissa >= EXACT || decimals >= POW10.len() {
         return None;
     }
     let value = mantissa as f64 / POW10[decimals];
-    Some(if negative { -value } else { value })
+    Some((if negative { -value } else { value }, i))
 }
 
-/// `[-]digits`, at most 18 digits (no overflow possible).
-fn fast_i64(field: &[u8]) -> Option<i64> {
-    let (negative, body) = match field.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, field),
-    };
-    if body.is_empty() || body.len() > 18 {
+/// Decimal digits from `i` on appended to `acc` (wrapping past 19 digits, which the
+/// callers refuse), and where they end.
+fn digits(bytes: &[u8], mut i: usize, mut acc: u64) -> (u64, usize) {
+    while let Some(d) = bytes
+        .get(i)
+        .map(|b| b.wrapping_sub(b'0'))
+        .filter(|&d| d < 10)
+    {
+        acc = acc.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    (acc, i)
+}
+
+/// As [`scan_f64`] for `[-]digits` in `i64` (19 digits at most: a nanosecond
+/// timestamp has 19, read 8 at a time).
+fn scan_i64(bytes: &[u8]) -> Option<(i64, usize)> {
+    let negative = bytes.first() == Some(&b'-');
+    let start = usize::from(negative);
+    let mut i = start;
+    // 19 digits never overflow a u64 (below 10^19 < 2^64).
+    let mut n = 0u64;
+    while i + 8 - start <= 16 {
+        let Some(eight) = bytes.get(i..i + 8).and_then(eight_digits) else {
+            break;
+        };
+        n = n * 100_000_000 + eight;
+        i += 8;
+    }
+    (n, i) = digits(bytes, i, n);
+    let count = i - start;
+    if count == 0 || count > 19 {
         return None;
     }
-    let mut n = 0i64;
-    for &b in body {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + i64::from(b - b'0');
+    let value = match (negative, i64::try_from(n)) {
+        (false, Ok(v)) => v,
+        (true, Ok(v)) => -v,
+        (true, Err(_)) if n == 1 << 63 => i64::MIN,
+        _ => return None,
+    };
+    Some((value, i))
+}
+
+/// The value of 8 ASCII digits, `None` when one is not a digit (SWAR: the 8 bytes as
+/// one word, as in fast_float).
+fn eight_digits(bytes: &[u8]) -> Option<u64> {
+    let v = u64::from_le_bytes(bytes.try_into().ok()?);
+    let above = v.wrapping_add(0x4646_4646_4646_4646);
+    let below = v.wrapping_sub(0x3030_3030_3030_3030);
+    if (above | below) & 0x8080_8080_8080_8080 != 0 {
+        return None;
     }
-    Some(if negative { -n } else { n })
+    // Pairs, then quadruples, then all 8 (the first byte is the most significant).
+    let v = below.wrapping_mul(10).wrapping_add(below >> 8);
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    let high = (v & MASK).wrapping_mul(100 + (1_000_000 << 32));
+    let low = ((v >> 16) & MASK).wrapping_mul(1 + (10_000 << 32));
+    Some(u64::from((high.wrapping_add(low) >> 32) as u32))
 }
 
 #[cfg(test)]
@@ -143,6 +210,80 @@ mod tests {
     }
 
     #[test]
+    fn fields_parse_as_their_text_does_and_stop_after_the_comma() {
+        for t in [
+            "1.5",
+            "-0",
+            "123.45",
+            "1e5",
+            "",
+            "-",
+            "1.2.3",
+            "9007199254740993",
+        ] {
+            let line = format!("{t},rest");
+            let mut s = line.as_bytes();
+            let got = f64_field(&mut s);
+            assert_eq!(
+                got.map(f64::to_bits),
+                fast_f64(t.as_bytes()).map(f64::to_bits)
+            );
+            let left: &[u8] = if got.is_some() {
+                b"rest"
+            } else {
+                line.as_bytes()
+            };
+            assert_eq!(s, left, "`{t}`");
+        }
+        let mut s: &[u8] = b"1.5";
+        assert_eq!(f64_field(&mut s), None, "no comma after it");
+        for (t, last, want, left) in [
+            ("12,x", false, Some(12), "x"),
+            ("-7", true, Some(-7), ""),
+            ("7,", true, None, "7,"),
+            ("7", false, None, "7"),
+            (
+                "1735826400000000000",
+                true,
+                Some(1_735_826_400_000_000_000),
+                "",
+            ),
+            ("12345678901234567890", true, None, "12345678901234567890"),
+        ] {
+            let mut s = t.as_bytes();
+            assert_eq!(i64_field(&mut s, last), want, "`{t}`");
+            assert_eq!(s, left.as_bytes());
+        }
+    }
+
+    #[test]
+    fn integers_of_every_length_and_digit_parse_as_std_does() {
+        let mut x = 1u64;
+        for len in 1..=20 {
+            for d in 0..10u64 {
+                let v = x.wrapping_mul(d + 1).wrapping_add(d * 1_234_567);
+                let text = v.to_string();
+                let cut = &text[..len.min(text.len())];
+                for t in [cut.to_string(), format!("-{cut}"), format!("{cut}x")] {
+                    assert_eq!(parse_i64(t.as_bytes()), t.parse::<i64>().ok(), "`{t}`");
+                    let f = format!("{t},");
+                    let mut s = f.as_bytes();
+                    assert_eq!(i64_field(&mut s, false), t.parse::<i64>().ok(), "`{t}`");
+                }
+            }
+            x = x.wrapping_mul(10).wrapping_add(7);
+        }
+        for t in [
+            "1735826400000000000",
+            "17358264a0000000000",
+            "12345678/",
+            "1234567:9",
+        ] {
+            assert_eq!(parse_i64(t.as_bytes()), t.parse::<i64>().ok(), "`{t}`");
+        }
+    }
+
+    #[test]
     fn integers_parse_exactly_as_std_does() {
         for t in [
             "0",
@@ -154,6 +295,8 @@ mod tests {
             "9223372036854775807",
             "9223372036854775808",
             "-9223372036854775808",
+            "-9223372036854775809",
+            "00000000000000000001",
             "+3",
             "",
             "-",

@@ -30,7 +30,7 @@ use crate::store::{DatasetIdentity, Provenance};
 
 use super::csv::{DecodeError, decode_day};
 use super::layout::{day_of_key, year_prefix};
-use super::stage::{StagedDay, stage_path, write_day};
+use super::stage::{StagedDay, StreamError, stage_day, stage_path, write_day};
 
 /// Which tickers to keep from the files.
 #[derive(Debug, Clone)]
@@ -225,7 +225,7 @@ impl BarSource for FlatFiles {
             // Sized from the indexes: growing by doubling would copy the bars again.
             let mut out = Bars::with_capacity(staged_days().map(|s| s.bars_of(&name)).sum());
             for staged in staged_days() {
-                out.extend(&staged.read(&name)?);
+                staged.read_into(&name, &mut out)?;
             }
             Ok(out)
         };
@@ -313,18 +313,8 @@ async fn stage_one(
             Err(e) => return Err(s3_failure(e, &format!("downloading the file of {day}"))),
         };
         let etag = object.info.etag.clone().unwrap_or_default();
-        let (cfg2, key, path2) = (cfg.clone(), info.key.clone(), path.clone());
-        let staged = blocking(move || -> std::io::Result<Result<StagedDay, DecodeError>> {
-            let decoded = match decode_day(&object.body, &|t| cfg2.universe.keeps(t)) {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-            write_day(&cfg2.staging, day, &key, &etag, &decoded)?;
-            StagedDay::open(&path2)?
-                .map(Ok)
-                .ok_or_else(|| std::io::Error::other("the staged file did not read back"))
-        })
-        .await?;
+        let (cfg2, key) = (cfg.clone(), info.key.clone());
+        let staged = blocking(move || stage_body(&cfg2, day, (&key, &etag), &object.body)).await?;
         match staged {
             Ok(s) => {
                 let rows = s.index.rows;
@@ -346,6 +336,30 @@ async fn stage_one(
         }
     }
     unreachable!("the loop returns on its last attempt")
+}
+
+/// Decodes and stages one downloaded day file, then opens it; `Ok(Err(_))` for a
+/// damaged file (downloaded again).
+fn stage_body(
+    cfg: &FlatConfig,
+    day: Date,
+    source: (&str, &str),
+    gz: &[u8],
+) -> std::io::Result<Result<StagedDay, DecodeError>> {
+    let keep = |t: &str| cfg.universe.keeps(t);
+    let path = match stage_day(&cfg.staging, day, source, gz, &keep) {
+        Ok(path) => path,
+        Err(StreamError::Io(e)) => return Err(e),
+        Err(StreamError::Decode(e)) => return Ok(Err(e)),
+        // Not sorted by ticker (Massive's files are): decoded whole, in memory.
+        Err(StreamError::Unsorted) => match decode_day(gz, &keep) {
+            Ok(decoded) => write_day(&cfg.staging, day, source.0, source.1, &decoded)?,
+            Err(e) => return Ok(Err(e)),
+        },
+    };
+    StagedDay::open(&path)?
+        .map(Ok)
+        .ok_or_else(|| std::io::Error::other("the staged file did not read back"))
 }
 
 /// Runs file work on the blocking pool, its I/O errors as store failures.

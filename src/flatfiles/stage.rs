@@ -6,7 +6,7 @@
 //! zstd block per ticker with an index at the end, and the worker later reads one
 //! ticker's blocks across the year's days (positioned reads, no lock).
 //!
-//! Layout: `BSSTAGE2`, the blocks, the JSON index, then the index's offset and
+//! Layout: `BSSTAGE3`, the blocks, the JSON index, then the index's offset and
 //! length (u64 LE) and `BSSTGEND`. A file is written under a temporary name and
 //! renamed, and opened only when its trailer and index are whole, so a kill leaves
 //! either a usable file or one that is staged again. No fsync: staging is a cache, and
@@ -23,17 +23,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::bars::Bars;
 
-use super::csv::DayBars;
+use super::csv::{DayBars, DecodeError, decode_runs_gz};
 
-/// Version 2: blocks as [`super::block`] encodes them (a version 1 file is staged
-/// again, never misread).
-const MAGIC: &[u8; 8] = b"BSSTAGE2";
+/// Version 3: blocks as [`super::block`] encodes them, written as the day streams in
+/// (a file of an older version is staged again, never misread).
+const MAGIC: &[u8; 8] = b"BSSTAGE3";
 const END: &[u8; 8] = b"BSSTGEND";
 const TRAILER: u64 = 24;
 /// zstd level of the blocks. The block encoding does most of the work: on the
-/// benchmark's month, level 3 staged 420 MB against 423 MB at level 1, CPU within
-/// the noise (see BENCHMARKS.md, "Flat files").
-const LEVEL: i32 = 3;
+/// benchmark's market, level 1 packs the blocks as small as level 3 (within 0.5%) and
+/// costs less CPU (see BENCHMARKS.md, "Flat files").
+const LEVEL: i32 = 1;
 
 /// Where a staged day came from, and where each ticker's block is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +89,42 @@ pub fn clean_stale(dir: &Path) {
     }
 }
 
+/// Why a day could not be staged while it was decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The file is damaged or not a minute-aggregates file.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A ticker came back after other tickers: the file is not sorted by ticker, and a
+    /// staged file holds one block per ticker. Decode the day whole instead.
+    #[error("the file is not sorted by ticker")]
+    Unsorted,
+    /// Writing the staged file failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Decodes the gzip day file `gz` and stages it in one pass: each ticker's block is
+/// written as soon as its rows end (Massive's files are sorted by ticker), so the
+/// day's bars are never held in memory. Fails with [`StreamError::Unsorted`] for a
+/// file that is not sorted; [`write_day`] of [`super::csv::decode_day`] stages it.
+pub fn stage_day(
+    dir: &Path,
+    day: Date,
+    source: (&str, &str),
+    gz: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<PathBuf, StreamError> {
+    let mut out = DayWriter::create(dir, day)?;
+    let rows = decode_runs_gz(gz, keep, &mut |ticker: &str, bars: &Bars| match out
+        .block(ticker, bars)?
+    {
+        true => Ok(()),
+        false => Err(StreamError::Unsorted),
+    })?;
+    Ok(out.finish(source, rows)?)
+}
+
 /// Writes `bars` as the staged file of `day`, replacing any older one.
 pub fn write_day(
     dir: &Path,
@@ -97,47 +133,101 @@ pub fn write_day(
     etag: &str,
     bars: &DayBars,
 ) -> io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = stage_path(dir, day);
-    let tmp = dir.join(format!(".{day}.stage.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut out = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        out.write_all(MAGIC)?;
-        let mut offset = MAGIC.len() as u64;
-        let mut blocks = HashMap::with_capacity(bars.tickers.len());
-        let mut raw = Vec::new();
-        // One context for the day: creating one per block costs more than a block.
-        let mut zstd = zstd::bulk::Compressor::new(LEVEL)?;
-        for (ticker, b) in &bars.tickers {
-            raw.clear();
-            super::block::encode(b, &mut raw);
-            let packed = zstd.compress(&raw)?;
-            out.write_all(&packed)?;
-            blocks.insert(
-                ticker.clone(),
-                [offset, packed.len() as u64, b.len() as u64],
-            );
-            offset += packed.len() as u64;
+    let mut out = DayWriter::create(dir, day)?;
+    for (ticker, b) in &bars.tickers {
+        if !out.block(ticker, b)? {
+            return Err(io::Error::other(format!("{ticker} is staged twice")));
         }
+    }
+    out.finish((key, etag), bars.rows)
+}
+
+/// A staged file being written block by block under its temporary name (removed on
+/// drop unless finished).
+struct DayWriter {
+    day: Date,
+    path: PathBuf,
+    tmp: PathBuf,
+    out: io::BufWriter<File>,
+    offset: u64,
+    blocks: HashMap<String, [u64; 3]>,
+    /// The block being written, before and after zstd (reused from block to block).
+    raw: Vec<u8>,
+    packed: Vec<u8>,
+    encoder: super::block::Encoder,
+    /// One context for the day: creating one per block costs more than a block.
+    zstd: zstd::bulk::Compressor<'static>,
+    finished: bool,
+}
+
+impl DayWriter {
+    fn create(dir: &Path, day: Date) -> io::Result<DayWriter> {
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{day}.stage.{}.tmp", std::process::id()));
+        let file = File::create(&tmp)?;
+        let mut w = DayWriter {
+            day,
+            path: stage_path(dir, day),
+            tmp,
+            out: io::BufWriter::with_capacity(1 << 20, file),
+            offset: MAGIC.len() as u64,
+            blocks: HashMap::new(),
+            raw: Vec::new(),
+            packed: Vec::new(),
+            encoder: super::block::Encoder::default(),
+            zstd: zstd::bulk::Compressor::new(LEVEL)?,
+            finished: false,
+        };
+        w.out.write_all(MAGIC)?;
+        Ok(w)
+    }
+
+    /// Appends the block of `ticker`; false (and nothing written) when it has one.
+    fn block(&mut self, ticker: &str, bars: &Bars) -> io::Result<bool> {
+        if self.blocks.contains_key(ticker) {
+            return Ok(false);
+        }
+        self.raw.clear();
+        self.encoder.encode(bars, &mut self.raw);
+        self.packed.clear();
+        self.packed
+            .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        self.zstd.compress_to_buffer(&self.raw, &mut self.packed)?;
+        self.out.write_all(&self.packed)?;
+        let len = self.packed.len() as u64;
+        self.blocks
+            .insert(ticker.to_string(), [self.offset, len, bars.len() as u64]);
+        self.offset += len;
+        Ok(true)
+    }
+
+    /// Writes the index and trailer and renames the file into place.
+    fn finish(mut self, (key, etag): (&str, &str), rows: u64) -> io::Result<PathBuf> {
         let index = StageIndex {
-            day: day.to_string(),
+            day: self.day.to_string(),
             key: key.to_string(),
             etag: etag.to_string(),
-            rows: bars.rows,
-            blocks,
+            rows,
+            blocks: std::mem::take(&mut self.blocks),
         };
         let json = serde_json::to_vec(&index).map_err(io::Error::other)?;
-        out.write_all(&json)?;
-        out.write_all(&offset.to_le_bytes())?;
-        out.write_all(&(json.len() as u64).to_le_bytes())?;
-        out.write_all(END)?;
-        out.into_inner().map_err(|e| e.into_error())?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        self.out.write_all(&json)?;
+        self.out.write_all(&self.offset.to_le_bytes())?;
+        self.out.write_all(&(json.len() as u64).to_le_bytes())?;
+        self.out.write_all(END)?;
+        self.out.flush()?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.finished = true;
+        Ok(self.path.clone())
     }
-    result.map(|()| path)
+}
+
+impl Drop for DayWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl StagedDay {
@@ -178,10 +268,17 @@ impl StagedDay {
 
     /// The bars of `ticker` that day (empty when it had none).
     pub fn read(&self, ticker: &str) -> io::Result<Bars> {
+        let mut out = Bars::default();
+        self.read_into(ticker, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the bars of `ticker` that day to `out` (nothing when it had none).
+    pub fn read_into(&self, ticker: &str, out: &mut Bars) -> io::Result<()> {
         let Some(&[offset, len, rows]) = self.index.blocks.get(ticker) else {
-            return Ok(Bars::default());
+            return Ok(());
         };
-        let bars = BUFFERS.with_borrow_mut(|(zstd, packed, raw)| {
+        let whole = BUFFERS.with_borrow_mut(|(zstd, packed, raw)| {
             let zstd = match zstd {
                 Some(z) => z,
                 None => zstd.insert(zstd::bulk::Decompressor::new()?),
@@ -191,14 +288,15 @@ impl StagedDay {
             raw.clear();
             raw.reserve(super::block::block_len(rows as usize));
             zstd.decompress_to_buffer(&packed[..], raw)?;
-            io::Result::Ok(super::block::decode(raw, rows as usize))
+            io::Result::Ok(super::block::decode_into(raw, rows as usize, out))
         })?;
-        bars.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("staged block of {ticker} on {} is damaged", self.index.day),
-            )
-        })
+        if whole {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("staged block of {ticker} on {} is damaged", self.index.day),
+        ))
     }
 }
 
@@ -249,6 +347,41 @@ mod tests {
         assert_eq!(staged.read("A").unwrap(), day().tickers[0].1);
         assert!(staged.read("BRK.A").unwrap().is_empty());
         assert!(staged.read("ZZZ").unwrap().is_empty());
+    }
+
+    fn gz(text: &str) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    const HEADER: &str = "ticker,volume,open,close,high,low,window_start,transactions\n";
+
+    #[test]
+    fn a_sorted_day_streamed_reads_back_as_decoded_whole() {
+        let text = format!(
+            "{HEADER}A,1,1,1,1,1,120000000000,1\nA,2,1,1,1,1,60000000000,1\n\
+             B,3,2.5,2.5,2.5,2.5,0,\nC,4,1,1,1,1,0,1\n"
+        );
+        let (dir, d) = (tempfile::tempdir().unwrap(), Date::constant(2025, 1, 2));
+        let keep = |t: &str| t != "C";
+        let path = stage_day(dir.path(), d, ("k", "e"), &gz(&text), &keep).unwrap();
+        let staged = StagedDay::open(&path).unwrap().unwrap();
+        let whole = super::super::csv::decode_day(&gz(&text), &keep).unwrap();
+        assert_eq!((staged.index.rows, staged.index.blocks.len()), (4, 2));
+        for (ticker, bars) in &whole.tickers {
+            assert_eq!(&staged.read(ticker).unwrap(), bars);
+        }
+        assert!(staged.read("C").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unsorted_day_is_refused_and_leaves_nothing() {
+        let text = format!("{HEADER}A,1,1,1,1,1,0,1\nB,1,1,1,1,1,0,1\nA,1,1,1,1,1,60000000000,1\n");
+        let (dir, d) = (tempfile::tempdir().unwrap(), Date::constant(2025, 1, 2));
+        let err = stage_day(dir.path(), d, ("k", "e"), &gz(&text), &|_| true).unwrap_err();
+        assert!(matches!(err, StreamError::Unsorted), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
