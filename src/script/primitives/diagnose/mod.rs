@@ -145,9 +145,10 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
 
     let mut results: BTreeMap<String, Map> = BTreeMap::new();
     let cancel = || host.is_cancelled();
+    let dataset = crate::store::Dataset::Local(store);
     let job = Ingest {
         source: &client,
-        store: &store,
+        dataset: &dataset,
         range,
         today: today_ny(),
         cancel: &cancel,

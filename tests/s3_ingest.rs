@@ -1,0 +1,215 @@
+//! `barsmith ingest --outdir s3://bucket/prefix` end to end: the sandbox's REST API
+//! into moto's S3 server on loopback, credentials and endpoint from the standard AWS
+//! variables only.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use barsmith::bars::Bars;
+use barsmith::calendar::DateRange;
+use barsmith::s3::{Bucket, S3Config, S3Credentials};
+use barsmith::sandbox::{SandboxConfig, synth};
+use barsmith::store::remote::{S3Dataset, S3Location};
+use common::moto::MotoServer;
+use common::{Fixture, run, stderr, test_config};
+
+const URL: &str = "s3://barsmith/bars/minute";
+const KEY_ID: &str = "AKIDBARSMITHTEST";
+const SECRET: &str = "barsmith-test-secret-do-not-print";
+
+fn range(a: &str, b: &str) -> DateRange {
+    DateRange::parse(a, b).unwrap()
+}
+
+/// `barsmith ingest` of `tickers` into `outdir` with the fixture's fast retries.
+fn ingest(fx: &Fixture, tickers: &[&str], from: &str, to: &str, outdir: &str) -> Command {
+    let mut cmd = fx.barsmith();
+    cmd.args([
+        "ingest",
+        "--tickers",
+        &tickers.join(","),
+        "--outdir",
+        outdir,
+    ])
+    .args(["--from", from, "--to", to])
+    .args(["--base-url", &fx.sandbox.base_url()])
+    .args(["--timeout", "10", "--retries", "4", "--backoff-ms", "10"])
+    .args(["--max-backoff-ms", "50", "--max-rps", "1000"]);
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// [`ingest`] into the dataset on `moto`, with the AWS variables naming it and short
+/// leases, so a killed writer's lease goes stale within a test.
+fn ingest_s3(fx: &Fixture, moto: &MotoServer, tickers: &[&str], from: &str, to: &str) -> Command {
+    let mut cmd = ingest(fx, tickers, from, to, URL);
+    cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("BARSMITH_S3_LEASE_TTL", "1");
+    cmd
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn dataset(rt: &tokio::runtime::Runtime, moto: &MotoServer) -> S3Dataset {
+    let creds = S3Credentials::new(KEY_ID.into(), SECRET.into());
+    let mut cfg = S3Config::new(&moto.endpoint(), &moto.bucket, creds);
+    cfg.timeout = Duration::from_secs(30);
+    let bucket = Bucket::new(cfg).unwrap();
+    let location = S3Location::parse(URL).unwrap();
+    rt.block_on(S3Dataset::open_read_only(bucket, location))
+        .unwrap()
+}
+
+/// The bars and complete ranges of `ticker` in the dataset on S3.
+fn on_s3(moto: &MotoServer, ticker: &str, r: DateRange) -> (Bars, Vec<DateRange>) {
+    let rt = runtime();
+    let ds = dataset(&rt, moto);
+    let bars = rt.block_on(ds.read_bars(ticker, r)).unwrap();
+    let complete = rt.block_on(ds.coverage(ticker)).unwrap().complete;
+    (bars, complete)
+}
+
+#[test]
+fn ingest_into_s3_stores_what_a_local_folder_gets_and_a_rerun_fetches_nothing() {
+    let fx = Fixture::with_config(test_config());
+    let moto = MotoServer::start();
+    let tickers = ["AAPL", "MSFT", "BRK.A"];
+    let (from, to) = ("2023-11-01", "2024-02-29");
+    let local = fx.outdir().display().to_string();
+    let out = run(ingest(&fx, &tickers, from, to, &local));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let out = run(ingest_s3(&fx, &moto, &tickers, from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let store = fx.store();
+    for t in tickers {
+        let (bars, complete) = on_s3(&moto, t, range(from, to));
+        assert!(!bars.is_empty(), "{t} has bars");
+        assert_eq!(bars, store.read_bars(t, range(from, to)).unwrap(), "{t}");
+        assert_eq!(complete, store.coverage(t).unwrap(), "{t}");
+    }
+
+    fx.sandbox.reset_stats();
+    let out = run(ingest_s3(&fx, &moto, &tickers, from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.sandbox.stats().data_requests, 0, "all complete already");
+}
+
+#[test]
+fn ingest_into_s3_without_credentials_exits_4_with_one_line_naming_the_variables() {
+    let fx = Fixture::with_config(test_config());
+    let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
+    cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(lines[0].contains(var), "{err}");
+    }
+    assert_eq!(fx.sandbox.stats().data_requests, 0);
+
+    // Half a key pair names the missing half and never prints the secret given.
+    let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
+    cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let all = format!("{}{}", common::stdout(&out), stderr(&out));
+    assert!(all.contains("AWS_ACCESS_KEY_ID"), "{all}");
+    assert!(!all.contains(SECRET), "the secret leaked: {all}");
+}
+
+#[test]
+fn ingest_into_s3_refuses_plain_http_off_loopback_and_flat_files_for_now() {
+    let fx = Fixture::with_config(test_config());
+    let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
+    cmd.env("AWS_ENDPOINT_URL", "http://s3.example.com")
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refusing plain http"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(SECRET));
+
+    let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
+    cmd.args(["--source", "flat-files", "--unadjusted"]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not supported yet"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_run_leaves_an_s3_dataset_a_rerun_completes_exactly() {
+    let fx = Fixture::with_config(SandboxConfig {
+        latency: Duration::from_millis(30),
+        ..test_config()
+    });
+    let moto = MotoServer::start();
+    let tickers = ["AAPL", "MSFT"];
+    let (from, to) = ("2019-01-01", "2021-12-31");
+    let mut child = ingest_s3(&fx, &moto, &tickers, from, to)
+        .arg("--in-flight")
+        .arg("1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once AAPL is done and MSFT's first page is in (one ticker at a time):
+    // MSFT's lease is held by the dead writer, AAPL's coverage recorded.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut done = false;
+    for line in stdout.lines().map_while(Result::ok) {
+        done |= line.contains("\"event\":\"ticker_done\"");
+        if done && line.contains("\"event\":\"page\"") {
+            break;
+        }
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let (_, before) = on_s3(&moto, "AAPL", range(from, to));
+    assert!(!before.is_empty(), "some year was recorded before the kill");
+
+    // The re-run takes over the dead writer's lease once it is stale, then fetches
+    // and writes exactly what coverage lacks.
+    let out = run(ingest_s3(&fx, &moto, &tickers, from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for t in tickers {
+        let (bars, complete) = on_s3(&moto, t, range(from, to));
+        assert_eq!(
+            bars,
+            synth::bars_for(t, range(from, to), fx.sandbox.config())
+        );
+        assert_eq!(complete, vec![range(from, to)], "{t}");
+    }
+}
