@@ -46,9 +46,7 @@ enum Source {
 /// (bad input) or 4 (fatal for the run), as `--help` documents.
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut sink = JsonLines(std::io::stdout());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runtime(&args)?;
     let prepared = match prepare(&args, &runtime) {
         Ok(p) => p,
         Err(e) => {
@@ -92,6 +90,21 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         tracing::error!("stopping: {}", fatal.message);
     }
     Ok(ExitCode::from(report.exit_code() as u8))
+}
+
+/// One thread for a local folder; for a dataset on S3, a second one that keeps renewing
+/// the write leases while the first encodes a ticker-year (a lease not renewed within
+/// its ttl is lost, and the ticker with it).
+fn runtime(args: &IngestArgs) -> std::io::Result<tokio::runtime::Runtime> {
+    match DatasetLocation::parse(&args.outdir) {
+        Ok(DatasetLocation::S3(_)) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
 }
 
 /// Checks the input, then the key, the output folder, the budget and the client, in
