@@ -195,6 +195,37 @@ impl TickerSession {
     }
 }
 
+/// Opens the dataset on S3 at `location` for reads only, the bucket as for
+/// [`Dataset::open_s3`].
+pub async fn open_s3_read_only(location: S3Location) -> Result<S3Dataset, StoreError> {
+    let bucket = Bucket::new(S3Config::dataset_from_env(location.bucket())?)?;
+    S3Dataset::open_read_only(bucket, location).await
+}
+
+/// Runs `fut` on a runtime of its own, on a thread of its own: synchronous callers
+/// (script primitives) may then reach a dataset on S3 whether or not they already run
+/// inside a runtime (where a nested `block_on` would panic).
+/// `make` builds the future on that thread, so the future itself need not be `Send`.
+pub fn block_on<T, F, Fut>(make: F) -> Result<T, StoreError>
+where
+    T: Send,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = T>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| StoreError::Invalid(format!("cannot start a runtime: {e}")))?;
+                Ok(runtime.block_on(make()))
+            })
+            .join()
+            .map_err(|_| StoreError::Invalid("the S3 reader thread failed".into()))?
+    })
+}
+
 /// The lease timing of a worker: the ttl from [`LEASE_TTL_ENV`] (default 60 s), and a
 /// wait just longer than the ttl, so a lease left by a killed writer (unchanged for a
 /// ttl) is taken over while a live writer's lease fails the ticker.
