@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use barsmith::bars::Bars;
 use barsmith::calendar::DateRange;
+use barsmith::ingest::events::Event;
 use barsmith::s3::{Bucket, S3Config, S3Credentials};
 use barsmith::sandbox::{SandboxConfig, synth};
 use barsmith::store::remote::{S3Dataset, S3Location};
@@ -38,6 +39,12 @@ fn ingest(fx: &Fixture, tickers: &[&str], from: &str, to: &str, outdir: &str) ->
     .args(["--base-url", &fx.sandbox.base_url()])
     .args(["--timeout", "10", "--retries", "4", "--backoff-ms", "10"])
     .args(["--max-backoff-ms", "50", "--max-rps", "1000"]);
+    without_aws(&mut cmd);
+    cmd
+}
+
+/// Removes the AWS variables of the test's own environment from `cmd`.
+fn without_aws(cmd: &mut Command) {
     for var in [
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_S3",
@@ -49,19 +56,23 @@ fn ingest(fx: &Fixture, tickers: &[&str], from: &str, to: &str, outdir: &str) ->
     ] {
         cmd.env_remove(var);
     }
-    cmd
 }
 
 /// [`ingest`] into the dataset on `moto`, with the AWS variables naming it and short
 /// leases, so a killed writer's lease goes stale within a test.
 fn ingest_s3(fx: &Fixture, moto: &MotoServer, tickers: &[&str], from: &str, to: &str) -> Command {
     let mut cmd = ingest(fx, tickers, from, to, URL);
+    with_moto(&mut cmd, moto);
+    cmd
+}
+
+/// Points `cmd` at `moto` through the AWS variables.
+fn with_moto(cmd: &mut Command, moto: &MotoServer) {
     cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .env("BARSMITH_S3_LEASE_TTL", "1");
-    cmd
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -185,20 +196,31 @@ fn a_worker_killed_mid_run_leaves_an_s3_dataset_a_rerun_completes_exactly() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once AAPL is done and MSFT's first page is in (one ticker at a time):
-    // MSFT's lease is held by the dead writer, AAPL's coverage recorded.
+    // Killed once a ticker is done and another's page is in: that one's lease is held
+    // by the dead writer, the first one's coverage recorded.
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut done = false;
+    let mut done = None;
     for line in stdout.lines().map_while(Result::ok) {
-        done |= line.contains("\"event\":\"ticker_done\"");
-        if done && line.contains("\"event\":\"page\"") {
-            break;
+        let Some(event) = barsmith::ingest::events::parse_line(&line) else {
+            continue;
+        };
+        match event {
+            Event::TickerDone { ticker, .. } => done = Some(ticker),
+            Event::Page { ticker, .. } if done.is_some() && done.as_ref() != Some(&ticker) => {
+                break;
+            }
+            _ => {}
         }
     }
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
-    let (_, before) = on_s3(&moto, "AAPL", range(from, to));
-    assert!(!before.is_empty(), "some year was recorded before the kill");
+    let done = done.expect("a ticker finished before the kill");
+    let (_, before) = on_s3(&moto, &done, range(from, to));
+    assert_eq!(
+        before,
+        vec![range(from, to)],
+        "{done} was recorded before the kill"
+    );
 
     // The re-run takes over the dead writer's lease once it is stale, then fetches
     // and writes exactly what coverage lacks.
@@ -212,4 +234,63 @@ fn a_worker_killed_mid_run_leaves_an_s3_dataset_a_rerun_completes_exactly() {
         );
         assert_eq!(complete, vec![range(from, to)], "{t}");
     }
+}
+
+#[test]
+fn the_wrapper_backfills_into_s3_and_a_second_run_finds_everything_complete() {
+    let fx = Fixture::with_config(test_config());
+    let moto = MotoServer::start();
+    let tickers = ["AAPL", "MSFT", "NVDA", "IBM"];
+    let (from, to) = ("2024-01-02", "2024-03-29");
+    let csv = fx.universe(&tickers);
+    let wrapper = |run_name: &str| {
+        let mut cmd = fx.barsmith();
+        without_aws(&mut cmd);
+        with_moto(&mut cmd, &moto);
+        cmd.arg("run")
+            .arg("--run-dir")
+            .arg(fx.run_dir(run_name))
+            .args(["--progress", "none", "--base-url", &fx.sandbox.base_url()])
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wrapper.rhai"))
+            .args([
+                "--outdir",
+                URL,
+                "--tickers-csv",
+                &csv,
+                "--from",
+                from,
+                "--to",
+                to,
+            ])
+            .args(["--retry-delay", "0", "--request-retries", "2"]);
+        cmd
+    };
+    let out = run(wrapper("first"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for t in tickers {
+        let (bars, complete) = on_s3(&moto, t, range(from, to));
+        assert_eq!(
+            bars,
+            synth::bars_for(t, range(from, to), fx.sandbox.config())
+        );
+        assert_eq!(complete, vec![range(from, to)], "{t}");
+    }
+    fx.sandbox.reset_stats();
+    let out = run(wrapper("second"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.sandbox.stats().data_requests, 0, "all complete already");
+}
+
+#[test]
+fn status_of_an_s3_dataset_says_it_is_not_supported_yet() {
+    let fx = Fixture::with_config(test_config());
+    let mut cmd = fx.barsmith();
+    cmd.args(["status", URL]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not supported yet"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -93,7 +93,10 @@ pub struct IngestArgs {
     /// Flat files: days downloaded and decoded at once (each holds a day in memory).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub parallel_days: u32,
-    /// Output folder (the Parquet data root), e.g. `data/minute`.
+    /// Output folder (the Parquet data root), e.g. `data/minute`, or a dataset on S3,
+    /// `s3://bucket/prefix` (REST source only; endpoint, region and key pair from
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; write
+    /// leases last BARSMITH_S3_LEASE_TTL seconds, default 60).
     #[arg(long, value_name = "DIR")]
     pub outdir: PathBuf,
     /// First day, New York date, e.g. 2004-01-01.
@@ -144,7 +147,8 @@ pub struct IngestArgs {
 /// The settings of one worker run; `None` leaves the worker's default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerJob {
-    /// Output folder (`--outdir`). Required.
+    /// Output folder or `s3://bucket/prefix` (`--outdir`), passed through as given.
+    /// Required.
     pub outdir: PathBuf,
     /// First day, `YYYY-MM-DD` (`--from`). Required.
     pub from: String,
