@@ -13,7 +13,8 @@ use barsmith::calendar::DateRange;
 use barsmith::ingest::events::Event;
 use barsmith::s3::{Bucket, S3Config, S3Credentials};
 use barsmith::sandbox::{SandboxConfig, synth};
-use barsmith::store::remote::{S3Dataset, S3Location};
+use barsmith::store::DatasetIdentity;
+use barsmith::store::remote::{LeaseConfig, S3Dataset, S3Location};
 use common::moto::MotoServer;
 use common::{Fixture, run, stderr, test_config};
 
@@ -293,4 +294,53 @@ fn status_of_an_s3_dataset_says_it_is_not_supported_yet() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_ticker_leased_by_a_live_writer_fails_retryable_and_the_others_complete() {
+    let fx = Fixture::with_config(test_config());
+    let moto = MotoServer::start();
+    let (from, to) = ("2024-01-02", "2024-01-31");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let creds = S3Credentials::new(KEY_ID.into(), SECRET.into());
+    let bucket = Bucket::new(S3Config::new(&moto.endpoint(), &moto.bucket, creds)).unwrap();
+    let leases = LeaseConfig {
+        ttl: Duration::from_secs(30),
+        ..LeaseConfig::default()
+    };
+    let location = S3Location::parse(URL).unwrap();
+    let identity = DatasetIdentity::minute(true);
+    let other = rt
+        .block_on(S3Dataset::open(bucket, location, &identity, leases))
+        .unwrap();
+    // Another writer holds MSFT (renewed in the background) for the whole run.
+    let held = rt.block_on(other.lease("MSFT")).unwrap();
+
+    let out = run(ingest_s3(&fx, &moto, &["AAPL", "MSFT"], from, to));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let failed: Vec<_> = common::events(&out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::TickerFailed { ticker, error } => Some((ticker, error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "MSFT");
+    assert!(failed[0].1.is_retryable(), "{:?}", failed[0].1);
+    assert!(
+        failed[0].1.message.contains("another writer"),
+        "{:?}",
+        failed[0].1
+    );
+    assert_eq!(
+        on_s3(&moto, "AAPL", range(from, to)).1,
+        vec![range(from, to)]
+    );
+    assert!(on_s3(&moto, "MSFT", range(from, to)).1.is_empty());
+    rt.block_on(held.release()).unwrap();
 }
