@@ -231,6 +231,8 @@ impl WorkerJob {
     /// Checks the worker settings the worker would otherwise refuse on start, so a
     /// typo stops the run once, before any worker, instead of failing every batch.
     pub fn check(&self) -> Result<(), String> {
+        // An `s3://` outdir is checked here so a malformed one stops the run once.
+        crate::store::DatasetLocation::parse(&self.outdir).map_err(|e| e.to_string())?;
         if let Some(rate) = &self.max_rps {
             rate.parse::<crate::budget::Rate>().map_err(|_| {
                 format!(
@@ -457,5 +459,16 @@ mod tests {
             ..flat
         };
         assert_eq!(ok.check(), Ok(()));
+    }
+
+    #[test]
+    fn an_s3_outdir_must_name_a_bucket_and_a_prefix() {
+        let job = |outdir: &str| WorkerJob {
+            outdir: PathBuf::from(outdir),
+            ..WorkerJob::default()
+        };
+        assert_eq!(job("s3://research/bars/minute").check(), Ok(()));
+        let e = job("s3://research").check().unwrap_err();
+        assert!(e.contains("give s3://bucket/prefix"), "{e}");
     }
 }
