@@ -18,7 +18,7 @@ use crate::ingest::job::SourceKind;
 use crate::ingest::{EXIT_USAGE, Ingest, SetupError, SetupKind, WorkerJob};
 use crate::polygon::{Client, ClientConfig, RetryPolicy};
 use crate::secret::ApiKey;
-use crate::store::{DatasetIdentity, Store};
+use crate::store::{Dataset, DatasetIdentity, DatasetLocation, Store};
 use crate::ticker::clean_tickers;
 
 pub use crate::ingest::job::IngestArgs;
@@ -28,14 +28,15 @@ struct Prepared {
     /// The tickers asked for; empty with `--all-tickers`.
     tickers: Vec<String>,
     range: DateRange,
-    store: Store,
     source: Source,
 }
 
-/// Where the bars come from, ready to use.
+/// Where the bars come from and go to, ready to use.
 enum Source {
-    Rest(Client),
-    Flat(FlatConfig),
+    /// The REST API, into a local folder or a dataset on S3.
+    Rest(Client, Dataset),
+    /// Flat files, into a local folder (their staging lives in its state folder).
+    Flat(FlatConfig, Store),
 }
 
 /// Runs the worker.
@@ -45,7 +46,8 @@ enum Source {
 /// (bad input) or 4 (fatal for the run), as `--help` documents.
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut sink = JsonLines(std::io::stdout());
-    let prepared = match prepare(&args) {
+    let runtime = runtime(&args)?;
+    let prepared = match prepare(&args, &runtime) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {}", e.message);
@@ -58,15 +60,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit_code as u8));
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let today = today_ny();
     let report = match &prepared.source {
-        Source::Rest(client) => {
+        Source::Rest(client, dataset) => {
             let ingest = Ingest {
                 source: client,
-                store: &prepared.store,
+                dataset,
                 range: prepared.range,
                 today,
                 cancel: &|| false,
@@ -74,10 +73,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             };
             runtime.block_on(ingest.run(&prepared.tickers, &mut sink))
         }
-        Source::Flat(cfg) => {
+        Source::Flat(cfg, store) => {
             let job = flat::FlatJob {
                 cfg: cfg.clone(),
-                store: &prepared.store,
+                store,
                 range: prepared.range,
                 tickers: &prepared.tickers,
                 refresh: args.refresh,
@@ -93,9 +92,24 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(report.exit_code() as u8))
 }
 
+/// One thread for a local folder; for a dataset on S3, a second one that keeps renewing
+/// the write leases while the first encodes a ticker-year (a lease not renewed within
+/// its ttl is lost, and the ticker with it).
+fn runtime(args: &IngestArgs) -> std::io::Result<tokio::runtime::Runtime> {
+    match DatasetLocation::parse(&args.outdir) {
+        Ok(DatasetLocation::S3(_)) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
 /// Checks the input, then the key, the output folder, the budget and the client, in
 /// that order: the cheapest mistakes are named first.
-fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
+fn prepare(args: &IngestArgs, runtime: &tokio::runtime::Runtime) -> Result<Prepared, SetupError> {
     let bad_input = |e: anyhow::Error| SetupError::new(SetupKind::BadInput, format!("{e:#}"));
     let tickers = read_tickers(args).map_err(bad_input)?;
     // The same checks the batch runner made before spawning this worker.
@@ -105,21 +119,46 @@ fn prepare(args: &IngestArgs) -> Result<Prepared, SetupError> {
     let range = DateRange::parse(&job.from, &job.to)
         .map_err(|e| SetupError::new(SetupKind::BadInput, e.to_string()))?;
     let identity = DatasetIdentity::minute(job.adjusted);
-    let store = Store::open(&job.outdir, &identity).map_err(|e| {
-        let why = match job.source {
-            SourceKind::FlatFiles => " (flat files hold as-traded, unadjusted bars only)",
-            SourceKind::Rest => "",
-        };
-        SetupError::new(SetupKind::Store, format!("{e}{why}"))
-    })?;
-    let source = match job.source {
-        SourceKind::Rest => Source::Rest(rest_client(args)?),
-        SourceKind::FlatFiles => Source::Flat(flat::config(args, &store)?),
+    let source = match (DatasetLocation::parse(&job.outdir), job.source) {
+        (Err(e), _) => return Err(SetupError::new(SetupKind::BadInput, e.to_string())),
+        (Ok(DatasetLocation::S3(location)), SourceKind::Rest) => {
+            let url = location.to_string();
+            let dataset = runtime
+                .block_on(Dataset::open_s3(location, &identity))
+                .map_err(|e| {
+                    SetupError::new(
+                        SetupKind::Store,
+                        format!("cannot open the dataset {url}: {e}"),
+                    )
+                })?;
+            Source::Rest(rest_client(args)?, dataset)
+        }
+        (Ok(DatasetLocation::S3(location)), SourceKind::FlatFiles) => {
+            return Err(SetupError::new(
+                SetupKind::BadInput,
+                format!(
+                    "flat-file ingest into a dataset on S3 ({location}) is not supported yet: \
+                     ingest into a local folder, or use the REST source"
+                ),
+            ));
+        }
+        (Ok(DatasetLocation::Local(outdir)), kind) => {
+            let store = Store::open(&outdir, &identity).map_err(|e| {
+                let why = match kind {
+                    SourceKind::FlatFiles => " (flat files hold as-traded, unadjusted bars only)",
+                    SourceKind::Rest => "",
+                };
+                SetupError::new(SetupKind::Store, format!("{e}{why}"))
+            })?;
+            match kind {
+                SourceKind::Rest => Source::Rest(rest_client(args)?, store.into()),
+                SourceKind::FlatFiles => Source::Flat(flat::config(args, &store)?, store),
+            }
+        }
     };
     Ok(Prepared {
         tickers,
         range,
-        store,
         source,
     })
 }

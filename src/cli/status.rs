@@ -12,7 +12,7 @@ use crate::budget::Rate;
 use crate::calendar::parse_date;
 use crate::polygon::request::PAGE_LIMIT;
 use crate::store::status::{Check, DatasetStatus, EstimateRule, StatusQuery, render};
-use crate::store::{Store, StoreError};
+use crate::store::{DatasetLocation, Store, StoreError};
 use crate::ticker::read_ticker_file;
 
 /// Exit status for bad input: a missing folder, not a dataset, bad flags.
@@ -197,6 +197,13 @@ fn exit_code(args: &StatusArgs, status: &DatasetStatus) -> ExitCode {
 /// Checks DIR is a barsmith dataset and parses the query.
 fn prepare(args: &StatusArgs) -> Result<(Store, StatusQuery), BadInput> {
     let dir = &args.dir;
+    if let Ok(DatasetLocation::S3(location)) = DatasetLocation::parse(dir) {
+        // The report reads local footers and files; its S3 form is the next step.
+        return Err(BadInput(format!(
+            "barsmith status on a dataset on S3 ({location}) is not supported yet: \
+             `completed_tickers` in a script reads its coverage"
+        )));
+    }
     let fix = "pass the folder given to `barsmith ingest --outdir`";
     if !dir.is_dir() {
         return Err(BadInput(format!(

@@ -93,7 +93,10 @@ pub struct IngestArgs {
     /// Flat files: days downloaded and decoded at once (each holds a day in memory).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub parallel_days: u32,
-    /// Output folder (the Parquet data root), e.g. `data/minute`.
+    /// Output folder (the Parquet data root), e.g. `data/minute`, or a dataset on S3,
+    /// `s3://bucket/prefix` (REST source only; endpoint, region and key pair from
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; write
+    /// leases last BARSMITH_S3_LEASE_TTL seconds, default 60).
     #[arg(long, value_name = "DIR")]
     pub outdir: PathBuf,
     /// First day, New York date, e.g. 2004-01-01.
@@ -144,7 +147,8 @@ pub struct IngestArgs {
 /// The settings of one worker run; `None` leaves the worker's default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerJob {
-    /// Output folder (`--outdir`). Required.
+    /// Output folder or `s3://bucket/prefix` (`--outdir`), passed through as given.
+    /// Required.
     pub outdir: PathBuf,
     /// First day, `YYYY-MM-DD` (`--from`). Required.
     pub from: String,
@@ -227,6 +231,8 @@ impl WorkerJob {
     /// Checks the worker settings the worker would otherwise refuse on start, so a
     /// typo stops the run once, before any worker, instead of failing every batch.
     pub fn check(&self) -> Result<(), String> {
+        // An `s3://` outdir is checked here so a malformed one stops the run once.
+        crate::store::DatasetLocation::parse(&self.outdir).map_err(|e| e.to_string())?;
         if let Some(rate) = &self.max_rps {
             rate.parse::<crate::budget::Rate>().map_err(|_| {
                 format!(
@@ -453,5 +459,16 @@ mod tests {
             ..flat
         };
         assert_eq!(ok.check(), Ok(()));
+    }
+
+    #[test]
+    fn an_s3_outdir_must_name_a_bucket_and_a_prefix() {
+        let job = |outdir: &str| WorkerJob {
+            outdir: PathBuf::from(outdir),
+            ..WorkerJob::default()
+        };
+        assert_eq!(job("s3://research/bars/minute").check(), Ok(()));
+        let e = job("s3://research").check().unwrap_err();
+        assert!(e.contains("give s3://bucket/prefix"), "{e}");
     }
 }

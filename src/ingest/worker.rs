@@ -1,6 +1,8 @@
 //! The worker loop: one ticker after another, each range piece fetched from a
 //! [`BarSource`], written and recorded complete before the next, so a worker killed at
-//! any instant loses at most the piece in flight. Nothing here names a source.
+//! any instant loses at most the piece in flight. Nothing here names a source, nor
+//! where the dataset lives ([`Dataset`]: a ticker's writes go through one
+//! [`TickerSession`], which on S3 holds the ticker's write lease).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -17,7 +19,8 @@ use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 use crate::ingest::events::{Event, EventSink};
 use crate::ingest::source::{BarSource, PieceBars, SourceEvent};
 use crate::ingest::window::Window;
-use crate::store::{Store, StoreError};
+use crate::s3::S3ErrorKind;
+use crate::store::{Dataset, StoreError, TickerSession};
 
 /// Exit status: every ticker complete.
 pub const EXIT_OK: i32 = 0;
@@ -64,8 +67,8 @@ pub struct Ingest<'a, S: BarSource> {
     /// Where the bars come from (the REST client with its retry policy and shared
     /// budget, or flat files).
     pub source: &'a S,
-    /// The output store.
-    pub store: &'a Store,
+    /// The output dataset (a local folder or S3).
+    pub dataset: &'a Dataset,
     /// Requested range.
     pub range: DateRange,
     /// Today in New York: ranges reaching it are fetched but not recorded complete.
@@ -169,7 +172,7 @@ impl<S: BarSource> Ingest<'_, S> {
         window: &Window,
     ) -> Result<TickerOutcome, FetchError> {
         let started = Instant::now();
-        let complete = self.reconcile(ticker)?;
+        let complete = self.reconcile(ticker).await?;
         let missing = crate::store::coverage::subtract(self.range, &complete);
         emit(
             sink,
@@ -194,6 +197,52 @@ impl<S: BarSource> Ingest<'_, S> {
             );
             return Ok(TickerOutcome::Skipped);
         }
+        let session = self.dataset.begin(ticker).await.map_err(store_error)?;
+        let written = self.pieces(ticker, &session, missing, sink, window).await;
+        // Released even after a failure, so a re-run need not wait for the lease.
+        let released = session.finish().await.map_err(store_error);
+        let Some(totals) = written? else {
+            return Ok(TickerOutcome::Cancelled);
+        };
+        released?;
+        if totals.bars == 0 {
+            self.explain_no_bars(ticker, sink).await;
+        }
+        emit(
+            sink,
+            Event::TickerDone {
+                ticker: ticker.to_string(),
+                bars: totals.bars,
+                files: totals.files,
+                requests: totals.requests,
+                duplicates_dropped: totals.duplicates,
+                reordered: totals.reordered,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                pending_from: self.pending_from().map(|d| d.to_string()),
+            },
+        );
+        Ok(TickerOutcome::Done {
+            bars: totals.bars,
+            pending: self.pending_from().is_some(),
+        })
+    }
+}
+
+impl<S: BarSource> Ingest<'_, S> {
+    /// Fetches and writes the pieces of `missing` (taken again once the S3 lease is
+    /// held: a writer that waited for it sees what the previous holder completed);
+    /// `None` when cancelled.
+    async fn pieces(
+        &self,
+        ticker: &str,
+        session: &TickerSession,
+        mut missing: Vec<DateRange>,
+        sink: &Mutex<&mut dyn EventSink>,
+        window: &Window,
+    ) -> Result<Option<Totals>, FetchError> {
+        if let Some(complete) = session.complete_after_lease().await.map_err(store_error)? {
+            missing = crate::store::coverage::subtract(self.range, &complete);
+        }
         let mut totals = Totals::default();
         // Days after today have no bars yet: asking for them costs requests for nothing.
         let pieces = missing
@@ -202,7 +251,7 @@ impl<S: BarSource> Ingest<'_, S> {
             .filter(|p| p.from <= self.today);
         for piece in pieces {
             if (self.cancel)() {
-                return Ok(TickerOutcome::Cancelled);
+                return Ok(None);
             }
             let received = AtomicU64::new(0);
             let mut on_event = |e: SourceEvent| match e {
@@ -246,73 +295,41 @@ impl<S: BarSource> Ingest<'_, S> {
             totals.requests += fetched.requests;
             totals.duplicates += fetched.duplicates_dropped;
             totals.reordered += fetched.reordered;
-            let wrote = self.write(ticker, piece, fetched).await;
+            let wrote = self.write(session, piece, fetched).await;
             window.release(held);
             totals.files += u32::from(wrote?);
             tracing::info!(%ticker, %piece, bars = n, "piece written");
             totals.bars += n;
         }
-        if totals.bars == 0 {
-            self.explain_no_bars(ticker, sink).await;
-        }
-        emit(
-            sink,
-            Event::TickerDone {
-                ticker: ticker.to_string(),
-                bars: totals.bars,
-                files: totals.files,
-                requests: totals.requests,
-                duplicates_dropped: totals.duplicates,
-                reordered: totals.reordered,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                pending_from: self.pending_from().map(|d| d.to_string()),
-            },
-        );
-        Ok(TickerOutcome::Done {
-            bars: totals.bars,
-            pending: self.pending_from().is_some(),
-        })
+        Ok(Some(totals))
     }
-}
 
-impl<S: BarSource> Ingest<'_, S> {
-    /// Writes one piece and records it complete, on the blocking pool: Parquet
-    /// encoding and fsyncs never hold up the requests of the other tickers in flight.
-    /// The coverage record still follows the file, so a kill at any instant leaves
-    /// nothing recorded that is not on disk. True when a file was written.
+    /// Writes one piece and records it complete (the coverage record follows the
+    /// data, so a kill at any instant leaves nothing recorded that is not written).
+    /// True when a file was written.
     async fn write(
         &self,
-        ticker: &str,
+        session: &TickerSession,
         piece: DateRange,
         got: PieceBars,
     ) -> Result<bool, FetchError> {
-        let (store, ticker, today) = (self.store.clone(), ticker.to_string(), self.today);
-        let job = move || -> Result<bool, StoreError> {
-            let PieceBars {
-                bars,
-                complete,
-                provenance,
-                ..
-            } = got;
-            let written = store.write_days(&ticker, piece, &complete, &bars, &provenance)?;
-            store.mark_written(&ticker, &complete, today, &written)?;
-            Ok(written.path.is_some())
-        };
-        match tokio::task::spawn_blocking(job).await {
-            Ok(written) => written.map_err(store_error),
-            Err(e) => Err(FetchError::new(
-                ErrorKind::Store,
-                None,
-                format!("the writer task failed: {e}"),
-            )),
-        }
+        let PieceBars {
+            bars,
+            complete,
+            provenance,
+            ..
+        } = got;
+        session
+            .write(piece, complete, bars, provenance, self.today)
+            .await
+            .map_err(store_error)
     }
 
     /// Quarantines the years of `ticker` whose files are not as recorded (deleted,
     /// truncated), so they are fetched again rather than reported "already complete";
     /// returns the ranges still known complete.
-    fn reconcile(&self, ticker: &str) -> Result<Vec<DateRange>, FetchError> {
-        let (complete, findings) = self.store.reconcile(ticker).map_err(store_error)?;
+    async fn reconcile(&self, ticker: &str) -> Result<Vec<DateRange>, FetchError> {
+        let (complete, findings) = self.dataset.reconcile(ticker).await.map_err(store_error)?;
         for f in findings {
             let moved = f.moved_to.as_ref().map_or(String::new(), |p| {
                 format!("; the file was moved to {}", p.display())
@@ -331,10 +348,8 @@ impl<S: BarSource> Ingest<'_, S> {
     /// "done" with nothing on disk otherwise looks like a bug.
     async fn explain_no_bars(&self, ticker: &str, sink: &Mutex<&mut dyn EventSink>) {
         let years = self.range.from.year()..=self.range.to.year();
-        if years
-            .into_iter()
-            .any(|y| self.store.file_path(ticker, y).exists())
-        {
+        // Unknown (a failed read) counts as holding data: the ticker is not worth a request.
+        if self.dataset.has_data(ticker, years).await.unwrap_or(true) {
             return;
         }
         let Some(reason) = self.source.explain_no_bars(ticker, self.range).await else {
@@ -387,7 +402,21 @@ struct Totals {
     reordered: u64,
 }
 
-/// A store that cannot be written stops the run: every later ticker would fail the same way.
+/// A store that cannot be written stops the run: every later ticker would fail the same
+/// way. Contention on S3 is the exception: another writer holding the ticker's lease (or
+/// taking it over, or racing its objects), or a transient S3 failure, fails only this
+/// ticker, retryable.
 fn store_error(e: StoreError) -> FetchError {
-    FetchError::new(ErrorKind::Store, None, e.to_string())
+    let ticker_only = match &e {
+        StoreError::LeaseHeld { .. } | StoreError::LeaseLost { .. } => true,
+        StoreError::Contended { .. } => true,
+        StoreError::S3(s3) => matches!(s3.kind, S3ErrorKind::Transient | S3ErrorKind::Corrupt),
+        _ => false,
+    };
+    let error = FetchError::new(ErrorKind::Store, None, e.to_string());
+    if ticker_only {
+        error.with_class(ErrorClass::Retryable)
+    } else {
+        error
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod coverage;
+pub mod dataset;
 pub mod decode;
 pub mod encode;
 pub mod error;
@@ -33,6 +34,7 @@ use crate::bars::Bars;
 use crate::calendar::DateRange;
 use crate::ticker::validate_ticker;
 
+pub use dataset::{Dataset, DatasetLocation, TickerSession};
 pub use decode::{StoredFile, read_file, read_metadata};
 pub use encode::{Encoded, bars_to_batch, encode_parquet};
 pub use error::StoreError;

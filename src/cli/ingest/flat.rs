@@ -14,7 +14,7 @@ use crate::ingest::{
     ALL_TICKERS, ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind,
 };
 use crate::s3::{Bucket, FLATFILES_CREDENTIAL_VARS, S3Config, S3Credentials};
-use crate::store::Store;
+use crate::store::{Dataset, Store};
 
 /// The flat-file source's settings from the worker's flags; credentials only from the
 /// environment.
@@ -85,9 +85,10 @@ impl FlatJob<'_> {
         if let Err(e) = self.withdraw_changed(&recorded, &staged, &tickers) {
             return self.failed(e, sink);
         }
+        let dataset = Dataset::Local(self.store.clone());
         let ingest = Ingest {
             source: &flat,
-            store: self.store,
+            dataset: &dataset,
             range: self.range,
             today: self.today,
             cancel: &|| false,

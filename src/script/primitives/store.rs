@@ -1,13 +1,20 @@
 //! What is already on disk: coverage queries against an output folder, for resume.
 //!
 //! Read-only: nothing here creates or changes the output folder, and a folder that
-//! does not exist yet simply has nothing complete.
+//! does not exist yet simply has nothing complete. An `s3://bucket/prefix` dataset is
+//! read from S3 (the bucket as the AWS variables describe it, as for the worker).
 
 use std::path::Path;
 
 use crate::calendar::DateRange;
 use crate::script::types::bars::ScriptBars;
-use crate::store::{DatasetIdentity, Layout, Store};
+use crate::store::dataset::{block_on, open_s3_read_only};
+use crate::store::{DatasetIdentity, DatasetLocation, Layout, Store, StoreError};
+
+/// Where `outdir` lives: a local folder or `s3://bucket/prefix`.
+fn parse(outdir: &Path) -> Result<DatasetLocation, String> {
+    DatasetLocation::parse(outdir).map_err(|e| e.to_string())
+}
 
 /// The tickers that have coverage records in `outdir`, sorted.
 pub(crate) fn stored_tickers(outdir: &Path) -> Result<Vec<String>, String> {
@@ -37,6 +44,18 @@ pub(crate) fn completed(
     tickers: Option<Vec<String>>,
     range: DateRange,
 ) -> Result<Vec<String>, String> {
+    if let DatasetLocation::S3(location) = parse(outdir)? {
+        return block_on(move || async move {
+            let ds = open_s3_read_only(location).await?;
+            let tickers = match tickers {
+                Some(t) => t,
+                None => ds.stored_tickers().await?,
+            };
+            ds.completed_tickers(&tickers, range).await
+        })
+        .and_then(|r| r)
+        .map_err(|e| e.to_string());
+    }
     let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
     let tickers = match tickers {
         Some(t) => t,
@@ -49,6 +68,18 @@ pub(crate) fn completed(
 
 /// The stored bars of `ticker` over `range` in the dataset at `outdir`.
 pub(crate) fn load(outdir: &Path, ticker: &str, range: DateRange) -> Result<ScriptBars, String> {
+    if let DatasetLocation::S3(location) = parse(outdir)? {
+        let url = location.to_string();
+        let (identity, bars) = block_on(move || async move {
+            let ds = open_s3_read_only(location).await?;
+            Ok::<_, StoreError>((ds.identity().cloned(), ds.read_bars(ticker, range).await?))
+        })
+        .and_then(|r| r)
+        .map_err(|e| e.to_string())?;
+        let identity =
+            identity.ok_or_else(|| format!("{url} is not a barsmith dataset (no dataset.json)"))?;
+        return Ok(ScriptBars::new(ticker, bars, identity));
+    }
     if !outdir.is_dir() {
         return Err(format!(
             "no dataset at {} (no such folder)",

@@ -1,5 +1,6 @@
 //! A dataset on S3: the local store's layout and guarantees on an S3-compatible object
-//! store, for `--outdir s3://bucket/prefix` (not yet wired into the CLI).
+//! store, for `barsmith ingest --outdir s3://bucket/prefix` (the worker writes through
+//! [`crate::store::Dataset`]; `barsmith status` does not read it yet).
 //!
 //! Same files, same merge: data objects `prefix/ticker=T/year=Y/T_Y.parquet` hold the
 //! bytes the local store would write for the same pieces (the same encoder, footer
@@ -198,6 +199,20 @@ impl S3Dataset {
                 out.extend(&piece::bars_in(&stored.bars, piece));
             }
         }
+        Ok(out)
+    }
+
+    /// The tickers with a coverage record, sorted (one listing of the coverage prefix).
+    pub async fn stored_tickers(&self) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{}coverage/", self.location.state_prefix());
+        let listed = self.bucket.list(&prefix).await?;
+        let mut out: Vec<String> = listed
+            .iter()
+            .filter_map(|o| o.key.strip_prefix(&prefix)?.strip_suffix(".json"))
+            .filter(|t| check_ticker(t).is_ok())
+            .map(str::to_string)
+            .collect();
+        out.sort();
         Ok(out)
     }
 

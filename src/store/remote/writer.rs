@@ -62,6 +62,11 @@ impl TickerWriter {
         &self.ticker
     }
 
+    /// The dataset written.
+    pub fn dataset(&self) -> &S3Dataset {
+        &self.ds
+    }
+
     /// The owner id recorded in the lease (`host/pid/random`).
     pub fn owner(&self) -> &str {
         self.lease.owner()

@@ -127,6 +127,15 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
     };
     let (outdir, from, to) = (required("outdir")?, required("from")?, required("to")?);
     let range = date_range("ingest", &from, &to)?;
+    if let Ok(crate::store::DatasetLocation::S3(location)) =
+        crate::store::DatasetLocation::parse(Path::new(&outdir))
+    {
+        // In-process ingest runs in the script's runtime; workers write S3 datasets.
+        return Err(error(format!(
+            "ingest: writing a dataset on S3 ({location}) from a script is not supported \
+             yet: use spawn_batch, whose workers write it"
+        )));
+    }
     let tickers = crate::ticker::clean_tickers(strings("ingest", "tickers", &tickers)?)
         .map_err(|e| error(format!("ingest: {e}")))?;
     let adjusted = o.bool("adjusted")?.unwrap_or(true);
@@ -145,9 +154,10 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
 
     let mut results: BTreeMap<String, Map> = BTreeMap::new();
     let cancel = || host.is_cancelled();
+    let dataset = crate::store::Dataset::Local(store);
     let job = Ingest {
         source: &client,
-        store: &store,
+        dataset: &dataset,
         range,
         today: today_ny(),
         cancel: &cancel,
