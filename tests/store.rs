@@ -1,6 +1,8 @@
 //! The Parquet store: file format, partial-year merges, coverage, identity, and crash
 //! safety (a writer killed at any instant leaves readers working).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,34 +21,8 @@ fn range(a: &str, b: &str) -> DateRange {
     DateRange::parse(a, b).unwrap()
 }
 
-/// Synthetic minute bars for every weekday of `r`: `per_day` minutes from 04:00 New
-/// York time, every 7th bar without vwap, every 11th without a trade count.
 fn synth(r: DateRange, per_day: usize, close: f64) -> Bars {
-    let mut bars = Bars::default();
-    let mut d = r.from;
-    let mut i = 0u64;
-    while d <= r.to {
-        if !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) {
-            let start = ny_day_start_ms(d) + 4 * 3_600_000;
-            for m in 0..per_day {
-                i += 1;
-                let px = close + (i % 97) as f64 * 0.01;
-                bars.push(Bar {
-                    timestamp: start + m as i64 * 60_000,
-                    open: px,
-                    high: px + 0.05,
-                    low: px - 0.05,
-                    close: px,
-                    volume: (100 + i % 1000) as f64,
-                    vwap: (!i.is_multiple_of(7)).then_some(px + 0.01),
-                    transactions: (!i.is_multiple_of(11)).then_some((i % 50) as i64),
-                    otc: i.is_multiple_of(13),
-                });
-            }
-        }
-        d = d.tomorrow().unwrap();
-    }
-    bars
+    common::synth_bars(r, per_day, close)
 }
 
 fn prov(adjusted: bool, r: DateRange) -> Provenance {

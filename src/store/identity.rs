@@ -194,6 +194,23 @@ struct DatasetFile {
     created_at: String,
 }
 
+/// `Ok` when `recorded` (the identity found at `path`) is `requested`, else the
+/// mismatch naming both and where the recorded one was found.
+pub(crate) fn require(
+    recorded: &DatasetIdentity,
+    requested: &DatasetIdentity,
+    path: &Path,
+) -> Result<(), StoreError> {
+    if recorded == requested {
+        return Ok(());
+    }
+    Err(StoreError::IdentityMismatch {
+        path: path.to_path_buf(),
+        recorded: Box::new(recorded.clone()),
+        requested: Box::new(requested.clone()),
+    })
+}
+
 /// Reads `dataset.json`, `None` when it does not exist.
 pub(crate) fn read(path: &Path) -> Result<Option<DatasetIdentity>, StoreError> {
     let text = match std::fs::read(path) {

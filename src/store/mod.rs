@@ -108,13 +108,7 @@ impl Store {
             check_existing_files(&layout, identity)?;
         }
         let recorded = identity::record_or_read(&dataset, &layout.staging_dir(), identity)?;
-        if &recorded != identity {
-            return Err(StoreError::IdentityMismatch {
-                path: dataset,
-                recorded: Box::new(recorded),
-                requested: Box::new(identity.clone()),
-            });
-        }
+        identity::require(&recorded, identity, &dataset)?;
         Ok(Store {
             layout,
             identity: Some(identity.clone()),
@@ -281,12 +275,8 @@ impl Store {
     /// Refuses data of another identity than the store's, naming `path` as the source.
     fn check_identity(&self, other: &DatasetIdentity, path: &Path) -> Result<(), StoreError> {
         match &self.identity {
-            Some(mine) if mine != other => Err(StoreError::IdentityMismatch {
-                path: path.to_path_buf(),
-                recorded: Box::new(mine.clone()),
-                requested: Box::new(other.clone()),
-            }),
-            _ => Ok(()),
+            Some(mine) => identity::require(mine, other, path),
+            None => Ok(()),
         }
     }
 
@@ -347,14 +337,7 @@ fn check_existing_files(layout: &Layout, identity: &DatasetIdentity) -> Result<(
         return Ok(());
     };
     let found = file_identity(&read_metadata(&path)?, &path)?;
-    if &found != identity {
-        return Err(StoreError::IdentityMismatch {
-            path,
-            recorded: Box::new(found),
-            requested: Box::new(identity.clone()),
-        });
-    }
-    Ok(())
+    identity::require(&found, identity, &path)
 }
 
 /// The first `ticker=*/year=*/*.parquet` under `root`, if any.

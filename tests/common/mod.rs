@@ -298,3 +298,39 @@ pub fn joblog_at(run_dir: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("joblog lines are JSON"))
         .collect()
 }
+
+/// Synthetic minute bars for every weekday of `r`: `per_day` minutes from 04:00 New
+/// York time, every 7th bar without vwap, every 11th without a trade count, every 13th
+/// OTC (the store and S3 dataset tests' data).
+pub fn synth_bars(
+    r: barsmith::calendar::DateRange,
+    per_day: usize,
+    close: f64,
+) -> barsmith::bars::Bars {
+    use jiff::civil::Weekday;
+    let mut bars = barsmith::bars::Bars::default();
+    let mut d = r.from;
+    let mut i = 0u64;
+    while d <= r.to {
+        if !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) {
+            let start = barsmith::calendar::ny_day_start_ms(d) + 4 * 3_600_000;
+            for m in 0..per_day {
+                i += 1;
+                let px = close + (i % 97) as f64 * 0.01;
+                bars.push(barsmith::bars::Bar {
+                    timestamp: start + m as i64 * 60_000,
+                    open: px,
+                    high: px + 0.05,
+                    low: px - 0.05,
+                    close: px,
+                    volume: (100 + i % 1000) as f64,
+                    vwap: (!i.is_multiple_of(7)).then_some(px + 0.01),
+                    transactions: (!i.is_multiple_of(11)).then_some((i % 50) as i64),
+                    otc: i.is_multiple_of(13),
+                });
+            }
+        }
+        d = d.tomorrow().unwrap();
+    }
+    bars
+}

@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use barsmith::bars::{Bar, Bars};
-use barsmith::calendar::{DateRange, ny_day_start_ms};
+use barsmith::bars::Bars;
+use barsmith::calendar::DateRange;
 use barsmith::s3::{Bucket, S3Config, S3Credentials};
 use barsmith::store::remote::{LeaseConfig, S3Dataset, S3Location};
 use barsmith::store::{DatasetIdentity, Provenance, Store, StoreError};
 use bytes::Bytes;
 use common::moto::MotoServer;
-use jiff::civil::{Date, Weekday, date};
+use jiff::civil::{Date, date};
 
 pub(crate) const URL: &str = "s3://barsmith/bars/minute";
 
@@ -33,31 +33,7 @@ pub(crate) fn range(a: &str, b: &str) -> DateRange {
 
 /// Minute bars for every weekday of `r`, `per_day` from 04:00 New York time.
 pub(crate) fn synth(r: DateRange, per_day: usize, close: f64) -> Bars {
-    let mut bars = Bars::default();
-    let mut d = r.from;
-    let mut i = 0u64;
-    while d <= r.to {
-        if !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) {
-            let start = ny_day_start_ms(d) + 4 * 3_600_000;
-            for m in 0..per_day {
-                i += 1;
-                let px = close + (i % 97) as f64 * 0.01;
-                bars.push(Bar {
-                    timestamp: start + m as i64 * 60_000,
-                    open: px,
-                    high: px + 0.05,
-                    low: px - 0.05,
-                    close: px,
-                    volume: (100 + i % 1000) as f64,
-                    vwap: (!i.is_multiple_of(7)).then_some(px + 0.01),
-                    transactions: (!i.is_multiple_of(11)).then_some((i % 50) as i64),
-                    otc: i.is_multiple_of(13),
-                });
-            }
-        }
-        d = d.tomorrow().unwrap();
-    }
-    bars
+    common::synth_bars(r, per_day, close)
 }
 
 pub(crate) fn prov(r: DateRange) -> Provenance {

@@ -105,13 +105,8 @@ impl S3Dataset {
                 ds.record_identity(identity).await?
             }
         };
-        if &recorded != identity {
-            return Err(StoreError::IdentityMismatch {
-                path: ds.location.path(&ds.location.dataset_key()),
-                recorded: Box::new(recorded),
-                requested: Box::new(identity.clone()),
-            });
-        }
+        let path = ds.location.path(&ds.location.dataset_key());
+        crate::store::identity::require(&recorded, identity, &path)?;
         ds.identity = Some(recorded);
         Ok(ds)
     }
@@ -299,25 +294,14 @@ impl S3Dataset {
         };
         let path = self.location.path(&first.key);
         let found = file_identity(&stored.metadata, &path)?;
-        if &found != identity {
-            return Err(StoreError::IdentityMismatch {
-                path,
-                recorded: Box::new(found),
-                requested: Box::new(identity.clone()),
-            });
-        }
-        Ok(())
+        crate::store::identity::require(&found, identity, &path)
     }
 
     /// Refuses data of another identity than the dataset's, naming `path`.
     fn check_identity(&self, other: &DatasetIdentity, path: &Path) -> Result<(), StoreError> {
         match &self.identity {
-            Some(mine) if mine != other => Err(StoreError::IdentityMismatch {
-                path: path.to_path_buf(),
-                recorded: Box::new(mine.clone()),
-                requested: Box::new(other.clone()),
-            }),
-            _ => Ok(()),
+            Some(mine) => crate::store::identity::require(mine, other, path),
+            None => Ok(()),
         }
     }
 }
