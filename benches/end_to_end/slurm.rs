@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::{Row, base_command, row, run_child, sandbox, tickers, universe, worker};
 
+// The tests' cluster fixture, of which the bench uses a part.
 #[path = "../../tests/common/slurm.rs"]
 #[allow(dead_code)]
 mod cluster;

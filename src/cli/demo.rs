@@ -109,7 +109,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let universe = state.join("demo-universe.csv");
     std::fs::write(&universe, format!("ticker\n{}\n", DEMO_TICKERS.join("\n")))
         .with_context(|| format!("cannot write {}", universe.display()))?;
-    let script = wrapper_path(&state)?;
+    let script = script_path(&state, "wrapper.rhai", WRAPPER)?;
 
     let host = Host::new(HostConfig {
         run_dir: args.run_dir.clone(),
@@ -172,14 +172,15 @@ fn finish(
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-/// `scripts/wrapper.rhai` when run from the repository, else the embedded copy.
-fn wrapper_path(state: &Path) -> anyhow::Result<PathBuf> {
-    let local = PathBuf::from("scripts/wrapper.rhai");
+/// `scripts/<name>` when run from the repository (so an edited strategy is the one
+/// shown), else `embedded`, written into the demo's state folder.
+fn script_path(state: &Path, name: &str, embedded: &str) -> anyhow::Result<PathBuf> {
+    let local = Path::new("scripts").join(name);
     if local.is_file() {
         return Ok(local);
     }
-    let copy = state.join("wrapper.rhai");
-    std::fs::write(&copy, WRAPPER).with_context(|| format!("cannot write {}", copy.display()))?;
+    let copy = state.join(name);
+    std::fs::write(&copy, embedded).with_context(|| format!("cannot write {}", copy.display()))?;
     Ok(copy)
 }
 

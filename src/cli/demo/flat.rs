@@ -4,7 +4,7 @@
 //! then tops up what the files cannot give: the refused day, the day after the last
 //! published file and the two tickers the files do not carry.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -71,7 +71,7 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let universe = state.join("demo-universe.csv");
     std::fs::write(&universe, format!("ticker\n{}\n", DEMO_TICKERS.join("\n")))
         .with_context(|| format!("cannot write {}", universe.display()))?;
-    let script = strategy_path(&state)?;
+    let script = super::script_path(&state, "flatfiles.rhai", STRATEGY)?;
     let host = Host::new(HostConfig {
         run_dir: args.run_dir.clone(),
         base_url: Some(sandbox.base_url()),
@@ -112,17 +112,6 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let ran = run_file(&script, flags, host);
     super::finish(ran, &sandbox, &outdir, stats, print_how_to_read)
-}
-
-/// `scripts/flatfiles.rhai` when run from the repository, else the embedded copy.
-fn strategy_path(state: &Path) -> anyhow::Result<PathBuf> {
-    let local = PathBuf::from("scripts/flatfiles.rhai");
-    if local.is_file() {
-        return Ok(local);
-    }
-    let copy = state.join("flatfiles.rhai");
-    std::fs::write(&copy, STRATEGY).with_context(|| format!("cannot write {}", copy.display()))?;
-    Ok(copy)
 }
 
 fn print_how_to_read(outdir: &Path) {
