@@ -763,6 +763,34 @@ async fn a_429_slows_every_holder_of_the_budget() {
     );
 }
 
+#[tokio::test]
+async fn a_429_without_retry_after_waits_for_its_budget_slot_not_its_own_backoff() {
+    let server = fault_then_ok(|| Reply::Full {
+        status: 429,
+        headers: vec![],
+        body: String::new(),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let budget = Budget::open(dir.path(), &ApiKey::new(KEY), Rate(50.0)).unwrap();
+    let mut cfg = ClientConfig::new(ApiKey::new(KEY));
+    cfg.base_url = server.base.clone();
+    cfg.timeout = Duration::from_millis(400);
+    // A backoff that would dominate: the budget alone must pace the retry.
+    cfg.retry = RetryPolicy {
+        base: Duration::from_secs(5),
+        max_backoff: Duration::from_secs(10),
+        ..fast_retry(4)
+    };
+    cfg.budget = Some(budget);
+    let c = Client::new(cfg).unwrap();
+    let t = Instant::now();
+    let (r, events) = fetch(&c).await;
+    r.unwrap();
+    assert_eq!(retries(&events)[0].2, Duration::ZERO);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
 // ---------------------------------------------------------------- raw_get
 
 #[tokio::test]

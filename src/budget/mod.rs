@@ -16,15 +16,10 @@
 //! schedule to fill; at a free-plan rate (`5/min`) that is 1, so requests stay evenly
 //! spaced and never draw a 429.
 //!
-//! The schedule adapts to a server stricter than the rate (AIMD): a 429 makes the key
-//! more cautious for every process — the first drops the burst to 1, later ones slow
-//! the rate by 3% a step (to at most 25% slower); each 2 s without a 429 takes one
-//! step back (the burst comes back by doublings). 429s within a second count as one
-//! step (the requests in flight all see the same refusal), unless they are dense
-//! (every 5 more is a step, and at the slowest rate a pause: the rate is far above the
-//! plan's); a 429 to a request whose slot was taken before the last step counts for
-//! nothing (it was sent under the old schedule). The file then holds
-//! `tat caution last_429_ns recent_429s`.
+//! The schedule adapts to a server stricter than the rate, and keeps requests exactly
+//! spaced when no burst is allowed: see [`schedule`] (AIMD on the rate after 429s, a
+//! dispatch check against timers that wake late). The file holds
+//! `tat slow_ppm last_429_ns recent_429s sent_ns`.
 //!
 //! Machines do not share a file: when batches run on several, the schedule lives in
 //! Redis instead ([`shared`], [`Budget::open_shared`]), with the same logic. A file
@@ -32,7 +27,10 @@
 //! budget that cannot be reached stops the run ([`BudgetError`]): several machines
 //! each on their own schedule would spend the key's rate several times over.
 
+mod schedule;
 pub mod shared;
+
+use schedule::{Pace, Schedule};
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -82,19 +80,6 @@ impl Rate {
 /// How much of a second's requests may go at once after an idle spell. Under one
 /// second, so a server limiting "N per second" with a burst of N is never exceeded.
 pub const BURST_SECONDS: f64 = 0.8;
-/// One step of caution is taken back after this long without a 429.
-const RECOVER_NS: u64 = 2_000_000_000;
-/// 429s closer together than this count as one: the requests in flight when the
-/// server starts refusing all see it, and that is one signal, not many.
-const SAME_429_NS: u64 = 1_000_000_000;
-/// 429s within [`SAME_429_NS`] that count as one more step (and, at the slowest
-/// rate, call for a pause): a rate far above the plan's, not jitter.
-const DENSE_429S: u32 = 5;
-/// Slowest rate caution reaches, as a share of the configured rate.
-const MIN_RATE_SHARE: f64 = 0.75;
-/// Steps of 3% that reach [`MIN_RATE_SHARE`] (0.97^10 ≈ 0.74).
-const MAX_SLOW_STEPS: u32 = 10;
-
 impl Default for Rate {
     fn default() -> Rate {
         Rate::DEFAULT
@@ -204,50 +189,6 @@ enum Backend {
 #[error("{0}")]
 pub struct BudgetError(pub String);
 
-/// What the shared file holds: `tat caution last_429_ns` (a file holding only `tat`,
-/// as older versions wrote it, reads as no caution).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Schedule {
-    /// Theoretical arrival time: the next free slot at the (cautious) rate, ns.
-    tat: u64,
-    /// Steps of caution after 429s (see the module doc).
-    caution: u32,
-    /// When the last counted 429 was seen, ns.
-    last_429: u64,
-    /// 429s seen since then (within [`SAME_429_NS`]), that one included.
-    recent: u32,
-}
-
-impl Schedule {
-    fn parse(text: &str) -> Schedule {
-        let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
-        let mut next = || it.next().flatten().unwrap_or(0);
-        Schedule {
-            tat: next(),
-            caution: next().min(64) as u32,
-            last_429: next(),
-            recent: next().min(u64::from(u32::MAX)) as u32,
-        }
-    }
-
-    fn text(self) -> String {
-        let Schedule {
-            tat,
-            caution,
-            last_429,
-            recent,
-        } = self;
-        format!("{tat} {caution} {last_429} {recent}\n")
-    }
-
-    /// Caution still in force at `now`: one step less per [`RECOVER_NS`] without a 429.
-    fn caution_at(self, now: u64) -> u32 {
-        let quiet = now.saturating_sub(self.last_429) / RECOVER_NS;
-        self.caution
-            .saturating_sub(u32::try_from(quiet).unwrap_or(u32::MAX))
-    }
-}
-
 impl fmt::Debug for Budget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Budget")
@@ -289,15 +230,6 @@ fn with_locked_schedule(file: &mut File, f: impl FnOnce(Schedule) -> Schedule) -
     result.and(unlocked)
 }
 
-/// A schedule read at `now`, or none when it is too far ahead (a damaged file, a
-/// clock jump).
-fn sane_at(now: u64, s: Schedule) -> Schedule {
-    if s.tat > now.saturating_add(MAX_AHEAD_NS) || s.last_429 > now {
-        return Schedule::default();
-    }
-    s
-}
-
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -305,13 +237,28 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Sleeps `d` to within a fraction of a millisecond: tokio's timer rounds up to whole
+/// milliseconds, too coarse for requests 10 ms apart; the last stretch is an OS sleep
+/// on the blocking pool.
+async fn precise_sleep(d: Duration) {
+    const FINE: Duration = Duration::from_millis(3);
+    if d.is_zero() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    if d > FINE {
+        tokio::time::sleep(d - FINE).await;
+    }
+    let rest = d.saturating_sub(start.elapsed());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 /// When a request took its slot in the schedule (ns since the Unix epoch), returned by
 /// [`Budget::acquire`] and handed back with a 429 ([`Budget::rate_limited`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reserved(u64);
-
-/// A TAT further ahead than this is a damaged file or a clock jump, not a schedule.
-const MAX_AHEAD_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 impl Budget {
     /// Opens (creating if needed) `budget-<fingerprint>.gcra` in `state_dir`, with
@@ -401,10 +348,31 @@ impl Budget {
         if let Some(why) = self.broken() {
             return Err(BudgetError(why));
         }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        precise_sleep(wait).await;
+        // The slot was reserved ahead and the sleep may end late (timers, a loaded
+        // machine): a request let go late makes the next one, on time, look early to
+        // a server with no tolerance. So when no burst is allowed, the request goes
+        // only a whole interval after the one let go before it, by the clock now.
+        while let Some(gap) = self.dispatch() {
+            precise_sleep(gap).await;
         }
         Ok(reserved)
+    }
+
+    /// Lets a request go now if the last one went at least an interval ago (when the
+    /// key allows no burst), recording it; else how long to wait.
+    fn dispatch(&self) -> Option<Duration> {
+        let pace = self.pace();
+        self.update(|now, s| s.dispatch(pace, now))
+            .map(Duration::from_nanos)
+    }
+
+    /// The configured interval and burst.
+    fn pace(&self) -> Pace {
+        Pace {
+            interval_ns: self.inner.rate.interval_ns(),
+            burst: self.inner.burst,
+        }
     }
 
     /// Why the shared budget failed, if it has.
@@ -413,103 +381,48 @@ impl Budget {
         st.broken.clone()
     }
 
-    /// Records a 429: nobody using this key sends again before `now + delay`, and
-    /// the key becomes more cautious (see the module doc) until it has been quiet for
-    /// a while.
-    ///
-    /// Synchronous: it runs the same tiny locked section as `acquire`, once per 429,
-    /// which is rare enough not to matter to the runtime.
-    pub fn penalize(&self, delay: Duration) {
-        self.note_429(None, |_| Some(delay));
-    }
-
     /// Records a 429 seen by a request: every process on the key waits the server's
-    /// `Retry-After` when it sent one. Without one, caution alone (a smaller burst, a
-    /// slower rate) answers it while it can, and the key pauses for `fallback` only
-    /// once the rate is as slow as caution makes it: a pause per 429 would cost a
-    /// strict server half its budget, none at all would let a badly set rate storm.
+    /// `Retry-After` when it sent one. Without one, caution alone (no burst, a slower
+    /// rate) answers it while it can, and the key pauses for `fallback` only once the
+    /// rate is as slow as caution makes it and 429s keep coming densely: a pause per
+    /// 429 would cost a strict server half its budget, none at all would let a badly
+    /// set rate storm.
     ///
-    /// A 429 to a request whose slot was taken before the key last grew more cautious
-    /// says nothing new (it was sent under the old schedule, like the rest of a
-    /// burst a strict server refused): it counts for nothing but its `Retry-After`.
+    /// A 429 to a request whose slot was taken before the key's last counted 429 says
+    /// nothing new (it was sent under the old schedule, like the rest of a burst a
+    /// strict server refused): it counts for nothing but its `Retry-After`.
     pub fn rate_limited(&self, slot: Reserved, retry_after: Option<Duration>, fallback: Duration) {
-        let floor = self.inner.burst.ilog2() + MAX_SLOW_STEPS;
-        self.note_429(Some(slot), |s| match retry_after {
-            Some(ra) => Some(ra),
-            // Sparse 429s at the slowest cautious rate are arrival jitter against a
-            // server with no tolerance: pausing for them would cost more than they do.
-            None => (s.caution >= floor && s.recent >= DENSE_429S).then_some(fallback),
-        });
-    }
-
-    /// Counts a 429 (simultaneous ones once, unless they are dense; stale ones not at
-    /// all) and pushes the schedule past the pause `pause(new schedule)` returns.
-    fn note_429(&self, slot: Option<Reserved>, pause: impl Fn(Schedule) -> Option<Duration>) {
+        let ns = |d: Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
         self.update(|now, s| {
-            let mut next = s;
-            let stale = slot.is_some_and(|r| r.0 < s.last_429);
-            let step = if stale {
-                false
-            } else if now.saturating_sub(s.last_429) >= SAME_429_NS {
-                next.last_429 = now;
-                next.recent = 1;
-                true
-            } else {
-                // Many 429s at once are a rate far too high, not jitter: each
-                // DENSE_429S of them is one more step.
-                next.recent = s.recent.saturating_add(1);
-                next.recent.is_multiple_of(DENSE_429S)
-            };
-            if step {
-                // The first 429 drops the burst at once (halving it step by step would
-                // draw a storm of 429s from a server that allows none); later ones slow
-                // the rate.
-                let halvings = self.inner.burst.ilog2();
-                next.caution = (s.caution_at(now) + 1).max(halvings).min(64);
-            }
-            if let Some(delay) = pause(next) {
-                let ns = delay.as_nanos().min(u128::from(MAX_AHEAD_NS)) as u64;
-                next.tat = s.tat.max(now.saturating_add(ns));
-            }
+            let next = s.note_429(now, Some(slot.0), |n| match retry_after {
+                Some(ra) => Some(ns(ra)),
+                None => n.wants_pause().then(|| ns(fallback)),
+            });
             (next, ())
         });
+    }
+
+    /// Records a 429 not tied to a request: nobody using this key sends again before
+    /// `now + delay`, and the key becomes more cautious.
+    ///
+    /// Synchronous, like [`Budget::rate_limited`]: it runs the same tiny locked section
+    /// as `acquire`, once per 429, which is rare enough not to matter to the runtime.
+    pub fn penalize(&self, delay: Duration) {
+        let ns = delay.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.update(|now, s| (s.note_429(now, None, |_| Some(ns)), ()));
     }
 
     /// True when a request made now would not wait for the schedule: the key has
     /// room for more requests in flight. Workers grow their concurrency only then.
     pub fn has_room(&self) -> bool {
-        self.update(|now, s| {
-            let (_, tolerance) = self.spacing(s.caution_at(now));
-            (s, s.tat.saturating_sub(tolerance) <= now)
-        })
-    }
-
-    /// The interval between requests and the burst tolerance at `caution`, in ns.
-    fn spacing(&self, caution: u32) -> (u64, u64) {
-        let base = self.inner.rate.interval_ns();
-        // Halvings that bring the burst down to 1 (floor of log2); caution beyond
-        // them slows the rate.
-        let halvings = self.inner.burst.ilog2();
-        let burst = (self.inner.burst >> caution.min(31)).max(1);
-        let slow = caution.saturating_sub(halvings);
-        let share = 0.97f64
-            .powi(slow.min(MAX_SLOW_STEPS) as i32)
-            .max(MIN_RATE_SHARE);
-        let interval = (base as f64 / share).round() as u64;
-        (interval, interval * u64::from(burst - 1))
+        let pace = self.pace();
+        self.update(|now, s| (s, s.has_room(pace, now)))
     }
 
     /// Reserves the next slot and returns how long to wait for it.
     fn reserve(&self) -> Duration {
-        self.update(|now, s| {
-            let (interval, tolerance) = self.spacing(s.caution_at(now));
-            let slot = s.tat.saturating_sub(tolerance).max(now);
-            let next = Schedule {
-                tat: s.tat.max(now).saturating_add(interval),
-                ..s
-            };
-            (next, Duration::from_nanos(slot - now))
-        })
+        let pace = self.pace();
+        Duration::from_nanos(self.update(|now, s| s.reserve(pace, now)))
     }
 
     /// Applies `f(now, schedule) -> (new schedule, result)` to the shared schedule
@@ -519,13 +432,15 @@ impl Budget {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let now = now_ns();
-        let sane = |s: Schedule| sane_at(now, s);
         let res = match &mut st.backend {
             Backend::File(file) => {
                 let mut out = None;
                 let res = with_locked_schedule(file, |s| {
-                    let (new, r) = f(now, sane(s));
+                    // The clock is read under the lock: read before it, a process that
+                    // waited for the lock would see the last writer's times ahead of
+                    // its own `now`.
+                    let now = now_ns();
+                    let (new, r) = f(now, s.sane_at(now));
                     out = Some(r);
                     new
                 });
@@ -535,7 +450,7 @@ impl Budget {
                 res.err().map(|e| e.to_string())
             }
             // Redis's clock, not this machine's: one timeline for every machine.
-            Backend::Redis(redis) => match redis.update(|t, s| f(t, sane_at(t, s))) {
+            Backend::Redis(redis) => match redis.update(|t, s| f(t, s.sane_at(t))) {
                 Ok(r) => return r,
                 Err(e) => {
                     st.broken.get_or_insert(e);
@@ -552,7 +467,8 @@ impl Budget {
         }
         // The lock or the read failed before `f` ran: fall back to this process's own
         // schedule rather than failing (or flooding) requests.
-        let (new, r) = f(now, sane(st.local));
+        let now = now_ns();
+        let (new, r) = f(now, st.local.sane_at(now));
         st.local = new;
         r
     }

@@ -129,7 +129,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub backoff_ms: u64,
     /// Most tickers fetched at once. The worker starts with 2 and doubles while the
-    /// shared budget has room and it is not CPU-bound, halving on a 429, so a slow API
+    /// shared budget has room and it is not CPU-bound, so a slow API
     /// still gets enough requests in flight; each ticker costs at most one ticker-year
     /// of memory.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_IN_FLIGHT)]

@@ -9,14 +9,17 @@
 //!   (a request made now would not wait for the schedule), the worker's own thread is
 //!   not the bottleneck (under 80% busy: on a fast server more tickers only queue for
 //!   the CPU and cost memory), and the bars held in memory are under a cap;
-//! - it **halves** on a 429 (the multiplicative decrease of AIMD);
 //! - otherwise it holds. Once the workers of a key together keep the budget busy,
 //!   requests wait for their slot, the budget has no room, and growth stops.
+//!
+//! It does not shrink on a 429: the key's budget answers those by slowing the rate
+//! for every worker (AIMD, `budget::schedule`), and requests wait for their slots
+//! whatever the window; halving it as well would leave a slow API's budget idle.
 //!
 //! It never exceeds `max` (`--in-flight`), and starts at [`START`].
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The window a worker starts with.
@@ -39,7 +42,6 @@ const MIN_SAMPLE: Duration = Duration::from_millis(20);
 pub struct Window {
     current: AtomicUsize,
     max: usize,
-    rate_limited: AtomicBool,
     bars_held: AtomicU64,
     /// When the thread's CPU time was last read, and its value then.
     sample: Mutex<(Instant, Duration)>,
@@ -52,7 +54,6 @@ impl Window {
         Window {
             current: AtomicUsize::new(START.min(max)),
             max,
-            rate_limited: AtomicBool::new(false),
             bars_held: AtomicU64::new(0),
             sample: Mutex::new((Instant::now(), thread_cpu())),
         }
@@ -72,11 +73,6 @@ impl Window {
     /// Tickers that may be in flight now.
     pub fn size(&self) -> usize {
         self.current.load(Ordering::Relaxed)
-    }
-
-    /// A request of this worker was answered 429.
-    pub fn rate_limited(&self) {
-        self.rate_limited.store(true, Ordering::Relaxed);
     }
 
     /// `n` bars arrived and are held until their piece is written.
@@ -123,10 +119,6 @@ impl Window {
         has_room: impl FnOnce() -> bool,
     ) {
         let current = self.size();
-        if self.rate_limited.swap(false, Ordering::Relaxed) {
-            self.current.store((current / 2).max(1), Ordering::Relaxed);
-            return;
-        }
         let memory_free = self.bars_held.load(Ordering::Relaxed) < MAX_BARS_HELD;
         if busy >= current
             && waiting
@@ -216,23 +208,6 @@ mod tests {
         w.release(MAX_BARS_HELD);
         step(&w, 2, true, true);
         assert_eq!(w.size(), 4);
-    }
-
-    #[test]
-    fn halves_on_a_429_but_never_below_one() {
-        let w = Window::new(32);
-        for _ in 0..3 {
-            step(&w, w.size(), true, true);
-        }
-        assert_eq!(w.size(), 16);
-        w.rate_limited();
-        step(&w, 16, true, true);
-        assert_eq!(w.size(), 8);
-        for _ in 0..5 {
-            w.rate_limited();
-            step(&w, 8, true, true);
-        }
-        assert_eq!(w.size(), 1);
     }
 
     #[test]

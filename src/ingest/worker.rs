@@ -272,9 +272,6 @@ impl<S: BarSource> Ingest<'_, S> {
                     delay,
                     kind,
                 } => {
-                    if kind == ErrorKind::RateLimited {
-                        window.rate_limited();
-                    }
                     tracing::info!(%ticker, attempt, ?delay, "retry: {reason}");
                     emit(
                         sink,

@@ -309,16 +309,20 @@ impl Client {
                 );
                 return Err(err);
             }
-            let delay = self.retry.delay(failure.retry_after, &mut backoff);
+            let mut delay = self.retry.delay(failure.retry_after, &mut backoff);
             if err.kind == ErrorKind::RateLimited
                 && let (Some(b), Some(slot)) = (&self.budget, slot)
             {
                 // Everyone on the key waits what the API asked for; without a
-                // Retry-After the budget slows down first (Budget::rate_limited). This
-                // request's own growing backoff stays its own: charged to all, a few
-                // 429s would stall every worker.
+                // Retry-After the budget slows the key down (Budget::rate_limited) and
+                // the retry waits only for its next slot: its own growing backoff on
+                // top would hold a batch open for seconds over a refusal that cost
+                // one slot.
                 let asked = failure.retry_after.map(|ra| delay.min(ra));
                 b.rate_limited(slot, asked, delay.min(self.retry.base));
+                if asked.is_none() {
+                    delay = Duration::ZERO;
+                }
             }
             attempt += 1;
             tracing::debug!(attempt, ?delay, kind = %err.kind, reason = %err.message, "retrying");

@@ -19,6 +19,7 @@
 //! `POST /_sandbox/flat/republish?day=D` (control endpoints need no key).
 
 mod aggs;
+mod arrival;
 pub mod faults;
 mod http;
 mod limiter;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::SandboxConfig;
 use super::aggs::{self, AggsRequest};
+use super::arrival::{self, Stamped};
 use super::faults::{Fault, FaultPlan, FaultState, RandomFaults, parse_kinds};
 use super::http::{self, ReadError, Request, Response};
 use super::limiter::Gcra;
@@ -142,8 +143,11 @@ pub(crate) enum Reply {
 }
 
 async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>) {
+    if let Err(e) = arrival::enable(&stream) {
+        tracing::debug!(error = %e, "no kernel receive stamps: arrivals are read times");
+    }
     let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
+    let mut rd = BufReader::new(Stamped::new(rd));
     loop {
         let req = match tokio::time::timeout(IDLE_TIMEOUT, http::read_request(&mut rd)).await {
             Err(_) | Ok(Err(ReadError::Closed)) => return,
@@ -161,7 +165,7 @@ async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>) {
             Ok(Ok(req)) => req,
         };
         let keep_alive = req.keep_alive;
-        match handle(shared, req).await {
+        match handle(shared, req, rd.get_ref().arrival()).await {
             Reply::Send(resp) => {
                 if http::write_response(&mut wr, &resp, keep_alive)
                     .await
@@ -231,7 +235,8 @@ fn authorized(cfg: &SandboxConfig, req: &Request) -> bool {
     bearer == Some(cfg.api_key.as_str()) || req.param("apiKey") == Some(cfg.api_key.as_str())
 }
 
-async fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
+/// Answers `req`, whose bytes arrived at `arrived` (for the rate limit).
+async fn handle(shared: &Arc<Shared>, req: Request, arrived: Instant) -> Reply {
     if let Some(ctl) = req.path.strip_prefix("/_sandbox/") {
         return Reply::Send(control(shared, ctl, &req));
     }
@@ -240,7 +245,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
         lock(&shared.counters).flat_request();
         s3::answer(shared, req).await
     } else {
-        answer(shared, req).await
+        answer(shared, req, arrived).await
     };
     let status = match &resp {
         Reply::Send(r) | Reply::DropHalf(r) | Reply::Object { resp: r, .. } => Some(r.status),
@@ -252,7 +257,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
     resp
 }
 
-async fn answer(shared: &Arc<Shared>, req: Request) -> Reply {
+async fn answer(shared: &Arc<Shared>, req: Request, arrived: Instant) -> Reply {
     let id = request_id(&req);
     let json = |status: u16, st: &str, key: &str, msg: &str| {
         Reply::Send(Response::json(status, error_json(st, key, &id, msg)))
@@ -276,7 +281,6 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Reply {
     };
     let segments: Vec<&str> = rest.split('/').collect();
     let ticker = http::percent_decode(segments[0], false);
-    let arrived = Instant::now();
     lock(&shared.counters).data_request(&ticker, arrived);
     if req.method != "GET" {
         return json(405, "ERROR", "error", "Method not allowed: use GET");

@@ -1,0 +1,334 @@
+//! The schedule of one key, as the budget file (or Redis) holds it, and the pure rules
+//! that move it: GCRA slots, the burst, AIMD caution after 429s, and dispatch spacing.
+//! Every rule takes `now` (ns since the Unix epoch), so all of it is tested without
+//! clocks or files.
+//!
+//! **Slots.** `reserve` hands out slots 1/rate apart (GCRA; `tat` is the next free
+//! one), with a tolerance of `burst - 1` intervals after an idle spell.
+//!
+//! **Dispatch.** A slot is reserved ahead and its sleep may end late (timers, a loaded
+//! machine). A request let go late makes the next one, on time, look early to a server
+//! that tolerates no burst, so when no burst is allowed a request also goes only a
+//! whole interval after the one let go before it, by the clock when it goes
+//! ([`Schedule::dispatch`]).
+//!
+//! **Caution (AIMD on the rate).** A counted 429 drops the burst to 1 at once (it
+//! comes back after [`BURST_QUIET_NS`] without one) and cuts the rate's share by 3%
+//! (multiplicative decrease); every request let go gives back [`GAIN_PPM`] of the
+//! configured rate (additive increase). So the share settles where about
+//! `GAIN / 3%` ≈ 1% of requests are refused: close to the configured rate when the
+//! only 429s are arrival jitter against a strict server, and down to the server's
+//! real limit (at most [`MIN_RATE_SHARE`] slower) when the rate is set too high.
+//! One flight of requests is one signal: a 429 to a request whose slot was taken
+//! before the last counted 429 counts for nothing (the requests in flight when the
+//! server starts refusing all see it, like the rest of a start-up burst a strict
+//! server refused). Dense 429s at the slowest share pause the key (see
+//! [`Schedule::note_429`]).
+
+/// 429s within this long of the last counted one are `recent` (for [`DENSE_429S`]).
+pub(super) const SAME_429_NS: u64 = 1_000_000_000;
+/// Recent 429s that, at the slowest share, mean a rate far above the plan's: pause.
+pub(super) const DENSE_429S: u32 = 5;
+/// Slowest share of the configured rate caution reaches.
+pub(super) const MIN_RATE_SHARE: f64 = 0.75;
+/// The multiplicative decrease: a counted 429 keeps this share of the rate.
+const CUT: f64 = 0.97;
+/// The additive increase: each request let go takes back this much of the configured
+/// rate, in millionths (a 3% cut is undone in 100 requests: 1 s at 100 req/s).
+pub(super) const GAIN_PPM: u32 = 300;
+/// The burst comes back after this long without a counted 429.
+pub(super) const BURST_QUIET_NS: u64 = 10_000_000_000;
+/// Times of the past (a 429, a dispatch) further ahead of `now` than this are a damaged
+/// file or a clock jump; closer, they are two clocks read a moment apart.
+pub(super) const MAX_SKEW_NS: u64 = 1_000_000_000;
+/// A TAT further ahead than this is a damaged file or a clock jump, not a schedule.
+pub(super) const MAX_AHEAD_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// The configured pace of a key: the interval at the full rate and the burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pace {
+    /// 1/rate, ns.
+    pub interval_ns: u64,
+    /// Requests that may go at once after an idle spell (at least 1).
+    pub burst: u32,
+}
+
+/// What the shared file holds: `tat slow_ppm last_429 recent sent` (missing fields
+/// read as 0, so a file of an older version reads as no caution).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Schedule {
+    /// Theoretical arrival time: the next free slot at the cautious rate, ns.
+    pub tat: u64,
+    /// How much slower than configured the key goes, in millionths of the rate.
+    pub slow_ppm: u32,
+    /// When the last counted 429 was seen, ns (0: never).
+    pub last_429: u64,
+    /// 429s seen within [`SAME_429_NS`] of it, that one included.
+    pub recent: u32,
+    /// When the last request was let go, ns.
+    pub sent: u64,
+}
+
+impl Schedule {
+    /// Reads the file's text; anything unreadable is 0.
+    pub fn parse(text: &str) -> Schedule {
+        let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+        let mut next = || it.next().flatten().unwrap_or(0);
+        Schedule {
+            tat: next(),
+            slow_ppm: next().min(1_000_000) as u32,
+            last_429: next(),
+            recent: next().min(u64::from(u32::MAX)) as u32,
+            sent: next(),
+        }
+    }
+
+    /// The file's text.
+    pub fn text(self) -> String {
+        let Schedule {
+            tat,
+            slow_ppm,
+            last_429,
+            recent,
+            sent,
+        } = self;
+        format!("{tat} {slow_ppm} {last_429} {recent} {sent}\n")
+    }
+
+    /// This schedule as read at `now`, or an empty one when it is too far ahead (a
+    /// damaged file, a clock jump).
+    pub fn sane_at(self, now: u64) -> Schedule {
+        let ahead = |t: u64| t > now.saturating_add(MAX_SKEW_NS);
+        if self.tat > now.saturating_add(MAX_AHEAD_NS) || ahead(self.last_429) || ahead(self.sent) {
+            return Schedule::default();
+        }
+        self
+    }
+
+    /// The share of the configured rate in force.
+    pub fn share(self) -> f64 {
+        (1.0 - f64::from(self.slow_ppm) / 1e6).max(MIN_RATE_SHARE)
+    }
+
+    fn at_floor(self) -> bool {
+        self.share() <= MIN_RATE_SHARE + 1e-9
+    }
+
+    /// The interval between requests and the burst tolerance at `now`, in ns.
+    pub fn spacing(self, pace: Pace, now: u64) -> (u64, u64) {
+        let interval = (pace.interval_ns as f64 / self.share()).round() as u64;
+        let burst_off = self.last_429 != 0 && now.saturating_sub(self.last_429) < BURST_QUIET_NS;
+        let burst = if burst_off { 1 } else { pace.burst.max(1) };
+        (interval, interval * u64::from(burst - 1))
+    }
+
+    /// Takes the next slot: the new schedule and how long to wait for the slot.
+    pub fn reserve(self, pace: Pace, now: u64) -> (Schedule, u64) {
+        let (interval, tolerance) = self.spacing(pace, now);
+        let slot = self.tat.saturating_sub(tolerance).max(now);
+        let next = Schedule {
+            tat: self.tat.max(now).saturating_add(interval),
+            ..self
+        };
+        (next, slot - now)
+    }
+
+    /// Lets a request go at `now` (recording it and taking back [`GAIN_PPM`] of the
+    /// rate), or, when no burst is allowed and the last request went less than an
+    /// interval ago, how long to wait first.
+    pub fn dispatch(self, pace: Pace, now: u64) -> (Schedule, Option<u64>) {
+        let (interval, tolerance) = self.spacing(pace, now);
+        let due = self.sent.saturating_add(interval);
+        if tolerance == 0 && due > now {
+            return (self, Some(due - now));
+        }
+        let next = Schedule {
+            sent: now,
+            slow_ppm: self.slow_ppm.saturating_sub(GAIN_PPM),
+            ..self
+        };
+        (next, None)
+    }
+
+    /// True when a request made at `now` would not wait for its slot.
+    pub fn has_room(self, pace: Pace, now: u64) -> bool {
+        let (_, tolerance) = self.spacing(pace, now);
+        self.tat.saturating_sub(tolerance) <= now
+    }
+
+    /// Counts a 429 seen at `now` by a request whose slot was taken at `slot` (`None`:
+    /// not tied to a request), and pushes the schedule past `pause(new schedule)`.
+    /// A counted 429 cuts the rate (and so drops the burst); a stale one (its slot
+    /// taken before the last counted 429) only pauses.
+    pub fn note_429(
+        self,
+        now: u64,
+        slot: Option<u64>,
+        pause: impl Fn(Schedule) -> Option<u64>,
+    ) -> Schedule {
+        let mut next = self;
+        let stale = slot.is_some_and(|r| r < self.last_429);
+        if !stale {
+            let share = self.share() * CUT;
+            next.slow_ppm = ((1.0 - share) * 1e6).round().clamp(0.0, 1e6) as u32;
+            if now.saturating_sub(self.last_429) >= SAME_429_NS {
+                next.recent = 1;
+            } else {
+                next.recent = self.recent.saturating_add(1);
+            }
+            next.last_429 = now;
+        }
+        if let Some(ns) = pause(next) {
+            next.tat = self.tat.max(now.saturating_add(ns.min(MAX_AHEAD_NS)));
+        }
+        next
+    }
+
+    /// Whether 429s without a `Retry-After` call for a pause: the share is as slow as
+    /// caution makes it and they keep coming densely (a rate far above the plan's).
+    /// Sparse ones are arrival jitter against a strict server: pausing for them would
+    /// cost more than they do.
+    pub fn wants_pause(self) -> bool {
+        self.at_floor() && self.recent >= DENSE_429S
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+    /// 100 req/s with the worker's 0.8 s burst.
+    const PACE: Pace = Pace {
+        interval_ns: 10 * MS,
+        burst: 80,
+    };
+    const T0: u64 = 1_000_000 * MS;
+
+    #[test]
+    fn the_text_round_trips_and_older_files_read_as_no_caution() {
+        let s = Schedule {
+            tat: 5,
+            slow_ppm: 2,
+            last_429: 7,
+            recent: 3,
+            sent: 9,
+        };
+        assert_eq!(Schedule::parse(&s.text()), s);
+        let old = Schedule::parse("123\n");
+        assert_eq!((old.tat, old.slow_ppm, old.sent), (123, 0, 0));
+        assert_eq!(Schedule::parse("garbage"), Schedule::default());
+        let ahead = Schedule::parse(&format!("{}", T0 + 2 * MAX_AHEAD_NS));
+        assert_eq!(ahead.sane_at(T0), Schedule::default());
+    }
+
+    #[test]
+    fn a_burst_goes_at_once_then_slots_are_an_interval_apart() {
+        let mut s = Schedule::default();
+        let mut waits = vec![];
+        for _ in 0..82 {
+            let (n, w) = s.reserve(PACE, T0);
+            s = n;
+            waits.push(w);
+        }
+        assert!(waits[..80].iter().all(|&w| w == 0));
+        assert_eq!(waits[80], 10 * MS);
+        assert_eq!(waits[81], 20 * MS);
+        assert!(!s.has_room(PACE, T0));
+    }
+
+    #[test]
+    fn the_first_429_drops_the_burst_and_a_flight_counts_once() {
+        let s = Schedule::default();
+        let at = T0 + 250 * MS;
+        let s = s.note_429(at, Some(T0), |_| None);
+        assert_eq!(s.spacing(PACE, at + MS).1, 0, "no burst after a 429");
+        assert!((s.share() - CUT).abs() < 1e-6);
+        // The rest of the start-up burst, refused too, was sent before: nothing more.
+        let after = (0..79).fold(s, |s, _| s.note_429(at + MS, Some(T0), |_| None));
+        assert_eq!(after.slow_ppm, s.slow_ppm);
+        // The burst comes back after a quiet spell.
+        let later = at + BURST_QUIET_NS;
+        assert_eq!(s.spacing(PACE, later).1, 79 * s.spacing(PACE, later).0);
+    }
+
+    #[test]
+    fn requests_let_go_win_the_rate_back() {
+        let s = Schedule::default().note_429(T0, None, |_| None);
+        let cut = s.slow_ppm;
+        assert!(cut > 29_000 && cut < 31_000, "{cut}");
+        let mut s = s;
+        let mut now = T0;
+        for _ in 0..100 {
+            now += 20 * MS;
+            s = s.dispatch(PACE, now).0;
+        }
+        assert_eq!(s.slow_ppm, 0, "100 requests undo one cut");
+        assert_eq!(s.sent, now);
+    }
+
+    #[test]
+    fn without_a_burst_a_request_goes_an_interval_after_the_last_one_went() {
+        let s = Schedule::default().note_429(T0, None, |_| None);
+        assert_eq!(s.spacing(PACE, T0).1, 0, "no burst");
+        let (s, wait) = s.dispatch(PACE, T0 + MS);
+        assert_eq!(wait, None, "nothing went before");
+        let (interval, _) = s.spacing(PACE, T0 + MS);
+        assert!(
+            interval > PACE.interval_ns,
+            "still a little slower than configured"
+        );
+        // The next slot's sleep ended early relative to the last dispatch (that one
+        // went late): it waits for the rest of the interval.
+        let (same, wait) = s.dispatch(PACE, T0 + MS + interval - 3 * MS);
+        assert_eq!(wait, Some(3 * MS));
+        assert_eq!(same, s);
+        assert_eq!(s.dispatch(PACE, T0 + MS + interval).1, None);
+        // With a burst allowed, nothing is held back.
+        let free = Schedule::default();
+        let (free, _) = free.dispatch(PACE, T0);
+        assert_eq!(free.dispatch(PACE, T0).1, None);
+    }
+
+    #[test]
+    fn a_rate_far_too_high_reaches_the_floor_and_then_pauses() {
+        let mut s = Schedule::default();
+        let mut now = T0;
+        // Each 429 is to a request sent after the last counted one: all count.
+        for _ in 0..20 {
+            now += 50 * MS;
+            s = s.note_429(now, Some(now - MS), |_| None);
+        }
+        assert!((s.share() - MIN_RATE_SHARE).abs() < 1e-9, "{}", s.share());
+        assert!(s.wants_pause());
+        let paused = s.note_429(now + MS, Some(now), |s| {
+            s.wants_pause().then_some(5_000 * MS)
+        });
+        assert!(paused.tat >= now + 5_000 * MS);
+    }
+
+    #[test]
+    fn sparse_429s_at_the_floor_do_not_pause() {
+        let mut s = Schedule {
+            slow_ppm: 300_000,
+            ..Schedule::default()
+        };
+        s = s.note_429(T0, None, |_| None);
+        s = s.note_429(T0 + 2 * SAME_429_NS, None, |_| None);
+        assert!(s.at_floor());
+        assert!(!s.wants_pause(), "one 429 a second is jitter");
+    }
+
+    #[test]
+    fn the_free_plan_is_evenly_spaced() {
+        let pace = Pace {
+            interval_ns: 12_000 * MS,
+            burst: 1,
+        };
+        let (s, w0) = Schedule::default().reserve(pace, T0);
+        let (_, w1) = s.reserve(pace, T0);
+        assert_eq!((w0, w1), (0, 12_000 * MS));
+        let (s, _) = s.dispatch(pace, T0);
+        assert_eq!(s.dispatch(pace, T0 + 11_000 * MS).1, Some(1_000 * MS));
+    }
+}
