@@ -964,10 +964,52 @@ mod against_sandbox {
         }
     }
 
+    /// A client that follows every `next_url` (the cursor faults act on those pages).
+    fn paging_client(sb: &Sandbox) -> Client {
+        let mut cfg = ClientConfig::new(ApiKey::new(SANDBOX_API_KEY));
+        cfg.base_url = sb.base_url();
+        cfg.timeout = PATIENT;
+        cfg.retry = fast_retry(4);
+        cfg.spread = false;
+        Client::new(cfg).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_spread_fetch_has_its_pages_in_flight_at_once_for_as_many_requests() {
+        let sb = Sandbox::start_background(SandboxConfig {
+            latency: Duration::from_millis(150),
+            today: jiff::civil::date(2024, 1, 1),
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let (paged, _) = get(&paging_client(&sb), "AAPL", multi_page()).await;
+        let paged = paged.unwrap();
+        assert!(paged.pages >= 3, "{} pages", paged.pages);
+        assert_eq!(
+            sb.stats().max_in_flight,
+            1,
+            "paging: one page after another"
+        );
+        sb.reset_stats();
+        let (spread, _) = get(&sandbox_client(&sb, PATIENT, None), "AAPL", multi_page()).await;
+        let spread = spread.unwrap();
+        assert!(spread.bars == paged.bars, "the same bars");
+        assert!(
+            spread.requests <= paged.requests + 1,
+            "{} requests spread, {} paged",
+            spread.requests,
+            paged.requests
+        );
+        assert!(
+            sb.stats().max_in_flight >= 2,
+            "the rest of the range fetched at once"
+        );
+    }
+
     #[tokio::test]
     async fn repeated_page_is_deduplicated_to_the_synthetic_bars() {
         let sb = sandbox(&["AAPL=repeat-page"]);
-        let (r, _) = get(&sandbox_client(&sb, PATIENT, None), "AAPL", multi_page()).await;
+        let (r, _) = get(&paging_client(&sb), "AAPL", multi_page()).await;
         let f = r.unwrap();
         assert!(
             f.pages >= 2 && f.duplicates_dropped > 0,
@@ -983,7 +1025,7 @@ mod against_sandbox {
     #[tokio::test]
     async fn sandbox_cursor_loop_and_fatal_answers_are_classified() {
         let sb = sandbox(&["AAPL=cursor-loop", "N=403", "U=401"]);
-        let c = sandbox_client(&sb, PATIENT, None);
+        let c = paging_client(&sb);
         // (Not `unwrap_err`: on failure it would print a year of bars.)
         let Err(e) = get(&c, "AAPL", multi_page()).await.0 else {
             panic!("expected a cursor loop error");

@@ -204,6 +204,7 @@ fn rest_client(args: &IngestArgs) -> Result<Client, SetupError> {
         },
         budget: Some(budget),
         allow_insecure_http: args.allow_insecure_http,
+        spread: true,
     })
     .map_err(|e| {
         let kind = match e.kind {

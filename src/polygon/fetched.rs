@@ -24,6 +24,23 @@ pub struct Fetched {
     pub out_of_range_dropped: u64,
 }
 
+impl Fetched {
+    /// Appends the bars and counts of the fetch of a later sub-range of the same range
+    /// (order is settled afterwards, as for pages).
+    pub(super) fn absorb(&mut self, part: Fetched) {
+        if self.bars.is_empty() {
+            self.bars = part.bars;
+        } else {
+            self.bars.extend(&part.bars);
+        }
+        self.pages += part.pages;
+        self.requests += part.requests;
+        self.duplicates_dropped += part.duplicates_dropped;
+        self.reordered += part.reordered;
+        self.out_of_range_dropped += part.out_of_range_dropped;
+    }
+}
+
 /// Appends the page's bars that are in range; returns how many. Order is settled
 /// once the last page is in ([`settle`]).
 pub(super) fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> usize {

@@ -17,6 +17,7 @@ pub mod request;
 pub mod retry;
 mod scan;
 mod source;
+mod spread;
 
 pub use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 pub use client::{Client, ClientConfig, DEFAULT_BASE_URL, RawResponse};

@@ -6,7 +6,6 @@ use reqwest::Url;
 use crate::secret::is_loopback;
 use reqwest::header::HeaderValue;
 
-use crate::calendar::DateRange;
 use crate::secret::{ApiKey, redact};
 
 use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
@@ -38,20 +37,14 @@ pub fn parse_base(base: &str) -> Result<Url, FetchError> {
     Ok(url)
 }
 
-/// `{base}/v2/aggs/ticker/{T}/range/1/minute/{from}/{to}?adjusted=..&sort=asc&limit=50000`.
-pub fn aggs_url(base: &Url, ticker: &str, range: DateRange, adjusted: bool) -> Url {
+/// `{base}/v2/aggs/ticker/{T}/range/1/minute/{from}/{to}?adjusted=..&sort=asc&limit=50000`,
+/// with `from` and `to` New York dates (`YYYY-MM-DD`) or Unix milliseconds, both
+/// inclusive, as the API takes them.
+pub fn aggs_url(base: &Url, ticker: &str, (from, to): (&str, &str), adjusted: bool) -> Url {
     let mut url = base.clone();
     if let Ok(mut segs) = url.path_segments_mut() {
         segs.pop_if_empty().extend([
-            "v2",
-            "aggs",
-            "ticker",
-            ticker,
-            "range",
-            "1",
-            "minute",
-            &range.from.to_string(),
-            &range.to.to_string(),
+            "v2", "aggs", "ticker", ticker, "range", "1", "minute", from, to,
         ]);
     }
     url.query_pairs_mut()
@@ -240,7 +233,7 @@ mod tests {
 
     #[test]
     fn aggs_url_has_every_parameter_and_no_key() {
-        let r = DateRange::parse("2004-01-01", "2004-12-31").unwrap();
+        let r = ("2004-01-01", "2004-12-31");
         let u = aggs_url(&base(), "BRK.A", r, false);
         assert_eq!(
             u.as_str(),
@@ -257,12 +250,7 @@ mod tests {
     #[test]
     fn next_url_must_share_scheme_host_and_port() {
         let k = ApiKey::new("k");
-        let cur = aggs_url(
-            &base(),
-            "A",
-            DateRange::parse("2004-01-01", "2004-01-02").unwrap(),
-            true,
-        );
+        let cur = aggs_url(&base(), "A", ("2004-01-01", "2004-01-02"), true);
         assert!(
             checked_next_url(&base(), &cur, "https://api.massive.com/v2/x?cursor=1", &k).is_ok()
         );

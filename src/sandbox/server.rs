@@ -282,6 +282,7 @@ async fn answer(shared: &Arc<Shared>, req: Request, arrived: Instant) -> Reply {
     let segments: Vec<&str> = rest.split('/').collect();
     let ticker = http::percent_decode(segments[0], false);
     lock(&shared.counters).data_request(&ticker, arrived);
+    let _answering = Answering::new(shared);
     if req.method != "GET" {
         return json(405, "ERROR", "error", "Method not allowed: use GET");
     }
@@ -356,6 +357,23 @@ async fn answer(shared: &Arc<Shared>, req: Request, arrived: Instant) -> Reply {
             ))
         }
         None => Reply::Send(Response::json(200, page(shared, aggs_req, id, None).await)),
+    }
+}
+
+/// An aggregates request being answered, counted from arrival until its reply is
+/// ready (or the request is dropped).
+struct Answering<'a>(&'a Shared);
+
+impl<'a> Answering<'a> {
+    fn new(shared: &'a Shared) -> Answering<'a> {
+        lock(&shared.counters).answering();
+        Answering(shared)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.counters).answered();
     }
 }
 

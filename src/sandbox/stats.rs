@@ -23,6 +23,9 @@ pub struct SandboxStats {
     pub by_status: BTreeMap<u16, u64>,
     /// The most aggregates requests that arrived within any one-second window.
     pub max_rps_observed: u64,
+    /// The most aggregates requests being answered at once (arrived, reply not ready).
+    #[serde(default)]
+    pub max_in_flight: u64,
     /// Requests to the flat-file (S3) endpoint, of any kind and outcome.
     #[serde(default)]
     pub flat_requests: u64,
@@ -45,6 +48,7 @@ pub struct SandboxStats {
 pub(crate) struct Counters {
     pub(crate) stats: SandboxStats,
     window: VecDeque<Instant>,
+    in_flight: u64,
 }
 
 impl Counters {
@@ -68,6 +72,17 @@ impl Counters {
         }
         self.window.push_back(now);
         self.stats.max_rps_observed = self.stats.max_rps_observed.max(self.window.len() as u64);
+    }
+
+    /// An aggregates request began being answered.
+    pub(crate) fn answering(&mut self) {
+        self.in_flight += 1;
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
+    }
+
+    /// An aggregates request's reply is ready.
+    pub(crate) fn answered(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
     }
 
     /// A response with `status` was (at least partly) sent.
