@@ -121,6 +121,8 @@ fn retry_failed_requeues_only_retryable_tickers_in_smaller_batches() {
             "1",
             "--request-retries",
             "2",
+            "--max-concurrent",
+            "1",
         ],
     );
     assert_exit(&first, 3);

@@ -149,6 +149,8 @@ fn slurms_time_limit_ends_a_batch_and_the_wrapper_retries_its_tickers() {
                 "--",
                 "--batch-size",
                 "2",
+                "--max-concurrent",
+                "1",
                 "--request-timeout",
                 "600",
             ],
@@ -188,7 +190,15 @@ fn an_outside_scancel_ends_a_batch_and_the_wrapper_retries_its_tickers() {
         &cluster,
         "scancel",
         &["T0", "T1"],
-        &["--", "--batch-size", "2", "--request-timeout", "600"],
+        &[
+            "--",
+            "--batch-size",
+            "2",
+            "--max-concurrent",
+            "1",
+            "--request-timeout",
+            "600",
+        ],
     );
     let waiter = std::thread::spawn(move || run_within(cmd, Duration::from_secs(180)));
     let job = cluster.wait_for_job("RUNNING", Duration::from_secs(60));
@@ -400,6 +410,8 @@ fn the_batch_timeout_stops_a_slurm_job_and_the_wrapper_retries_it() {
                 "--",
                 "--batch-size",
                 "2",
+                "--max-concurrent",
+                "1",
                 "--batch-timeout",
                 "4",
                 "--request-timeout",
