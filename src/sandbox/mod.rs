@@ -23,6 +23,7 @@ mod arrival;
 pub mod faults;
 mod http;
 mod limiter;
+mod pages;
 mod reference;
 pub mod s3;
 mod server;
@@ -266,6 +267,13 @@ impl Sandbox {
     /// and a benchmark warms it all before timing.
     pub fn set_flat_cache_bytes(&self, bytes: usize) {
         self.shared.flat.set_cache_limit(bytes);
+    }
+
+    /// Keeps up to `bytes` of generated aggregates pages for identical requests (0, the
+    /// default: none), so a benchmark can warm them with one run and time another
+    /// without timing the sandbox's JSON.
+    pub fn set_page_cache_bytes(&self, bytes: usize) {
+        self.shared.pages.set_limit(bytes);
     }
 
     /// Stops the server and closes all its connections.

@@ -11,11 +11,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::SandboxConfig;
-use super::aggs::{self, AggsRequest};
+use super::aggs;
 use super::arrival::{self, Stamped};
 use super::faults::{Fault, FaultPlan, FaultState, RandomFaults, parse_kinds};
 use super::http::{self, ReadError, Request, Response};
 use super::limiter::Gcra;
+use super::pages::{PageCache, page};
 use super::reference;
 use super::s3;
 use super::stats::{Counters, SandboxStats};
@@ -39,12 +40,14 @@ const BAD_GATEWAY_HTML: &str = "<html>\r\n<head><title>502 Bad Gateway</title></
 /// State shared by every connection of one sandbox.
 pub(crate) struct Shared {
     pub(crate) cfg: SandboxConfig,
-    base_url: String,
+    pub(crate) base_url: String,
     faults: Mutex<FaultState>,
     pub(crate) counters: Mutex<Counters>,
     limiter: Option<Mutex<Gcra>>,
     /// The flat-file (S3) endpoint's state.
     pub(crate) flat: s3::FlatState,
+    /// Aggregates pages kept for identical requests (off unless a bench asks).
+    pub(crate) pages: PageCache,
 }
 
 /// Locks a mutex, ignoring poisoning.
@@ -83,6 +86,7 @@ pub(crate) async fn spawn(
         limiter,
         base_url: format!("http://{addr}"),
         flat: s3::FlatState::new(&cfg),
+        pages: PageCache::default(),
         cfg,
     });
     tracing::debug!(%addr, "sandbox listening");
@@ -202,7 +206,7 @@ async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>) {
 
 /// A Polygon-style error body.
 /// Keys in the real API's order: status, request_id, then `error` or `message`.
-fn error_json(status: &str, key: &str, request_id: &str, message: &str) -> Vec<u8> {
+pub(crate) fn error_json(status: &str, key: &str, request_id: &str, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + message.len());
     out.extend_from_slice(b"{\"status\":");
     aggs::json_str(&mut out, status);
@@ -374,21 +378,6 @@ impl<'a> Answering<'a> {
 impl Drop for Answering<'_> {
     fn drop(&mut self) {
         lock(&self.0.counters).answered();
-    }
-}
-
-/// Generates a page off the async workers (a 50k-bar page is milliseconds of CPU).
-async fn page(shared: &Arc<Shared>, req: AggsRequest, id: String, fault: Option<Fault>) -> Vec<u8> {
-    let shared = Arc::clone(shared);
-    let work = move || aggs::page(&req, &shared.cfg, &shared.base_url, &id, fault);
-    match tokio::task::spawn_blocking(work).await {
-        Ok(body) => body,
-        Err(e) => error_json(
-            "ERROR",
-            "error",
-            "none",
-            &format!("sandbox page generation failed: {e}"),
-        ),
     }
 }
 

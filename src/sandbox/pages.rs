@@ -1,0 +1,109 @@
+//! Aggregates pages as the sandbox serves them: generated off the async workers and,
+//! when asked ([`PageCache::set_limit`]), kept for the next identical request.
+//!
+//! A 50,000-bar page is milliseconds of CPU. The benches run the sandbox on the same
+//! cores as the workers they measure, so a run that fetches millions of bars would
+//! time the sandbox's JSON as much as barsmith; a bench warms the cache with one run
+//! and then times a second, whose pages cost the sandbox a copy (as a real API's
+//! pages cost the client nothing of its own CPU). Faulted pages are never cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::aggs::{self, AggsRequest};
+use super::faults::Fault;
+use super::server::{Shared, error_json, lock};
+
+/// Generated pages kept by request id (the id hashes the path and query, key aside),
+/// up to a byte limit; none by default.
+#[derive(Debug, Default)]
+pub(crate) struct PageCache {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    limit: usize,
+    bytes: usize,
+    pages: HashMap<String, Arc<Vec<u8>>>,
+}
+
+impl PageCache {
+    /// Keeps up to `bytes` of pages (0: none, and forgets those kept).
+    pub(crate) fn set_limit(&self, bytes: usize) {
+        let mut st = lock(&self.state);
+        st.limit = bytes;
+        if bytes == 0 {
+            st.pages.clear();
+            st.bytes = 0;
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Vec<u8>>> {
+        lock(&self.state).pages.get(id).cloned()
+    }
+
+    /// Keeps `body` if it fits: once full, the cache keeps what it has.
+    fn put(&self, id: String, body: &[u8]) {
+        let mut st = lock(&self.state);
+        if st.bytes + body.len() > st.limit || st.pages.contains_key(&id) {
+            return;
+        }
+        st.bytes += body.len();
+        st.pages.insert(id, Arc::new(body.to_vec()));
+    }
+}
+
+/// The body of the page `req` asks for (`id` is its request id), from the cache or
+/// generated on the blocking pool (`fault` alters it, and is never cached).
+pub(crate) async fn page(
+    shared: &Arc<Shared>,
+    req: AggsRequest,
+    id: String,
+    fault: Option<Fault>,
+) -> Vec<u8> {
+    if fault.is_none()
+        && let Some(body) = shared.pages.get(&id)
+    {
+        return body.as_ref().clone();
+    }
+    let worker = Arc::clone(shared);
+    let key = id.clone();
+    let work = move || aggs::page(&req, &worker.cfg, &worker.base_url, &key, fault);
+    match tokio::task::spawn_blocking(work).await {
+        Ok(body) => {
+            if fault.is_none() {
+                shared.pages.put(id, &body);
+            }
+            body
+        }
+        Err(e) => error_json(
+            "ERROR",
+            "error",
+            "none",
+            &format!("sandbox page generation failed: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_kept_up_to_the_limit_and_dropped_when_turned_off() {
+        let c = PageCache::default();
+        c.put("a".into(), b"12345");
+        assert!(c.get("a").is_none(), "off by default");
+        c.set_limit(8);
+        c.put("a".into(), b"12345");
+        c.put("b".into(), b"6789");
+        assert_eq!(
+            c.get("a").as_deref().map(Vec::as_slice),
+            Some(&b"12345"[..])
+        );
+        assert!(c.get("b").is_none(), "over the limit");
+        c.set_limit(0);
+        assert!(c.get("a").is_none());
+    }
+}
