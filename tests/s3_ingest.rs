@@ -11,92 +11,38 @@ use std::time::Duration;
 use barsmith::bars::Bars;
 use barsmith::calendar::DateRange;
 use barsmith::ingest::events::Event;
-use barsmith::s3::{Bucket, S3Config, S3Credentials};
 use barsmith::sandbox::{SandboxConfig, synth};
 use barsmith::store::DatasetIdentity;
 use barsmith::store::remote::{LeaseConfig, S3Dataset, S3Location};
-use common::moto::MotoServer;
+use common::moto::{KEY_ID, MotoServer, SECRET, runtime, without_aws};
 use common::{Fixture, run, stderr, test_config};
 
 const URL: &str = "s3://barsmith/bars/minute";
-const KEY_ID: &str = "AKIDBARSMITHTEST";
-const SECRET: &str = "barsmith-test-secret-do-not-print";
 
 fn range(a: &str, b: &str) -> DateRange {
     DateRange::parse(a, b).unwrap()
 }
 
-/// `barsmith ingest` of `tickers` into `outdir` with the fixture's fast retries.
+/// `barsmith ingest` of `tickers` into `outdir` with the fixture's fast retries, the
+/// test's own AWS variables removed.
 fn ingest(fx: &Fixture, tickers: &[&str], from: &str, to: &str, outdir: &str) -> Command {
-    let mut cmd = fx.barsmith();
-    cmd.args([
-        "ingest",
-        "--tickers",
-        &tickers.join(","),
-        "--outdir",
-        outdir,
-    ])
-    .args(["--from", from, "--to", to])
-    .args(["--base-url", &fx.sandbox.base_url()])
-    .args(["--timeout", "10", "--retries", "4", "--backoff-ms", "10"])
-    .args(["--max-backoff-ms", "50", "--max-rps", "1000"]);
+    let mut cmd = fx.ingest_into(tickers, from, to, outdir.as_ref(), "10");
     without_aws(&mut cmd);
     cmd
-}
-
-/// Removes the AWS variables of the test's own environment from `cmd`.
-fn without_aws(cmd: &mut Command) {
-    for var in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ] {
-        cmd.env_remove(var);
-    }
 }
 
 /// [`ingest`] into the dataset on `moto`, with the AWS variables naming it and short
 /// leases, so a killed writer's lease goes stale within a test.
 fn ingest_s3(fx: &Fixture, moto: &MotoServer, tickers: &[&str], from: &str, to: &str) -> Command {
     let mut cmd = ingest(fx, tickers, from, to, URL);
-    with_moto(&mut cmd, moto);
+    moto.env_for(&mut cmd);
     cmd
-}
-
-/// Points `cmd` at `moto` through the AWS variables.
-fn with_moto(cmd: &mut Command, moto: &MotoServer) {
-    cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("BARSMITH_S3_LEASE_TTL", "1");
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn dataset(rt: &tokio::runtime::Runtime, moto: &MotoServer) -> S3Dataset {
-    let creds = S3Credentials::new(KEY_ID.into(), SECRET.into());
-    let mut cfg = S3Config::new(&moto.endpoint(), &moto.bucket, creds);
-    cfg.timeout = Duration::from_secs(30);
-    let bucket = Bucket::new(cfg).unwrap();
-    let location = S3Location::parse(URL).unwrap();
-    rt.block_on(S3Dataset::open_read_only(bucket, location))
-        .unwrap()
 }
 
 /// The bars and complete ranges of `ticker` in the dataset on S3.
 fn on_s3(moto: &MotoServer, ticker: &str, r: DateRange) -> (Bars, Vec<DateRange>) {
     let rt = runtime();
-    let ds = dataset(&rt, moto);
+    let ds = moto.dataset(&rt, URL);
     let bars = rt.block_on(ds.read_bars(ticker, r)).unwrap();
     let complete = rt.block_on(ds.coverage(ticker)).unwrap().complete;
     (bars, complete)
@@ -246,8 +192,7 @@ fn the_wrapper_backfills_into_s3_and_a_second_run_finds_everything_complete() {
     let csv = fx.universe(&tickers);
     let wrapper = |run_name: &str| {
         let mut cmd = fx.barsmith();
-        without_aws(&mut cmd);
-        with_moto(&mut cmd, &moto);
+        moto.env_for(&mut cmd);
         cmd.arg("run")
             .arg("--run-dir")
             .arg(fx.run_dir(run_name))
@@ -283,20 +228,6 @@ fn the_wrapper_backfills_into_s3_and_a_second_run_finds_everything_complete() {
 }
 
 #[test]
-fn status_of_an_s3_dataset_says_it_is_not_supported_yet() {
-    let fx = Fixture::with_config(test_config());
-    let mut cmd = fx.barsmith();
-    cmd.args(["status", URL]);
-    let out = run(cmd);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not supported yet"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-#[test]
 fn a_ticker_leased_by_a_live_writer_fails_retryable_and_the_others_complete() {
     let fx = Fixture::with_config(test_config());
     let moto = MotoServer::start();
@@ -306,8 +237,7 @@ fn a_ticker_leased_by_a_live_writer_fails_retryable_and_the_others_complete() {
         .enable_all()
         .build()
         .unwrap();
-    let creds = S3Credentials::new(KEY_ID.into(), SECRET.into());
-    let bucket = Bucket::new(S3Config::new(&moto.endpoint(), &moto.bucket, creds)).unwrap();
+    let bucket = moto.client();
     let leases = LeaseConfig {
         ttl: Duration::from_secs(30),
         ..LeaseConfig::default()

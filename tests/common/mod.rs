@@ -72,10 +72,23 @@ impl Fixture {
         to: &str,
         secs: &str,
     ) -> Command {
+        self.ingest_into(tickers, from, to, self.outdir().as_os_str(), secs)
+    }
+
+    /// [`Fixture::ingest`] into `outdir` (a folder or `s3://bucket/prefix`), with a
+    /// per-request timeout of `secs` seconds.
+    pub fn ingest_into(
+        &self,
+        tickers: &[&str],
+        from: &str,
+        to: &str,
+        outdir: &std::ffi::OsStr,
+        secs: &str,
+    ) -> Command {
         let mut cmd = self.barsmith();
         cmd.args(["ingest", "--tickers", &tickers.join(",")])
             .arg("--outdir")
-            .arg(self.outdir())
+            .arg(outdir)
             .args([
                 "--from",
                 from,

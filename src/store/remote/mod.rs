@@ -40,6 +40,7 @@
 //! Encoding and decoding run on the calling task (a ticker-year takes well under a
 //! second); leases renew on their own task, with margins far above that.
 
+mod inspect;
 pub mod lease;
 mod location;
 mod writer;
@@ -47,7 +48,6 @@ mod writer;
 use std::path::Path;
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 
 use crate::bars::Bars;
 use crate::calendar::DateRange;
@@ -58,9 +58,14 @@ use crate::store::error::StoreError;
 use crate::store::identity::{self, DatasetIdentity};
 use crate::store::{check_ticker, file_identity, piece};
 
+pub(crate) use inspect::Listing;
 pub use lease::LeaseConfig;
 pub use location::S3Location;
 pub use writer::{TickerWriter, WrittenObject};
+
+/// Requests in flight at once when reading many small objects (coverage records,
+/// footers): S3 answers each in tens of ms, so one at a time would be latency-bound.
+const CONCURRENT_READS: usize = 16;
 
 /// A dataset on S3 (see the module comment). Cheap to clone; safe to share between
 /// tasks; any number of processes may open the same dataset.
@@ -171,11 +176,7 @@ impl S3Dataset {
         tickers: &[String],
         range: DateRange,
     ) -> Result<Vec<String>, StoreError> {
-        let records: Vec<Record> = futures_util::stream::iter(tickers)
-            .map(|t| self.coverage(t))
-            .buffered(16)
-            .try_collect()
-            .await?;
+        let records = self.records(tickers).await?;
         Ok(tickers
             .iter()
             .zip(records)
@@ -209,6 +210,37 @@ impl S3Dataset {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// The state object `name` (`prefix.barsmith/<name>`, see
+    /// [`S3Location::state_key`]) and its ETag; `None` when there is none.
+    pub async fn read_state(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+        self.get_optional(&self.location.state_key(name)).await
+    }
+
+    /// Writes the state object `name` only if it is still as read: `expected` is the
+    /// ETag read, `None` when there was none. `Ok(false)` when another writer changed
+    /// it first (read it again, merge, retry).
+    pub async fn write_state(
+        &self,
+        name: &str,
+        body: Bytes,
+        expected: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly {
+                path: self.location.path(&self.location.state_prefix()),
+            });
+        }
+        let key = self.location.state_key(name);
+        match self.bucket.put_expecting(&key, body, expected).await {
+            Ok(_) => Ok(true),
+            Err(e) if writer::lost_race(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The coverage record of `ticker` (empty when there is none).

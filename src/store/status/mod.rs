@@ -5,6 +5,7 @@
 //! status of thousands of ticker-years stays cheap. The report is plain data; [`render`]
 //! owns its three output formats.
 
+mod remote;
 pub mod render;
 pub(crate) mod scan;
 
@@ -17,7 +18,7 @@ use crate::calendar::DateRange;
 use crate::store::coverage;
 use crate::store::error::StoreError;
 use crate::store::{DamageKind, Finding, Store, check_ticker};
-use scan::{Tree, footer_stats, list, par_map, scan_tree};
+use scan::{FooterStats, Tree, footer_stats, list, par_map, scan_tree};
 
 /// How a resume's requests are estimated (see [`estimate_piece`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,13 +163,10 @@ pub struct DamagedClaim {
 }
 
 impl DamagedClaim {
-    fn new(f: Finding, store: &Store) -> DamagedClaim {
-        let path = store.file_path(&f.ticker, f.year);
+    /// The claim of `f`, whose file is `path` relative to the data root.
+    fn new(f: Finding, path: PathBuf) -> DamagedClaim {
         DamagedClaim {
-            path: path
-                .strip_prefix(store.data_root())
-                .unwrap_or(&path)
-                .to_path_buf(),
+            path,
             cause: f.damage.kind(),
             detail: f.damage.to_string(),
             ticker: f.ticker,
@@ -195,10 +193,9 @@ impl DatasetStatus {
         rule: EstimateRule,
     ) -> Result<DatasetStatus, StoreError> {
         let tree = scan_tree(store.data_root())?;
-        let known = known_tickers(store, &tree)?;
         let tickers = match &query.tickers {
             Some(list) => list.clone(),
-            None => known,
+            None => known_tickers(&tree, coverage_tickers(store)?),
         };
         let mut thorough = Vec::new();
         if query.check != Check::Quick {
@@ -220,43 +217,28 @@ impl DatasetStatus {
             Check::Quick => quick.concat(),
             Check::Verify | Check::Repair => thorough,
         };
-        let range = asked_range(query, &coverages, &tree)?;
-        let footers = footer_stats(&tree, &tickers, range)?;
+        let range = asked_range(query, &coverages, year_span(&tree))?;
         let root = store.data_root();
-        let legacy_layout_files = footers
-            .legacy
-            .iter()
-            .map(|p| p.strip_prefix(root).unwrap_or(p).to_path_buf())
-            .collect();
-        let damaged_files = footers
-            .damaged
+        let footers = footer_stats(&tree, root, &tickers, range)?;
+        let damaged_claims = findings
             .into_iter()
-            .map(|(path, error)| DamagedFile {
-                path: path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
-                error,
+            .map(|f| {
+                let path = store.file_path(&f.ticker, f.year);
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                DamagedClaim::new(f, rel)
             })
             .collect();
-        let mut report = DatasetStatus {
-            data_root: store.data_root().to_path_buf(),
+        let parts = Parts {
+            data_root: root.to_path_buf(),
             range,
-            totals: Totals::default(),
-            tickers: Vec::with_capacity(tickers.len()),
-            stray_files: tree.strays,
-            damaged_files,
-            legacy_layout_files,
+            tickers,
+            coverages,
+            footers,
+            strays: tree.strays,
             verified: query.check != Check::Quick,
-            damaged_claims: findings
-                .into_iter()
-                .map(|f| DamagedClaim::new(f, store))
-                .collect(),
+            damaged_claims,
         };
-        for ((ticker, covered), years) in tickers.into_iter().zip(coverages).zip(footers.years) {
-            let t = ticker_status(ticker, &covered, years, range, rule);
-            report.add(t);
-        }
-        report.totals.requests_per_second = rule.requests_per_second;
-        report.totals.seconds = report.totals.requests as f64 / rule.requests_per_second;
-        Ok(report)
+        Ok(parts.assemble(rule))
     }
 
     fn add(&mut self, t: TickerStatus) {
@@ -274,6 +256,49 @@ impl DatasetStatus {
         s.missing_pieces += t.missing_pieces;
         s.requests += t.requests;
         self.tickers.push(t);
+    }
+}
+
+/// What a status is made of, read from a folder or from S3.
+struct Parts {
+    data_root: PathBuf,
+    range: Option<DateRange>,
+    /// The reported tickers, and their ranges known complete (in the same order).
+    tickers: Vec<String>,
+    coverages: Vec<Vec<DateRange>>,
+    footers: FooterStats,
+    strays: Vec<PathBuf>,
+    verified: bool,
+    damaged_claims: Vec<DamagedClaim>,
+}
+
+impl Parts {
+    /// The report: one entry per ticker, the totals, the resume estimate by `rule`.
+    fn assemble(self, rule: EstimateRule) -> DatasetStatus {
+        let damaged_files = self
+            .footers
+            .damaged
+            .into_iter()
+            .map(|(path, error)| DamagedFile { path, error })
+            .collect();
+        let mut report = DatasetStatus {
+            data_root: self.data_root,
+            range: self.range,
+            totals: Totals::default(),
+            tickers: Vec::with_capacity(self.tickers.len()),
+            stray_files: self.strays,
+            damaged_files,
+            legacy_layout_files: self.footers.legacy,
+            verified: self.verified,
+            damaged_claims: self.damaged_claims,
+        };
+        let per_ticker = self.tickers.into_iter().zip(self.coverages);
+        for ((ticker, covered), years) in per_ticker.zip(self.footers.years) {
+            report.add(ticker_status(ticker, &covered, years, self.range, rule));
+        }
+        report.totals.requests_per_second = rule.requests_per_second;
+        report.totals.seconds = report.totals.requests as f64 / rule.requests_per_second;
+        report
     }
 }
 
@@ -373,19 +398,20 @@ fn clip(r: DateRange, within: DateRange) -> Option<DateRange> {
 }
 
 /// The range to report on: the query's bounds, else the span of the coverage records,
-/// else the span of the years with files.
+/// else the span of the years with files (`file_years`, first and last).
 fn asked_range(
     query: &StatusQuery,
     coverages: &[Vec<DateRange>],
-    tree: &Tree,
+    file_years: Option<(i16, i16)>,
 ) -> Result<Option<DateRange>, StoreError> {
     let all = coverages.iter().flatten();
     let mut from = all.clone().map(|r| r.from).min();
     let mut to = all.map(|r| r.to).max();
-    if from.is_none() {
-        let years = tree.files.values().flat_map(|y| y.keys());
-        from = years.clone().min().and_then(|y| Date::new(*y, 1, 1).ok());
-        to = years.max().and_then(|y| Date::new(*y, 12, 31).ok());
+    if from.is_none()
+        && let Some((first, last)) = file_years
+    {
+        from = Date::new(first, 1, 1).ok();
+        to = Date::new(last, 12, 31).ok();
     }
     let (from, to) = match (query.from.or(from), query.to.or(to)) {
         (Some(f), Some(t)) => (f, t),
@@ -403,18 +429,31 @@ fn asked_range(
         .map_err(|e| StoreError::Invalid(e.0))
 }
 
-/// Every ticker with a coverage record or a folder of files, sorted.
-fn known_tickers(store: &Store, tree: &Tree) -> Result<Vec<String>, StoreError> {
+/// The first and last year with a file, if any.
+fn year_span<F>(tree: &Tree<F>) -> Option<(i16, i16)> {
+    let years = tree.files.values().flat_map(|y| y.keys().copied());
+    Some((years.clone().min()?, years.max()?))
+}
+
+/// Every ticker with a coverage record (`covered`) or files, sorted.
+fn known_tickers<F>(tree: &Tree<F>, covered: Vec<String>) -> Vec<String> {
     let mut out: std::collections::BTreeSet<String> = tree.files.keys().cloned().collect();
+    out.extend(covered);
+    out.into_iter().collect()
+}
+
+/// The tickers with a coverage record in `store`.
+fn coverage_tickers(store: &Store) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
     for (p, _) in list(&store.layout.coverage_dir())? {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if let Some(t) = name.strip_suffix(".json")
             && check_ticker(t).is_ok()
         {
-            out.insert(t.to_string());
+            out.push(t.to_string());
         }
     }
-    Ok(out.into_iter().collect())
+    Ok(out)
 }
 
 fn ranges<S: Serializer>(r: &[DateRange], s: S) -> Result<S::Ok, S::Error> {
