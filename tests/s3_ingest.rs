@@ -221,6 +221,21 @@ fn the_wrapper_backfills_into_s3_and_a_second_run_finds_everything_complete() {
         );
         assert_eq!(complete, vec![range(from, to)], "{t}");
     }
+    // The run's report draws the heatmap of the dataset on S3, as `barsmith report`
+    // does when pointed at it.
+    let heatmap = format!("4 of 4 tickers complete over {from}..{to} in {URL}");
+    let page = std::fs::read_to_string(fx.run_dir("first").join("report.html")).unwrap();
+    assert!(page.contains(&heatmap), "{page}");
+    assert!(page.contains("title=\"NVDA 2024: complete"), "{page}");
+    let again = fx.dir.path().join("again.html");
+    let mut report = fx.barsmith();
+    moto.env_for(&mut report)
+        .arg("report")
+        .arg(fx.run_dir("first"));
+    report.arg("-o").arg(&again).args(["--outdir", URL]);
+    let out = run(report);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&again).unwrap().contains(&heatmap));
     fx.sandbox.reset_stats();
     let out = run(wrapper("second"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -264,3 +264,22 @@ fn a_prefix_that_is_not_a_dataset_is_one_line_and_exit_2() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn upgrade_refuses_a_dataset_on_s3_in_one_line_naming_the_fix() {
+    let fx = Fixture::with_config(test_config());
+    let mut cmd = fx.barsmith();
+    cmd.args(["upgrade", URL]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("local folders only, not s3://barsmith/bars/minute"),
+        "{err}"
+    );
+    assert!(
+        err.contains("run `barsmith upgrade` on that folder"),
+        "{err}"
+    );
+}

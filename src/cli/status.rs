@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::budget::Rate;
-use crate::cli::upgrade::UPGRADE_ON_S3;
 use crate::calendar::parse_date;
+use crate::cli::upgrade::UPGRADE_ON_S3;
 use crate::polygon::request::PAGE_LIMIT;
 use crate::s3::S3ErrorKind;
 use crate::store::dataset::{block_on, open_s3_for_writing, open_s3_read_only};
