@@ -18,6 +18,7 @@ use crate::ingest::job::SourceKind;
 use crate::ingest::{EXIT_USAGE, Ingest, SetupError, SetupKind, WorkerJob};
 use crate::polygon::{Client, ClientConfig, RetryPolicy};
 use crate::secret::ApiKey;
+use crate::store::dataset::writer_runtime;
 use crate::store::{Dataset, DatasetIdentity, DatasetLocation, Store};
 use crate::ticker::clean_tickers;
 
@@ -92,19 +93,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(report.exit_code() as u8))
 }
 
-/// One thread for a local folder; for a dataset on S3, a second one that keeps renewing
-/// the write leases while the first encodes a ticker-year (a lease not renewed within
-/// its ttl is lost, and the ticker with it).
+/// The runtime the dataset needs ([`writer_runtime`]); a malformed `--outdir` gets a
+/// local folder's, and is refused when the job is checked.
 fn runtime(args: &IngestArgs) -> std::io::Result<tokio::runtime::Runtime> {
-    match DatasetLocation::parse(&args.outdir) {
-        Ok(DatasetLocation::S3(_)) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build(),
-        _ => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-    }
+    let location = DatasetLocation::parse(&args.outdir)
+        .unwrap_or_else(|_| DatasetLocation::Local(args.outdir.clone()));
+    writer_runtime(&location)
 }
 
 /// Checks the input, then the key, the output folder, the budget and the client, in

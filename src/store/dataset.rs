@@ -268,6 +268,22 @@ pub fn check_reachable(outdir: &Path) -> Result<(), StoreError> {
     block_on(move || async move { connect(&location).await.map(drop) })?
 }
 
+/// The runtime a writer of the dataset at `location` runs on: one thread for a local
+/// folder; for a dataset on S3 a second one, which keeps renewing the write leases
+/// while the first encodes a ticker-year (a lease not renewed within its ttl is lost,
+/// and the ticker with it).
+pub fn writer_runtime(location: &DatasetLocation) -> std::io::Result<tokio::runtime::Runtime> {
+    match location {
+        DatasetLocation::S3(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build(),
+        DatasetLocation::Local(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
 /// Runs `fut` on a runtime of its own, on a thread of its own: synchronous callers
 /// (script primitives) may then reach a dataset on S3 whether or not they already run
 /// inside a runtime (where a nested `block_on` would panic).
