@@ -101,7 +101,7 @@ fn ingest_into_s3_without_credentials_exits_4_with_one_line_naming_the_variables
 }
 
 #[test]
-fn ingest_into_s3_refuses_plain_http_off_loopback_and_flat_files_for_now() {
+fn ingest_into_s3_refuses_plain_http_off_loopback() {
     let fx = Fixture::with_config(test_config());
     let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
     cmd.env("AWS_ENDPOINT_URL", "http://s3.example.com")
@@ -115,16 +115,6 @@ fn ingest_into_s3_refuses_plain_http_off_loopback_and_flat_files_for_now() {
         stderr(&out)
     );
     assert!(!stderr(&out).contains(SECRET));
-
-    let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
-    cmd.args(["--source", "flat-files", "--unadjusted"]);
-    let out = run(cmd);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not supported yet"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 #[test]

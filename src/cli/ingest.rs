@@ -2,6 +2,7 @@
 //! run it by hand for a few tickers. The flat-file route's run is in [`flat`].
 
 mod flat;
+mod ledger;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,8 +37,9 @@ struct Prepared {
 enum Source {
     /// The REST API, into a local folder or a dataset on S3.
     Rest(Client, Dataset),
-    /// Flat files, into a local folder (their staging lives in its state folder).
-    Flat(FlatConfig, Store),
+    /// Flat files, into a local folder or a dataset on S3 (staged on local disk:
+    /// [`flat::staging_dir`]).
+    Flat(FlatConfig, Dataset),
 }
 
 /// Runs the worker.
@@ -74,10 +76,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             };
             runtime.block_on(ingest.run(&prepared.tickers, &mut sink))
         }
-        Source::Flat(cfg, store) => {
+        Source::Flat(cfg, dataset) => {
             let job = flat::FlatJob {
                 cfg: cfg.clone(),
-                store,
+                dataset,
                 range: prepared.range,
                 tickers: &prepared.tickers,
                 refresh: args.refresh,
@@ -113,48 +115,47 @@ fn prepare(args: &IngestArgs, runtime: &tokio::runtime::Runtime) -> Result<Prepa
     let range = DateRange::parse(&job.from, &job.to)
         .map_err(|e| SetupError::new(SetupKind::BadInput, e.to_string()))?;
     let identity = DatasetIdentity::minute(job.adjusted);
-    let source = match (DatasetLocation::parse(&job.outdir), job.source) {
-        (Err(e), _) => return Err(SetupError::new(SetupKind::BadInput, e.to_string())),
-        (Ok(DatasetLocation::S3(location)), SourceKind::Rest) => {
-            let url = location.to_string();
-            let dataset = runtime
-                .block_on(Dataset::open_s3(location, &identity))
-                .map_err(|e| {
-                    SetupError::new(
-                        SetupKind::Store,
-                        format!("cannot open the dataset {url}: {e}"),
-                    )
-                })?;
-            Source::Rest(rest_client(args)?, dataset)
-        }
-        (Ok(DatasetLocation::S3(location)), SourceKind::FlatFiles) => {
-            return Err(SetupError::new(
-                SetupKind::BadInput,
-                format!(
-                    "flat-file ingest into a dataset on S3 ({location}) is not supported yet: \
-                     ingest into a local folder, or use the REST source"
-                ),
-            ));
-        }
-        (Ok(DatasetLocation::Local(outdir)), kind) => {
-            let store = Store::open(&outdir, &identity).map_err(|e| {
-                let why = match kind {
-                    SourceKind::FlatFiles => " (flat files hold as-traded, unadjusted bars only)",
-                    SourceKind::Rest => "",
-                };
-                SetupError::new(SetupKind::Store, format!("{e}{why}"))
-            })?;
-            match kind {
-                SourceKind::Rest => Source::Rest(rest_client(args)?, store.into()),
-                SourceKind::FlatFiles => Source::Flat(flat::config(args, &store)?, store),
-            }
-        }
+    let location = DatasetLocation::parse(&job.outdir)
+        .map_err(|e| SetupError::new(SetupKind::BadInput, e.to_string()))?;
+    let dataset = open_dataset(location, &identity, job.source, runtime)?;
+    let source = match job.source {
+        SourceKind::Rest => Source::Rest(rest_client(args)?, dataset),
+        SourceKind::FlatFiles => Source::Flat(flat::config(args, &dataset)?, dataset),
     };
     Ok(Prepared {
         tickers,
         range,
         source,
     })
+}
+
+/// Opens (creating if needed) the dataset at `location` for bars of `identity`.
+fn open_dataset(
+    location: DatasetLocation,
+    identity: &DatasetIdentity,
+    kind: SourceKind,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Dataset, SetupError> {
+    let why = match kind {
+        SourceKind::FlatFiles => " (flat files hold as-traded, unadjusted bars only)",
+        SourceKind::Rest => "",
+    };
+    match location {
+        DatasetLocation::Local(outdir) => Store::open(&outdir, identity)
+            .map(Dataset::Local)
+            .map_err(|e| SetupError::new(SetupKind::Store, format!("{e}{why}"))),
+        DatasetLocation::S3(location) => {
+            let url = location.to_string();
+            runtime
+                .block_on(Dataset::open_s3(location, identity))
+                .map_err(|e| {
+                    SetupError::new(
+                        SetupKind::Store,
+                        format!("cannot open the dataset {url}: {e}{why}"),
+                    )
+                })
+        }
+    }
 }
 
 /// The REST client with its key and the machine's shared budget.

@@ -61,6 +61,7 @@ use crate::store::{check_ticker, file_identity, piece};
 pub(crate) use inspect::Listing;
 pub use lease::LeaseConfig;
 pub use location::S3Location;
+pub(crate) use writer::backoff;
 pub use writer::{TickerWriter, WrittenObject};
 
 /// Requests in flight at once when reading many small objects (coverage records,

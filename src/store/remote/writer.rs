@@ -309,7 +309,7 @@ pub(super) fn lost_race(e: &S3Error) -> bool {
 
 /// A short random pause after a lost race, growing with the attempts, so racing
 /// writers do not retry in lockstep.
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let ms = fastrand::u64(5..=20 * u64::from(attempt.min(10)));
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
