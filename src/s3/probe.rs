@@ -54,10 +54,8 @@ impl Bucket {
                 S3ErrorKind::Config,
                 Some(prefix),
                 format!(
-                    "the S3 endpoint {} {why} (asked for s3://{}/{prefix}): check {}, \
-                     and that the store runs there",
+                    "the S3 endpoint {} {why}; check {}, and that the store runs there",
                     bucket.origin(),
-                    cfg.bucket,
                     cfg.endpoint_var.as_deref().unwrap_or("the endpoint")
                 ),
             )),
@@ -84,10 +82,10 @@ fn verdict(f: &Facts, kind: S3ErrorKind) -> Verdict {
                 return Verdict::Silent(format!("did not answer within {secs} s"));
             }
             Some(HttpErrorKind::Connect) => {
-                return Verdict::Silent(format!("cannot be reached ({})", f.leaf));
+                return Verdict::Silent(format!("cannot be reached: {}", f.leaf));
             }
             Some(HttpErrorKind::Request | HttpErrorKind::Interrupted) => {
-                return Verdict::Silent(format!("dropped the connection ({})", f.leaf));
+                return Verdict::Silent(format!("dropped the connection: {}", f.leaf));
             }
             _ => {}
         }
