@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use barsmith::bars::Bars;
 use barsmith::calendar::DateRange;
-use barsmith::sandbox::{SANDBOX_S3_ACCESS_KEY, SANDBOX_S3_SECRET_KEY, SandboxConfig, synth};
+use barsmith::sandbox::{SandboxConfig, synth};
 use common::moto::{MotoServer, runtime};
 use common::{Fixture, run, stderr};
 use jiff::civil::date;
@@ -43,20 +42,9 @@ fn flat_ingest(
     r: DateRange,
     outdir: &str,
 ) -> Command {
-    let mut cmd = f.barsmith();
-    moto.env_for(&mut cmd)
-        .env("MASSIVE_S3_ACCESS_KEY_ID", SANDBOX_S3_ACCESS_KEY)
-        .env("MASSIVE_S3_SECRET_ACCESS_KEY", SANDBOX_S3_SECRET_KEY)
-        .args(["ingest", "--source", "flat-files", "--unadjusted"]);
-    if tickers.is_empty() {
-        cmd.arg("--all-tickers");
-    } else {
-        cmd.args(["--tickers", &tickers.join(",")]);
-    }
-    cmd.args(["--outdir", outdir])
-        .args(["--from", &r.from.to_string(), "--to", &r.to.to_string()])
-        .args(["--flat-endpoint", &f.sandbox.base_url()])
-        .args(["--timeout", "10", "--retries", "3"]);
+    let (from, to) = (r.from.to_string(), r.to.to_string());
+    let mut cmd = f.flat_ingest_into(tickers, &from, &to, outdir.as_ref());
+    moto.env_for(&mut cmd);
     cmd
 }
 
@@ -171,21 +159,7 @@ fn a_flat_worker_killed_mid_run_leaves_an_s3_dataset_a_rerun_completes_exactly()
             "ticker_done" => after.min(left - 1),
             _ => after,
         };
-        let mut child = flat_ingest(&f, &moto, &[], r, URL)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let marker = format!("\"event\":\"{event}\"");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let seen = stdout
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| l.contains(&marker))
-            .take(after)
-            .count();
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        let seen = common::kill_after(flat_ingest(&f, &moto, &[], r, URL), event, after);
         assert_eq!(
             seen, after,
             "the worker ended before {after} {event} events"
@@ -223,33 +197,12 @@ fn the_flat_file_strategy_backfills_into_s3_then_tops_up_from_rest() {
     let universe = f.universe(&["AAPL", "BRK.A", "IBM", "MSFT"]);
     let strategy = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/flatfiles.rhai");
     let strategy_run = |name: &str| {
-        let url = f.sandbox.base_url();
-        let mut cmd = f.barsmith();
+        let mut cmd = f.flat_run(name, &strategy);
         moto.env_for(&mut cmd)
-            .env("MASSIVE_S3_ACCESS_KEY_ID", SANDBOX_S3_ACCESS_KEY)
-            .env("MASSIVE_S3_SECRET_ACCESS_KEY", SANDBOX_S3_SECRET_KEY)
-            .arg("run")
-            .arg("--run-dir")
-            .arg(f.run_dir(name))
-            .args([
-                "--progress",
-                "none",
-                "--base-url",
-                &url,
-                "--flat-endpoint",
-                &url,
-            ])
-            .arg(&strategy)
             .args(["--tickers-csv", &universe, "--outdir", URL])
             .args(["--from", "2025-01-02", "--to", "2025-02-04"])
-            .args([
-                "--retry-delay",
-                "0",
-                "--request-retries",
-                "2",
-                "--request-timeout",
-                "10",
-            ]);
+            .args(["--retry-delay", "0", "--request-retries", "2"])
+            .args(["--request-timeout", "10"]);
         cmd
     };
     let out = run(strategy_run("first"));

@@ -90,6 +90,15 @@ fn one_error_line(out: &Output, port: u16) -> String {
     line.to_string()
 }
 
+/// `out` stopped with exit 4 and one line on `silent`, after one connection to it.
+fn silence_stopped(out: &Output, silent: &Silent) {
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(out));
+    let line = one_error_line(out, silent.port);
+    assert!(line.contains("did not answer within 5 s"), "{line}");
+    let accepted = silent.accepted.load(Ordering::Relaxed);
+    assert_eq!(accepted, 1, "one request, no retries");
+}
+
 #[test]
 fn a_port_with_nothing_listening_stops_ingest_and_status_in_one_line() {
     let fx = Fixture::with_config(test_config());
@@ -111,15 +120,7 @@ fn a_port_with_nothing_listening_stops_ingest_and_status_in_one_line() {
 fn an_endpoint_that_never_answers_gets_one_request_then_one_line() {
     let fx = Fixture::with_config(test_config());
     let silent = Silent::start();
-    let out = ingest(&fx, silent.port);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    let line = one_error_line(&out, silent.port);
-    assert!(line.contains("did not answer within 5 s"), "{line}");
-    assert_eq!(
-        silent.accepted.load(Ordering::Relaxed),
-        1,
-        "one request, no retries"
-    );
+    silence_stopped(&ingest(&fx, silent.port), &silent);
 }
 
 #[test]
@@ -142,15 +143,7 @@ fn a_run_stops_before_any_worker_when_the_dataset_endpoint_does_not_answer() {
         .arg(fx.run_dir("direct"))
         .args(["--progress", "none", "--base-url", &fx.sandbox.base_url()])
         .arg(&script);
-    let out = common::run_with_input(cmd, "", LIMIT);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    let line = one_error_line(&out, silent.port);
-    assert!(line.contains("did not answer within 5 s"), "{line}");
-    assert_eq!(
-        silent.accepted.load(Ordering::Relaxed),
-        1,
-        "one request, no retries"
-    );
+    silence_stopped(&common::run_with_input(cmd, "", LIMIT), &silent);
     assert!(
         common::joblog_at(&fx.run_dir("direct")).is_empty(),
         "no batch started"
