@@ -279,3 +279,41 @@ fn a_ticker_leased_by_a_live_writer_fails_retryable_and_the_others_complete() {
     assert!(on_s3(&moto, "MSFT", range(from, to)).1.is_empty());
     rt.block_on(held.release()).unwrap();
 }
+
+#[test]
+fn a_resume_fetches_again_the_years_whose_objects_were_deleted_or_cut() {
+    let fx = Fixture::with_config(test_config());
+    let moto = MotoServer::start();
+    let (from, to) = ("2023-11-01", "2024-02-29");
+    let out = run(ingest_s3(&fx, &moto, &["AAPL"], from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rt = runtime();
+    let client = moto.client();
+    let key = |year: i16| format!("bars/minute/ticker=AAPL/year={year}/AAPL_{year}.parquet");
+    rt.block_on(client.delete(&key(2023))).unwrap();
+    let whole = rt.block_on(client.get(&key(2024))).unwrap().body;
+    rt.block_on(client.put(&key(2024), whole.slice(..100)))
+        .unwrap();
+
+    fx.sandbox.reset_stats();
+    let out = run(ingest_s3(&fx, &moto, &["AAPL"], from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        fx.sandbox.stats().data_requests >= 2,
+        "both years fetched again"
+    );
+    let err = stderr(&out);
+    for (year, cause) in [(2023, "the file is gone"), (2024, "the file cannot be read")] {
+        assert!(err.contains(&format!("AAPL {year}: {cause}")), "{err}");
+    }
+    let all = range(from, to);
+    let (bars, complete) = on_s3(&moto, "AAPL", all);
+    assert_eq!(bars, synth::bars_for("AAPL", all, fx.sandbox.config()));
+    assert_eq!(complete, vec![all]);
+    // The cut object was set aside, not deleted unread.
+    let moved = rt
+        .block_on(client.list("bars/minute.barsmith/quarantine/ticker=AAPL/year=2024/"))
+        .unwrap();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].size, 100);
+}

@@ -81,18 +81,35 @@ impl Dataset {
         )))
     }
 
-    /// The ranges of `ticker` known complete, with what was found damaged. Locally the
-    /// files are checked against their records and damaged years quarantined
-    /// ([`Store::reconcile`]); on S3 the coverage record is taken as it is, since a
-    /// data object is written whole or not at all.
+    /// The ranges of `ticker` known complete, with what was found damaged: the files
+    /// (objects) are checked against their records and damaged years quarantined, so
+    /// they are fetched again ([`Store::reconcile`]; on S3 from one listing of the
+    /// ticker's objects, [`S3Dataset::checked_coverage`], under the ticker's lease).
     pub async fn reconcile(
         &self,
         ticker: &str,
     ) -> Result<(Vec<DateRange>, Vec<Finding>), StoreError> {
-        match self {
-            Dataset::Local(store) => store.reconcile(ticker),
-            Dataset::S3(ds) => Ok((ds.coverage(ticker).await?.complete, Vec::new())),
+        let ds = match self {
+            Dataset::Local(store) => return store.reconcile(ticker),
+            Dataset::S3(ds) => ds,
+        };
+        let (complete, mut findings, listing) = ds.checked_coverage(ticker).await?;
+        if findings.is_empty() {
+            return Ok((complete, findings));
         }
+        let writer = ds.lease(ticker).await?;
+        let mut moved = Ok(());
+        for f in &mut findings {
+            let etag = ds
+                .object_of(&listing, ticker, f.year)
+                .map(|o| o.etag.clone().unwrap_or_default());
+            moved = writer.quarantine(f, etag.as_deref()).await;
+            if moved.is_err() {
+                break;
+            }
+        }
+        writer.release().await?;
+        moved.map(|()| (complete, findings))
     }
 
     /// The parts of `range` not known complete for `ticker`, oldest first.

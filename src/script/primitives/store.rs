@@ -3,8 +3,8 @@
 //! Read-only: nothing here creates or changes the output folder, and a folder that
 //! does not exist yet simply has nothing complete. Every primitive here also takes an
 //! `s3://bucket/prefix` dataset, read from S3 (the bucket as the AWS variables describe
-//! it, as for the worker); there the coverage records are taken as written, as the
-//! worker takes them (`barsmith status` checks the objects behind them).
+//! it, as for the worker), its claims checked against the objects' sizes from one
+//! listing per ticker, as a folder's against its files' sizes.
 
 use std::path::Path;
 
@@ -102,7 +102,7 @@ pub(crate) fn missing(
 pub(crate) fn coverage(outdir: &Path, ticker: &str) -> Result<Vec<DateRange>, String> {
     if let DatasetLocation::S3(location) = parse(outdir)? {
         return on_s3(location, |ds| async move {
-            Ok(ds.coverage(ticker).await?.complete)
+            Ok(ds.checked_coverage(ticker).await?.0)
         });
     }
     let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
@@ -184,7 +184,7 @@ pub mod store_fns {
     /// (inclusive `YYYY-MM-DD` New York dates), sorted. A missing `outdir` has none.
     /// This is what resume skips. A year whose file was deleted or changed size since
     /// it was written does not count (see `barsmith status --verify`). `outdir` may be
-    /// `s3://bucket/prefix`: its coverage records are read from S3 as written.
+    /// `s3://bucket/prefix`.
     ///
     /// Errors when a date is not a valid `YYYY-MM-DD` or `from` is after `to`, or when
     /// the coverage records cannot be read.

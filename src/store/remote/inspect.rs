@@ -30,14 +30,34 @@ pub(crate) type Listing = Tree<ObjectInfo>;
 impl S3Dataset {
     /// Lists the data prefix once, sorting its keys into bar objects and strays.
     pub(crate) async fn list_data(&self) -> Result<Listing, StoreError> {
-        let prefix = self.location.data_prefix();
+        self.list_under(&self.location.data_prefix()).await
+    }
+
+    /// The ranges of `ticker` known complete, as [`crate::store::Store::checked_claims`]
+    /// gives them locally: the claims of its coverage record whose objects are still as
+    /// written (one listing of the ticker's objects, when the record describes any),
+    /// the years that failed the check, and that listing.
+    pub(crate) async fn checked_coverage(
+        &self,
+        ticker: &str,
+    ) -> Result<(Vec<DateRange>, Vec<Finding>, Listing), StoreError> {
+        let record = self.coverage(ticker).await?;
+        if record.files.values().all(FileFacts::is_empty) {
+            return Ok((record.complete, Vec::new(), Listing::default()));
+        }
+        let prefix = format!("{}ticker={ticker}/", self.location.data_prefix());
+        let listing = self.list_under(&prefix).await?;
+        let (complete, findings) = self.checked_claims(ticker, record, &listing).await?;
+        Ok((complete, findings, listing))
+    }
+
+    /// The objects below `prefix` (inside the data prefix) by ticker and year, and the
+    /// keys there that are not bar objects (relative to the data prefix).
+    async fn list_under(&self, prefix: &str) -> Result<Listing, StoreError> {
+        let data = self.location.data_prefix();
         let mut tree = Listing::default();
-        for obj in self.bucket.list(&prefix).await? {
-            let rel = obj
-                .key
-                .strip_prefix(&prefix)
-                .unwrap_or(&obj.key)
-                .to_string();
+        for obj in self.bucket.list(prefix).await? {
+            let rel = obj.key.strip_prefix(&data).unwrap_or(&obj.key).to_string();
             match bar_object(&rel) {
                 Some((ticker, year)) => {
                     let years = tree.files.entry(ticker).or_default();
