@@ -303,7 +303,10 @@ fn a_resume_fetches_again_the_years_whose_objects_were_deleted_or_cut() {
         "both years fetched again"
     );
     let err = stderr(&out);
-    for (year, cause) in [(2023, "the file is gone"), (2024, "the file cannot be read")] {
+    for (year, cause) in [
+        (2023, "the file is gone"),
+        (2024, "the file cannot be read"),
+    ] {
         assert!(err.contains(&format!("AAPL {year}: {cause}")), "{err}");
     }
     let all = range(from, to);
