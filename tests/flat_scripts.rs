@@ -48,21 +48,8 @@ fn with_s3(mut cmd: Command) -> Command {
 /// `barsmith run` of `script` (a path) into run folder `runs/<run>`, both endpoints
 /// at the sandbox.
 fn run_script(f: &Fixture, run: &str, script: &Path, args: &[&str]) -> Command {
-    let url = f.sandbox.base_url();
-    let mut cmd = with_s3(f.barsmith());
-    cmd.arg("run")
-        .arg("--run-dir")
-        .arg(f.run_dir(run))
-        .args([
-            "--progress",
-            "none",
-            "--base-url",
-            &url,
-            "--flat-endpoint",
-            &url,
-        ])
-        .arg(script)
-        .args(args);
+    let mut cmd = f.flat_run(run, script);
+    cmd.args(args);
     cmd
 }
 
@@ -325,22 +312,7 @@ flat_bars("2025-01-04", "AAPL")
 
 /// `barsmith ingest --source flat-files` of `tickers` (empty: `--all-tickers`).
 fn flat_ingest(f: &Fixture, tickers: &[&str], from: &str, to: &str) -> Command {
-    let mut cmd = with_s3(f.barsmith());
-    cmd.args(["ingest", "--source", "flat-files", "--unadjusted"]);
-    if tickers.is_empty() {
-        cmd.arg("--all-tickers");
-    } else {
-        cmd.args(["--tickers", &tickers.join(",")]);
-    }
-    cmd.arg("--outdir").arg(f.outdir()).args([
-        "--from",
-        from,
-        "--to",
-        to,
-        "--flat-endpoint",
-        &f.sandbox.base_url(),
-    ]);
-    cmd
+    f.flat_ingest_into(tickers, from, to, f.outdir().as_os_str())
 }
 
 #[test]

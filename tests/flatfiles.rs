@@ -34,21 +34,7 @@ fn range(a: &str, b: &str) -> DateRange {
 
 /// `barsmith ingest --source flat-files` over `from..=to` for `tickers` (empty: all).
 fn flat_ingest(f: &Fixture, tickers: &[&str], from: &str, to: &str) -> Command {
-    let mut cmd = f.barsmith();
-    cmd.env("MASSIVE_S3_ACCESS_KEY_ID", SANDBOX_S3_ACCESS_KEY)
-        .env("MASSIVE_S3_SECRET_ACCESS_KEY", SANDBOX_S3_SECRET_KEY)
-        .args(["ingest", "--source", "flat-files", "--unadjusted"]);
-    if tickers.is_empty() {
-        cmd.arg("--all-tickers");
-    } else {
-        cmd.args(["--tickers", &tickers.join(",")]);
-    }
-    cmd.arg("--outdir")
-        .arg(f.outdir())
-        .args(["--from", from, "--to", to])
-        .args(["--flat-endpoint", &f.sandbox.base_url()])
-        .args(["--timeout", "10", "--retries", "3"]);
-    cmd
+    f.flat_ingest_into(tickers, from, to, f.outdir().as_os_str())
 }
 
 /// The sandbox's REST bars as flat files carry them: no vwap.
@@ -320,9 +306,6 @@ fn readers_report(python: &std::path::Path, root: &std::path::Path) -> serde_jso
 
 #[test]
 fn kill_9_at_any_instant_leaves_a_readable_dataset_and_a_rerun_completes_it() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let f = fixture(&[]);
     let python = common::python_with_readers();
     let r = range("2025-01-02", "2025-01-17");
@@ -346,21 +329,11 @@ fn kill_9_at_any_instant_leaves_a_readable_dataset_and_a_rerun_completes_it() {
             "ticker_done" => after.min(left - 1),
             _ => after,
         };
-        let mut child = flat_ingest(&f, &[], "2025-01-02", "2025-01-17")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let marker = format!("\"event\":\"{event}\"");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let seen = stdout
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| l.contains(&marker))
-            .take(after)
-            .count();
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        let seen = common::kill_after(
+            flat_ingest(&f, &[], "2025-01-02", "2025-01-17"),
+            event,
+            after,
+        );
         assert_eq!(
             seen, after,
             "the worker ended before {after} {event} events"

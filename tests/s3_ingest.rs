@@ -11,92 +11,38 @@ use std::time::Duration;
 use barsmith::bars::Bars;
 use barsmith::calendar::DateRange;
 use barsmith::ingest::events::Event;
-use barsmith::s3::{Bucket, S3Config, S3Credentials};
 use barsmith::sandbox::{SandboxConfig, synth};
 use barsmith::store::DatasetIdentity;
 use barsmith::store::remote::{LeaseConfig, S3Dataset, S3Location};
-use common::moto::MotoServer;
+use common::moto::{KEY_ID, MotoServer, SECRET, runtime, without_aws};
 use common::{Fixture, run, stderr, test_config};
 
 const URL: &str = "s3://barsmith/bars/minute";
-const KEY_ID: &str = "AKIDBARSMITHTEST";
-const SECRET: &str = "barsmith-test-secret-do-not-print";
 
 fn range(a: &str, b: &str) -> DateRange {
     DateRange::parse(a, b).unwrap()
 }
 
-/// `barsmith ingest` of `tickers` into `outdir` with the fixture's fast retries.
+/// `barsmith ingest` of `tickers` into `outdir` with the fixture's fast retries, the
+/// test's own AWS variables removed.
 fn ingest(fx: &Fixture, tickers: &[&str], from: &str, to: &str, outdir: &str) -> Command {
-    let mut cmd = fx.barsmith();
-    cmd.args([
-        "ingest",
-        "--tickers",
-        &tickers.join(","),
-        "--outdir",
-        outdir,
-    ])
-    .args(["--from", from, "--to", to])
-    .args(["--base-url", &fx.sandbox.base_url()])
-    .args(["--timeout", "10", "--retries", "4", "--backoff-ms", "10"])
-    .args(["--max-backoff-ms", "50", "--max-rps", "1000"]);
+    let mut cmd = fx.ingest_into(tickers, from, to, outdir.as_ref(), "10");
     without_aws(&mut cmd);
     cmd
-}
-
-/// Removes the AWS variables of the test's own environment from `cmd`.
-fn without_aws(cmd: &mut Command) {
-    for var in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ] {
-        cmd.env_remove(var);
-    }
 }
 
 /// [`ingest`] into the dataset on `moto`, with the AWS variables naming it and short
 /// leases, so a killed writer's lease goes stale within a test.
 fn ingest_s3(fx: &Fixture, moto: &MotoServer, tickers: &[&str], from: &str, to: &str) -> Command {
     let mut cmd = ingest(fx, tickers, from, to, URL);
-    with_moto(&mut cmd, moto);
+    moto.env_for(&mut cmd);
     cmd
-}
-
-/// Points `cmd` at `moto` through the AWS variables.
-fn with_moto(cmd: &mut Command, moto: &MotoServer) {
-    cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("BARSMITH_S3_LEASE_TTL", "1");
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn dataset(rt: &tokio::runtime::Runtime, moto: &MotoServer) -> S3Dataset {
-    let creds = S3Credentials::new(KEY_ID.into(), SECRET.into());
-    let mut cfg = S3Config::new(&moto.endpoint(), &moto.bucket, creds);
-    cfg.timeout = Duration::from_secs(30);
-    let bucket = Bucket::new(cfg).unwrap();
-    let location = S3Location::parse(URL).unwrap();
-    rt.block_on(S3Dataset::open_read_only(bucket, location))
-        .unwrap()
 }
 
 /// The bars and complete ranges of `ticker` in the dataset on S3.
 fn on_s3(moto: &MotoServer, ticker: &str, r: DateRange) -> (Bars, Vec<DateRange>) {
     let rt = runtime();
-    let ds = dataset(&rt, moto);
+    let ds = moto.dataset(&rt, URL);
     let bars = rt.block_on(ds.read_bars(ticker, r)).unwrap();
     let complete = rt.block_on(ds.coverage(ticker)).unwrap().complete;
     (bars, complete)
@@ -155,7 +101,7 @@ fn ingest_into_s3_without_credentials_exits_4_with_one_line_naming_the_variables
 }
 
 #[test]
-fn ingest_into_s3_refuses_plain_http_off_loopback_and_flat_files_for_now() {
+fn ingest_into_s3_refuses_plain_http_off_loopback() {
     let fx = Fixture::with_config(test_config());
     let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
     cmd.env("AWS_ENDPOINT_URL", "http://s3.example.com")
@@ -169,16 +115,6 @@ fn ingest_into_s3_refuses_plain_http_off_loopback_and_flat_files_for_now() {
         stderr(&out)
     );
     assert!(!stderr(&out).contains(SECRET));
-
-    let mut cmd = ingest(&fx, &["AAPL"], "2024-01-02", "2024-01-31", URL);
-    cmd.args(["--source", "flat-files", "--unadjusted"]);
-    let out = run(cmd);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not supported yet"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 #[test]
@@ -246,8 +182,7 @@ fn the_wrapper_backfills_into_s3_and_a_second_run_finds_everything_complete() {
     let csv = fx.universe(&tickers);
     let wrapper = |run_name: &str| {
         let mut cmd = fx.barsmith();
-        without_aws(&mut cmd);
-        with_moto(&mut cmd, &moto);
+        moto.env_for(&mut cmd);
         cmd.arg("run")
             .arg("--run-dir")
             .arg(fx.run_dir(run_name))
@@ -276,24 +211,25 @@ fn the_wrapper_backfills_into_s3_and_a_second_run_finds_everything_complete() {
         );
         assert_eq!(complete, vec![range(from, to)], "{t}");
     }
+    // The run's report draws the heatmap of the dataset on S3, as `barsmith report`
+    // does when pointed at it.
+    let heatmap = format!("4 of 4 tickers complete over {from}..{to} in {URL}");
+    let page = std::fs::read_to_string(fx.run_dir("first").join("report.html")).unwrap();
+    assert!(page.contains(&heatmap), "{page}");
+    assert!(page.contains("title=\"NVDA 2024: complete"), "{page}");
+    let again = fx.dir.path().join("again.html");
+    let mut report = fx.barsmith();
+    moto.env_for(&mut report)
+        .arg("report")
+        .arg(fx.run_dir("first"));
+    report.arg("-o").arg(&again).args(["--outdir", URL]);
+    let out = run(report);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&again).unwrap().contains(&heatmap));
     fx.sandbox.reset_stats();
     let out = run(wrapper("second"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fx.sandbox.stats().data_requests, 0, "all complete already");
-}
-
-#[test]
-fn status_of_an_s3_dataset_says_it_is_not_supported_yet() {
-    let fx = Fixture::with_config(test_config());
-    let mut cmd = fx.barsmith();
-    cmd.args(["status", URL]);
-    let out = run(cmd);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not supported yet"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 #[test]
@@ -306,8 +242,7 @@ fn a_ticker_leased_by_a_live_writer_fails_retryable_and_the_others_complete() {
         .enable_all()
         .build()
         .unwrap();
-    let creds = S3Credentials::new(KEY_ID.into(), SECRET.into());
-    let bucket = Bucket::new(S3Config::new(&moto.endpoint(), &moto.bucket, creds)).unwrap();
+    let bucket = moto.client();
     let leases = LeaseConfig {
         ttl: Duration::from_secs(30),
         ..LeaseConfig::default()
@@ -343,4 +278,45 @@ fn a_ticker_leased_by_a_live_writer_fails_retryable_and_the_others_complete() {
     );
     assert!(on_s3(&moto, "MSFT", range(from, to)).1.is_empty());
     rt.block_on(held.release()).unwrap();
+}
+
+#[test]
+fn a_resume_fetches_again_the_years_whose_objects_were_deleted_or_cut() {
+    let fx = Fixture::with_config(test_config());
+    let moto = MotoServer::start();
+    let (from, to) = ("2023-11-01", "2024-02-29");
+    let out = run(ingest_s3(&fx, &moto, &["AAPL"], from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rt = runtime();
+    let client = moto.client();
+    let key = |year: i16| format!("bars/minute/ticker=AAPL/year={year}/AAPL_{year}.parquet");
+    rt.block_on(client.delete(&key(2023))).unwrap();
+    let whole = rt.block_on(client.get(&key(2024))).unwrap().body;
+    rt.block_on(client.put(&key(2024), whole.slice(..100)))
+        .unwrap();
+
+    fx.sandbox.reset_stats();
+    let out = run(ingest_s3(&fx, &moto, &["AAPL"], from, to));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        fx.sandbox.stats().data_requests >= 2,
+        "both years fetched again"
+    );
+    let err = stderr(&out);
+    for (year, cause) in [
+        (2023, "the file is gone"),
+        (2024, "the file cannot be read"),
+    ] {
+        assert!(err.contains(&format!("AAPL {year}: {cause}")), "{err}");
+    }
+    let all = range(from, to);
+    let (bars, complete) = on_s3(&moto, "AAPL", all);
+    assert_eq!(bars, synth::bars_for("AAPL", all, fx.sandbox.config()));
+    assert_eq!(complete, vec![all]);
+    // The cut object was set aside, not deleted unread.
+    let moved = rt
+        .block_on(client.list("bars/minute.barsmith/quarantine/ticker=AAPL/year=2024/"))
+        .unwrap();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].size, 100);
 }

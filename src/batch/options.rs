@@ -129,9 +129,13 @@ pub struct BatchOptions {
 
 impl BatchOptions {
     /// Checks the worker settings the worker would otherwise refuse on start (see
-    /// [`WorkerJob::check`]).
+    /// [`WorkerJob::check`]), and that a dataset on S3 answers (one quick request, once
+    /// per run: [`crate::store::dataset::check_reachable`]), so a wrong endpoint or key
+    /// stops the run before any worker.
     pub fn check(&self) -> Result<(), String> {
-        self.job.check()
+        self.job.check()?;
+        crate::store::dataset::check_reachable(&self.job.outdir)
+            .map_err(|e| format!("cannot open the dataset {}: {e}", self.job.outdir.display()))
     }
 
     /// The worker flags for these options (after `--tickers-file F`): the job's, then

@@ -2,6 +2,7 @@
 //! run it by hand for a few tickers. The flat-file route's run is in [`flat`].
 
 mod flat;
+mod ledger;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::ingest::job::SourceKind;
 use crate::ingest::{EXIT_USAGE, Ingest, SetupError, SetupKind, WorkerJob};
 use crate::polygon::{Client, ClientConfig, RetryPolicy};
 use crate::secret::ApiKey;
+use crate::store::dataset::writer_runtime;
 use crate::store::{Dataset, DatasetIdentity, DatasetLocation, Store};
 use crate::ticker::clean_tickers;
 
@@ -35,8 +37,9 @@ struct Prepared {
 enum Source {
     /// The REST API, into a local folder or a dataset on S3.
     Rest(Client, Dataset),
-    /// Flat files, into a local folder (their staging lives in its state folder).
-    Flat(FlatConfig, Store),
+    /// Flat files, into a local folder or a dataset on S3 (staged on local disk:
+    /// [`flat::staging_dir`]).
+    Flat(FlatConfig, Dataset),
 }
 
 /// Runs the worker.
@@ -73,10 +76,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             };
             runtime.block_on(ingest.run(&prepared.tickers, &mut sink))
         }
-        Source::Flat(cfg, store) => {
+        Source::Flat(cfg, dataset) => {
             let job = flat::FlatJob {
                 cfg: cfg.clone(),
-                store,
+                dataset,
                 range: prepared.range,
                 tickers: &prepared.tickers,
                 refresh: args.refresh,
@@ -92,19 +95,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(report.exit_code() as u8))
 }
 
-/// One thread for a local folder; for a dataset on S3, a second one that keeps renewing
-/// the write leases while the first encodes a ticker-year (a lease not renewed within
-/// its ttl is lost, and the ticker with it).
+/// The runtime the dataset needs ([`writer_runtime`]); a malformed `--outdir` gets a
+/// local folder's, and is refused when the job is checked.
 fn runtime(args: &IngestArgs) -> std::io::Result<tokio::runtime::Runtime> {
-    match DatasetLocation::parse(&args.outdir) {
-        Ok(DatasetLocation::S3(_)) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build(),
-        _ => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-    }
+    let location = DatasetLocation::parse(&args.outdir)
+        .unwrap_or_else(|_| DatasetLocation::Local(args.outdir.clone()));
+    writer_runtime(&location)
 }
 
 /// Checks the input, then the key, the output folder, the budget and the client, in
@@ -119,48 +115,47 @@ fn prepare(args: &IngestArgs, runtime: &tokio::runtime::Runtime) -> Result<Prepa
     let range = DateRange::parse(&job.from, &job.to)
         .map_err(|e| SetupError::new(SetupKind::BadInput, e.to_string()))?;
     let identity = DatasetIdentity::minute(job.adjusted);
-    let source = match (DatasetLocation::parse(&job.outdir), job.source) {
-        (Err(e), _) => return Err(SetupError::new(SetupKind::BadInput, e.to_string())),
-        (Ok(DatasetLocation::S3(location)), SourceKind::Rest) => {
-            let url = location.to_string();
-            let dataset = runtime
-                .block_on(Dataset::open_s3(location, &identity))
-                .map_err(|e| {
-                    SetupError::new(
-                        SetupKind::Store,
-                        format!("cannot open the dataset {url}: {e}"),
-                    )
-                })?;
-            Source::Rest(rest_client(args)?, dataset)
-        }
-        (Ok(DatasetLocation::S3(location)), SourceKind::FlatFiles) => {
-            return Err(SetupError::new(
-                SetupKind::BadInput,
-                format!(
-                    "flat-file ingest into a dataset on S3 ({location}) is not supported yet: \
-                     ingest into a local folder, or use the REST source"
-                ),
-            ));
-        }
-        (Ok(DatasetLocation::Local(outdir)), kind) => {
-            let store = Store::open(&outdir, &identity).map_err(|e| {
-                let why = match kind {
-                    SourceKind::FlatFiles => " (flat files hold as-traded, unadjusted bars only)",
-                    SourceKind::Rest => "",
-                };
-                SetupError::new(SetupKind::Store, format!("{e}{why}"))
-            })?;
-            match kind {
-                SourceKind::Rest => Source::Rest(rest_client(args)?, store.into()),
-                SourceKind::FlatFiles => Source::Flat(flat::config(args, &store)?, store),
-            }
-        }
+    let location = DatasetLocation::parse(&job.outdir)
+        .map_err(|e| SetupError::new(SetupKind::BadInput, e.to_string()))?;
+    let dataset = open_dataset(location, &identity, job.source, runtime)?;
+    let source = match job.source {
+        SourceKind::Rest => Source::Rest(rest_client(args)?, dataset),
+        SourceKind::FlatFiles => Source::Flat(flat::config(args, &dataset)?, dataset),
     };
     Ok(Prepared {
         tickers,
         range,
         source,
     })
+}
+
+/// Opens (creating if needed) the dataset at `location` for bars of `identity`.
+fn open_dataset(
+    location: DatasetLocation,
+    identity: &DatasetIdentity,
+    kind: SourceKind,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Dataset, SetupError> {
+    let why = match kind {
+        SourceKind::FlatFiles => " (flat files hold as-traded, unadjusted bars only)",
+        SourceKind::Rest => "",
+    };
+    match location {
+        DatasetLocation::Local(outdir) => Store::open(&outdir, identity)
+            .map(Dataset::Local)
+            .map_err(|e| SetupError::new(SetupKind::Store, format!("{e}{why}"))),
+        DatasetLocation::S3(location) => {
+            let url = location.to_string();
+            runtime
+                .block_on(Dataset::open_s3(location, identity))
+                .map_err(|e| {
+                    SetupError::new(
+                        SetupKind::Store,
+                        format!("cannot open the dataset {url}: {e}{why}"),
+                    )
+                })
+        }
+    }
 }
 
 /// The REST client with its key and the machine's shared budget.

@@ -10,7 +10,11 @@ use clap::{Args, ValueEnum};
 
 use crate::budget::Rate;
 use crate::calendar::parse_date;
+use crate::cli::upgrade::UPGRADE_ON_S3;
 use crate::polygon::request::PAGE_LIMIT;
+use crate::s3::S3ErrorKind;
+use crate::store::dataset::{block_on, open_s3_for_writing, open_s3_read_only};
+use crate::store::remote::S3Location;
 use crate::store::status::{Check, DatasetStatus, EstimateRule, StatusQuery, render};
 use crate::store::{DatasetLocation, Store, StoreError};
 use crate::ticker::read_ticker_file;
@@ -68,18 +72,29 @@ it, compares rows and time span, and reads its timestamps. A resume re-fetches a
 damaged year by itself; --repair moves the file aside first. In the table they follow
 the totals; with --format csv they go to stderr as `damaged: ...` lines.
 
+A dataset on S3 (s3://bucket/prefix; endpoint and keys from the AWS variables, as for
+`barsmith ingest`) gets the same report from its coverage records, one listing of the
+prefix (sizes: the quick check costs no request) and a ranged GET of each object's
+footer. --verify reads the timestamp column's chunks by range; --repair moves each
+damaged object into s3://bucket/prefix.barsmith/quarantine/ under the ticker's write
+lease, then withdraws its year's coverage (an interrupted repair leaves a claim
+without an object, which the next status names; run --repair again).
+
 Exit status: 0 report printed (even with stray or damaged files, and after --repair);
 3 --verify found a damaged file; 2 bad input (DIR missing or not a barsmith dataset,
-bad dates or tickers); 1 a folder or coverage record could not be read.
+bad dates or tickers, S3 settings that cannot work); 1 a folder, object or coverage
+record could not be read.
 
 Examples:
   barsmith status data/minute
   barsmith status data/minute --tickers-csv universe.csv --from 2004-01-01 --to 2024-12-31
   barsmith status data/minute --format json | jq .totals
   barsmith status data/minute --verify      # exit 3 if a file is damaged
-  barsmith status data/minute --repair      # then re-run the backfill")]
+  barsmith status data/minute --repair      # then re-run the backfill
+  barsmith status s3://research/bars/minute --format json")]
 pub struct StatusArgs {
-    /// The dataset: the data root given to `barsmith ingest --outdir`, e.g. `data/minute`.
+    /// The dataset: the data root given to `barsmith ingest --outdir`, e.g. `data/minute`
+    /// or `s3://research/bars/minute`.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Report on these tickers only: a CSV with a `ticker` column, or one per line
@@ -117,9 +132,17 @@ pub struct StatusArgs {
 /// Input refused before anything is read: printed as one line, exit 2.
 struct BadInput(String);
 
+/// The dataset asked about.
+enum Target {
+    /// A local folder, opened (for writing with `--repair`).
+    Local(Store),
+    /// A dataset on S3, opened when the report is built.
+    S3(S3Location),
+}
+
 /// Prints the status of a dataset.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let (store, query) = match prepare(&args) {
+    let (target, query) = match prepare(&args) {
         Ok(p) => p,
         Err(BadInput(msg)) => {
             eprintln!("error: {msg}");
@@ -131,10 +154,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         rows_per_year: args.rows_per_year,
         requests_per_second: args.max_rps.per_second(),
     };
-    let status = match DatasetStatus::build(&store, &query, rule) {
+    let built = match target {
+        Target::Local(store) => DatasetStatus::build(&store, &query, rule),
+        Target::S3(location) => {
+            let query = &query;
+            block_on(move || s3_status(location, query, rule)).and_then(|r| r)
+        }
+    };
+    let status = match built {
         Ok(s) => s,
-        Err(StoreError::Invalid(msg)) => {
-            eprintln!("error: {msg}");
+        Err(e) if is_bad_input(&e) => {
+            eprintln!("error: {e}");
             return Ok(ExitCode::from(USAGE));
         }
         Err(e) => return Err(e).context(format!("cannot read {}", args.dir.display())),
@@ -154,14 +184,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(first) = status.legacy_layout_files.first() {
+        let fix = match DatasetLocation::parse(&args.dir) {
+            Ok(DatasetLocation::S3(_)) => UPGRADE_ON_S3.to_string(),
+            _ => format!("run `barsmith upgrade {}` once", args.dir.display()),
+        };
         eprintln!(
             "warning: {} bar file(s) in {} (e.g. {}) carry a `ticker` column beside the \
              `ticker=` folder (written by barsmith 0.1): pandas.read_parquet and \
-             pq.read_table fail on the dataset; run `barsmith upgrade {}` once",
+             pq.read_table fail on the dataset; {fix}",
             status.legacy_layout_files.len(),
             args.dir.display(),
             first.display(),
-            args.dir.display()
         );
     }
     for d in &status.damaged_files {
@@ -194,35 +227,46 @@ fn exit_code(args: &StatusArgs, status: &DatasetStatus) -> ExitCode {
     }
 }
 
-/// Checks DIR is a barsmith dataset and parses the query.
-fn prepare(args: &StatusArgs) -> Result<(Store, StatusQuery), BadInput> {
-    let dir = &args.dir;
-    if let Ok(DatasetLocation::S3(location)) = DatasetLocation::parse(dir) {
-        // The report reads local footers and files; its S3 form is the next step.
-        return Err(BadInput(format!(
-            "barsmith status on a dataset on S3 ({location}) is not supported yet: \
-             `completed_tickers` in a script reads its coverage"
-        )));
-    }
-    let fix = "pass the folder given to `barsmith ingest --outdir`";
-    if !dir.is_dir() {
-        return Err(BadInput(format!(
-            "{} is not a folder: {fix}",
-            dir.display()
-        )));
-    }
-    let store = Store::open_read_only(dir).map_err(|e| BadInput(e.to_string()))?;
-    let Some(identity) = store.identity().cloned() else {
-        return Err(BadInput(format!(
-            "{} is not a barsmith dataset (no {}): {fix}",
-            dir.display(),
-            dataset_file(&store).display()
+/// The status of the dataset on S3 at `location` (opened for writing with `--repair`,
+/// as a local folder is).
+async fn s3_status(
+    location: S3Location,
+    query: &StatusQuery,
+    rule: EstimateRule,
+) -> Result<DatasetStatus, StoreError> {
+    let ds = open_s3_read_only(location.clone()).await?;
+    let Some(identity) = ds.identity().cloned() else {
+        let dataset = location.url(&location.dataset_key());
+        return Err(StoreError::Invalid(format!(
+            "{location} is not a barsmith dataset (no {dataset}): pass the \
+             s3://bucket/prefix given to `barsmith ingest --outdir`"
         )));
     };
-    let store = if args.repair {
-        Store::open(dir, &identity).map_err(|e| BadInput(e.to_string()))?
-    } else {
-        store
+    let ds = match query.check {
+        Check::Repair => open_s3_for_writing(location, &identity).await?,
+        Check::Quick | Check::Verify => ds,
+    };
+    DatasetStatus::build_s3(&ds, query, rule).await
+}
+
+/// Errors that are the input's or the settings' (exit 2), not a failed read: a bad
+/// range or not a dataset, and on S3 settings that cannot work (no credentials, an
+/// endpoint that does not answer).
+fn is_bad_input(e: &StoreError) -> bool {
+    match e {
+        StoreError::Invalid(_) => true,
+        StoreError::S3(e) => e.kind == S3ErrorKind::Config,
+        _ => false,
+    }
+}
+
+/// Checks DIR is a barsmith dataset (a local one; one on S3 when it is read) and
+/// parses the query.
+fn prepare(args: &StatusArgs) -> Result<(Target, StatusQuery), BadInput> {
+    let dir = &args.dir;
+    let target = match DatasetLocation::parse(dir).map_err(|e| BadInput(e.to_string()))? {
+        DatasetLocation::S3(location) => Target::S3(location),
+        DatasetLocation::Local(_) => Target::Local(open_local(args)?),
     };
     let date = |s: &Option<String>| {
         s.as_deref()
@@ -252,7 +296,31 @@ fn prepare(args: &StatusArgs) -> Result<(Store, StatusQuery), BadInput> {
             "--from {f} is after --to {t}: swap them or fix the dates"
         )));
     }
-    Ok((store, query))
+    Ok((target, query))
+}
+
+/// The local dataset DIR, for writing with `--repair`.
+fn open_local(args: &StatusArgs) -> Result<Store, BadInput> {
+    let dir = &args.dir;
+    let fix = "pass the folder given to `barsmith ingest --outdir`";
+    if !dir.is_dir() {
+        return Err(BadInput(format!(
+            "{} is not a folder: {fix}",
+            dir.display()
+        )));
+    }
+    let store = Store::open_read_only(dir).map_err(|e| BadInput(e.to_string()))?;
+    let Some(identity) = store.identity().cloned() else {
+        return Err(BadInput(format!(
+            "{} is not a barsmith dataset (no {}): {fix}",
+            dir.display(),
+            dataset_file(&store).display()
+        )));
+    };
+    if args.repair {
+        return Store::open(dir, &identity).map_err(|e| BadInput(e.to_string()));
+    }
+    Ok(store)
 }
 
 fn dataset_file(store: &Store) -> PathBuf {

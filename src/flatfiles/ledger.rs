@@ -1,5 +1,6 @@
 //! The ledger of ingested flat files: `<state>/flatfiles/ingested.json`, day → key and
-//! ETag of the file whose bars are in the dataset. A run with `--refresh` compares it
+//! ETag of the file whose bars are in the dataset (for a dataset on S3, the same JSON in
+//! its state prefix, written by the worker with conditional PUTs). A run with `--refresh` compares it
 //! with the bucket's listing to find days republished since (a new ETag).
 
 use std::collections::BTreeMap;
@@ -22,8 +23,11 @@ pub struct Entry {
     pub all_tickers: bool,
 }
 
+/// The ledger's name in the state folder (and in a dataset's state prefix on S3).
+pub const LEDGER_FILE: &str = "ingested.json";
+
 fn path(dir: &Path) -> PathBuf {
-    dir.join("ingested.json")
+    dir.join(LEDGER_FILE)
 }
 
 /// The recorded days (empty when nothing was recorded yet).
@@ -33,17 +37,19 @@ pub fn read(dir: &Path) -> io::Result<BTreeMap<Date, Entry>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(e),
     };
+    parse(&text, &path(dir).display().to_string())
+}
+
+/// The days of a ledger's JSON; `name` names it in errors.
+pub fn parse(text: &[u8], name: &str) -> io::Result<BTreeMap<Date, Entry>> {
     let damaged = |why: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{} is damaged ({why}); delete it to start the ledger over",
-                path(dir).display()
-            ),
+            format!("{name} is damaged ({why}); delete it to start the ledger over"),
         )
     };
     let days: BTreeMap<String, Entry> =
-        serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))?;
+        serde_json::from_slice(text).map_err(|e| damaged(e.to_string()))?;
     days.into_iter()
         .map(|(d, e)| Ok((d.parse().map_err(|_| damaged(format!("bad day {d}")))?, e)))
         .collect()
@@ -56,6 +62,16 @@ pub fn record(dir: &Path, days: BTreeMap<Date, Entry>) -> io::Result<()> {
     let lock = std::fs::File::create(dir.join("ingested.lock"))?;
     lock.lock()?;
     let mut all = read(dir)?;
+    merge(&mut all, days);
+    let tmp = dir.join(format!(".ingested.json.{}.tmp", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&encode(all)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path(dir))
+}
+
+/// Adds `days` to `all`, replacing older entries of the same days.
+pub fn merge(all: &mut BTreeMap<Date, Entry>, days: BTreeMap<Date, Entry>) {
     for (day, mut entry) in days {
         // A ticker list re-ingesting the same file keeps the day's every-ticker mark.
         entry.all_tickers |= all
@@ -63,13 +79,13 @@ pub fn record(dir: &Path, days: BTreeMap<Date, Entry>) -> io::Result<()> {
             .is_some_and(|old| old.all_tickers && old.etag == entry.etag);
         all.insert(day, entry);
     }
-    let tmp = dir.join(format!(".ingested.json.{}.tmp", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
+}
+
+/// The ledger's JSON.
+pub fn encode(all: BTreeMap<Date, Entry>) -> io::Result<Vec<u8>> {
     let on_disk: BTreeMap<String, Entry> =
         all.into_iter().map(|(d, e)| (d.to_string(), e)).collect();
-    f.write_all(&serde_json::to_vec_pretty(&on_disk).map_err(io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path(dir))
+    serde_json::to_vec_pretty(&on_disk).map_err(io::Error::other)
 }
 
 /// The days of `listed` whose ETag differs from the ledger's (days never recorded are

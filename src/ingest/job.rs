@@ -94,9 +94,10 @@ pub struct IngestArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub parallel_days: u32,
     /// Output folder (the Parquet data root), e.g. `data/minute`, or a dataset on S3,
-    /// `s3://bucket/prefix` (REST source only; endpoint, region and key pair from
-    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; write
-    /// leases last BARSMITH_S3_LEASE_TTL seconds, default 60).
+    /// `s3://bucket/prefix` (endpoint, region and key pair from AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; write leases last
+    /// BARSMITH_S3_LEASE_TTL seconds, default 60; flat files are staged on local disk
+    /// under BARSMITH_STATE_DIR/s3/).
     #[arg(long, value_name = "DIR")]
     pub outdir: PathBuf,
     /// First day, New York date, e.g. 2004-01-01.

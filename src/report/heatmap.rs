@@ -7,8 +7,10 @@ use std::path::Path;
 use crate::batch::RunInfo;
 use crate::calendar::{DateRange, parse_date};
 use crate::polygon::request::PAGE_LIMIT;
-use crate::store::Store;
+use crate::store::dataset::{block_on, open_s3_read_only};
+use crate::store::remote::S3Dataset;
 use crate::store::status::{DatasetStatus, EstimateRule, StatusQuery, TickerStatus};
+use crate::store::{DatasetLocation, Store, StoreError};
 
 /// How much of one ticker-year is known complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,14 +94,7 @@ pub(super) fn build(
 ) -> Result<Heatmap, String> {
     let fail =
         |e: &dyn std::fmt::Display| format!("cannot read the dataset {}: {e}", outdir.display());
-    if !outdir.is_dir() {
-        return Err(format!(
-            "no dataset at {} (the run's --outdir, relative to the folder the run started \
-             in): pass --outdir to `barsmith report`",
-            outdir.display()
-        ));
-    }
-    let store = Store::open_read_only(outdir).map_err(|e| fail(&e))?;
+    let dataset = open(outdir)?;
     let date = |name| super::flag(info, name).and_then(|d| parse_date(&d).ok());
     let rule = EstimateRule {
         page_rows: u64::from(PAGE_LIMIT),
@@ -112,7 +107,7 @@ pub(super) fn build(
         to: date("to"),
         ..StatusQuery::default()
     };
-    let mut status = DatasetStatus::build(&store, &query, rule).map_err(|e| fail(&e))?;
+    let mut status = dataset.status(&query, rule).map_err(|e| fail(&e))?;
     let known: std::collections::HashSet<String> =
         status.tickers.iter().map(|t| t.ticker.clone()).collect();
     let absent: Vec<String> = tickers
@@ -127,10 +122,47 @@ pub(super) fn build(
             to: Some(range.to),
             ..StatusQuery::default()
         };
-        let extra = DatasetStatus::build(&store, &query, rule).map_err(|e| fail(&e))?;
+        let extra = dataset.status(&query, rule).map_err(|e| fail(&e))?;
         status.tickers.extend(extra.tickers);
     }
     Ok(from_status(&status, max_rows))
+}
+
+/// The dataset a heatmap is drawn from.
+enum Source {
+    Local(Store),
+    S3(Box<S3Dataset>),
+}
+
+/// Opens `outdir` (a folder, or `s3://bucket/prefix` as the AWS variables reach it)
+/// for reading.
+fn open(outdir: &Path) -> Result<Source, String> {
+    let fail = |e: StoreError| format!("cannot read the dataset {}: {e}", outdir.display());
+    if let Ok(DatasetLocation::S3(location)) = DatasetLocation::parse(outdir) {
+        let ds = block_on(move || open_s3_read_only(location))
+            .and_then(|r| r)
+            .map_err(fail)?;
+        return Ok(Source::S3(Box::new(ds)));
+    }
+    if !outdir.is_dir() {
+        return Err(format!(
+            "no dataset at {} (the run's --outdir, relative to the folder the run started \
+             in): pass --outdir to `barsmith report`",
+            outdir.display()
+        ));
+    }
+    Store::open_read_only(outdir)
+        .map(Source::Local)
+        .map_err(fail)
+}
+
+impl Source {
+    fn status(&self, query: &StatusQuery, rule: EstimateRule) -> Result<DatasetStatus, StoreError> {
+        match self {
+            Source::Local(store) => DatasetStatus::build(store, query, rule),
+            Source::S3(ds) => block_on(|| DatasetStatus::build_s3(ds, query, rule)).and_then(|r| r),
+        }
+    }
 }
 
 /// The heatmap of `status`, drawing at most `max_rows` tickers.

@@ -1,9 +1,12 @@
-//! [`Bucket`]: list, get, head, put (plain or conditional) and delete on one bucket,
-//! over object_store's S3 store.
+//! [`Bucket`]: list, get (whole or a byte range), head, put (plain or conditional),
+//! copy and delete on one bucket, over object_store's S3 store.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::endpoint::{check_endpoint, config_error, retry_window};
+use super::error::{Context, Op, classify};
+use super::{Object, ObjectInfo, S3Config, S3Credentials, S3Error, S3ErrorKind};
 use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
@@ -12,21 +15,11 @@ use object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt,
     PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
-use reqwest::Url;
-
-use crate::secret::is_loopback;
-
-use super::error::{Context, Op, classify};
-use super::{Object, ObjectInfo, S3Config, S3Credentials, S3Error, S3ErrorKind};
-
-/// Longest a request may be retried for. object_store re-sends the same signed
-/// request, and SigV4 signatures expire 15 minutes after signing: stay well below.
-const MAX_RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// One bucket on one endpoint. Cheap to clone; connections are shared.
 #[derive(Clone)]
 pub struct Bucket {
-    store: Arc<AmazonS3>,
+    pub(super) store: Arc<AmazonS3>,
     bucket: String,
     /// `scheme://host[:port]`, for messages.
     origin: String,
@@ -171,6 +164,24 @@ impl Bucket {
         })
     }
 
+    /// Bytes `range` of the object (e.g. a Parquet footer), in one ranged GET. A range
+    /// reaching past the end gives the bytes up to the end.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, S3Error> {
+        let path = self.path(key)?;
+        let want = range.end.saturating_sub(range.start);
+        let body = self
+            .store
+            .get_range(&path, range)
+            .await
+            .map_err(|e| self.error(&e, Op::Get, key))?;
+        tracing::debug!(key, bytes = body.len(), want, "got a range");
+        Ok(body)
+    }
+
     /// The object's metadata, without its body.
     pub async fn head(&self, key: &str) -> Result<ObjectInfo, S3Error> {
         let path = self.path(key)?;
@@ -289,6 +300,18 @@ impl Bucket {
         })
     }
 
+    /// Copies `from` to `to` on the server (S3's CopyObject: no body crosses the
+    /// network), replacing any object `to`.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), S3Error> {
+        let (src, dest) = (self.path(from)?, self.path(to)?);
+        self.store
+            .copy(&src, &dest)
+            .await
+            .map_err(|e| self.error(&e, Op::Copy, from))?;
+        tracing::debug!(from, to, "copied");
+        Ok(())
+    }
+
     /// Removes `key`. Removing a key that does not exist succeeds (S3 answers 204).
     pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
         let path = self.path(key)?;
@@ -351,7 +374,7 @@ impl Bucket {
             })
     }
 
-    fn error(&self, err: &object_store::Error, op: Op, key: &str) -> S3Error {
+    pub(super) fn error(&self, err: &object_store::Error, op: Op, key: &str) -> S3Error {
         let e = classify(
             err,
             &Context {
@@ -378,55 +401,6 @@ impl std::fmt::Debug for Bucket {
     }
 }
 
-/// Parses and checks the endpoint: http(s), a host, nothing else (no user info —
-/// that would put a secret in a URL —, path, query or fragment).
-fn check_endpoint(endpoint: &str, allow_insecure_http: bool) -> Result<Url, S3Error> {
-    let url = Url::parse(endpoint.trim()).map_err(|e| {
-        config_error(format!(
-            "invalid S3 endpoint ({e}): give scheme and host, e.g. https://files.massive.com"
-        ))
-    })?;
-    let has_user = !url.username().is_empty() || url.password().is_some();
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || has_user {
-        return Err(config_error(
-            "invalid S3 endpoint: give https://host[:port] only (credentials go in the \
-             environment, never in the URL)",
-        ));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(config_error(format!(
-            "invalid S3 endpoint {}{}: give the origin only; the bucket is a separate setting",
-            url.origin().ascii_serialization(),
-            url.path()
-        )));
-    }
-    let origin = url.origin().ascii_serialization();
-    if url.scheme() == "http" && !is_loopback(&url) {
-        if !allow_insecure_http {
-            return Err(config_error(format!(
-                "refusing plain http to {origin}: signed requests and data would cross the \
-                 network in clear; use https://, or allow insecure http if you really mean it"
-            )));
-        }
-        tracing::warn!(
-            "insecure http allowed: S3 requests and data go to {origin} in clear text; anyone \
-             on the network path can read them"
-        );
-    }
-    Ok(url)
-}
-
-/// How long object_store may keep retrying one request: every attempt's timeout plus
-/// backoff, capped below the signature's lifetime.
-fn retry_window(timeout: Duration, retries: u32) -> Duration {
-    let attempts = retries.saturating_add(1);
-    (timeout.saturating_mul(attempts) + Duration::from_secs(15) * retries).min(MAX_RETRY_WINDOW)
-}
-
-fn config_error(message: impl Into<String>) -> S3Error {
-    S3Error::new(S3ErrorKind::Config, None, message)
-}
-
 fn info(meta: ObjectMeta) -> ObjectInfo {
     ObjectInfo {
         key: meta.location.to_string(),
@@ -451,37 +425,6 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints() {
-        assert!(check_endpoint("https://files.massive.com", false).is_ok());
-        assert!(check_endpoint("http://127.0.0.1:9000", false).is_ok());
-        assert!(check_endpoint("http://localhost:9000/", false).is_ok());
-        assert!(check_endpoint("http://[::1]:9000", false).is_ok());
-        let e = check_endpoint("http://files.massive.com", false).unwrap_err();
-        assert_eq!(e.kind, S3ErrorKind::Config);
-        assert!(e.message.contains("refusing plain http"), "{e}");
-        assert!(check_endpoint("http://files.massive.com", true).is_ok());
-        for bad in [
-            "files.massive.com",
-            "ftp://x",
-            "https://a:b@x",
-            "https://x/flatfiles",
-        ] {
-            let e = check_endpoint(bad, false).unwrap_err();
-            assert_eq!(e.kind, S3ErrorKind::Config, "{bad}");
-            assert!(!e.message.contains("a:b"), "{e}");
-        }
-    }
-
-    #[test]
-    fn retry_window_is_bounded() {
-        assert_eq!(
-            retry_window(Duration::from_secs(10), 2),
-            Duration::from_secs(60)
-        );
-        assert_eq!(retry_window(Duration::from_secs(120), 8), MAX_RETRY_WINDOW);
-    }
 
     #[test]
     fn etags_lose_their_quotes() {

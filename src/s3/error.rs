@@ -80,6 +80,7 @@ pub(crate) enum Op {
     Get,
     Head,
     Put,
+    Copy,
     Delete,
 }
 
@@ -101,6 +102,7 @@ impl Context<'_> {
             Op::Get => format!("GET s3://{bucket}/{key}"),
             Op::Head => format!("HEAD s3://{bucket}/{key}"),
             Op::Put => format!("PUT s3://{bucket}/{key}"),
+            Op::Copy => format!("copying s3://{bucket}/{key}"),
             Op::Delete => format!("DELETE s3://{bucket}/{key}"),
         }
     }

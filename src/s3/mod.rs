@@ -18,13 +18,16 @@
 //! are not retried. [`S3Config::timeout`] bounds each attempt, body included.
 
 mod bucket;
+mod endpoint;
 mod error;
+mod probe;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use bucket::Bucket;
 pub use error::{S3Error, S3ErrorKind};
+pub use probe::PROBE_TIMEOUT;
 
 /// Massive's S3-compatible endpoint for flat files.
 pub const FLATFILES_ENDPOINT: &str = "https://files.massive.com";
@@ -184,6 +187,9 @@ pub struct S3Config {
     /// Allow `http://` to a host other than loopback: signed requests and bodies cross
     /// the network in clear. Off by default; when on, a warning names the host.
     pub allow_insecure_http: bool,
+    /// Where the endpoint was set (e.g. `AWS_ENDPOINT_URL`), named when it cannot be
+    /// reached ([`Bucket::probe`]).
+    pub endpoint_var: Option<String>,
 }
 
 impl S3Config {
@@ -197,6 +203,7 @@ impl S3Config {
             timeout: Duration::from_secs(120),
             retries: 8,
             allow_insecure_http: false,
+            endpoint_var: None,
         }
     }
 
@@ -232,11 +239,19 @@ impl S3Config {
         let region = get("AWS_REGION")
             .or_else(|| get("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".into());
-        let endpoint = get("AWS_ENDPOINT_URL_S3")
-            .or_else(|| get("AWS_ENDPOINT_URL"))
-            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let set = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .into_iter()
+            .find_map(|var| Some((get(var)?, var)));
+        let (endpoint, var) = match set {
+            Some((url, var)) => (url, var.to_string()),
+            None => (
+                format!("https://s3.{region}.amazonaws.com"),
+                "AWS_ENDPOINT_URL (unset: AWS itself, for AWS_REGION)".to_string(),
+            ),
+        };
         let mut cfg = S3Config::new(&endpoint, bucket, credentials);
         cfg.region = region;
+        cfg.endpoint_var = Some(var);
         Ok(cfg)
     }
 
@@ -375,6 +390,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.endpoint, "https://minio.example:9000");
+        assert_eq!(cfg.endpoint_var.as_deref(), Some("AWS_ENDPOINT_URL_S3"));
         assert_eq!(cfg.region, "us-west-2");
         let cfg = S3Config::dataset_from_lookup(
             "b",

@@ -12,7 +12,9 @@
 //! holding the ticker makes the ticker fail with a retryable error instead of stalling
 //! the run.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::civil::Date;
@@ -68,30 +70,71 @@ impl From<Store> for Dataset {
 
 impl Dataset {
     /// Opens the dataset on S3 at `location` for writing bars of `identity`: the bucket
-    /// as the standard AWS variables describe it ([`S3Config::dataset_from_env`]: never
-    /// from arguments; plain http only to loopback), leases timed by
+    /// as the standard AWS variables describe it ([`connect`]), leases timed by
     /// [`worker_leases`].
     pub async fn open_s3(
         location: S3Location,
         identity: &DatasetIdentity,
     ) -> Result<Dataset, StoreError> {
-        let leases = worker_leases()?;
-        let bucket = Bucket::new(S3Config::dataset_from_env(location.bucket())?)?;
-        let ds = S3Dataset::open(bucket, location, identity, leases).await?;
-        Ok(Dataset::S3(Box::new(ds)))
+        Ok(Dataset::S3(Box::new(
+            open_s3_for_writing(location, identity).await?,
+        )))
     }
 
-    /// The ranges of `ticker` known complete, with what was found damaged. Locally the
-    /// files are checked against their records and damaged years quarantined
-    /// ([`Store::reconcile`]); on S3 the coverage record is taken as it is, since a
-    /// data object is written whole or not at all.
+    /// The ranges of `ticker` known complete, with what was found damaged: the files
+    /// (objects) are checked against their records and damaged years quarantined, so
+    /// they are fetched again ([`Store::reconcile`]; on S3 from one listing of the
+    /// ticker's objects, [`S3Dataset::checked_coverage`], under the ticker's lease).
     pub async fn reconcile(
         &self,
         ticker: &str,
     ) -> Result<(Vec<DateRange>, Vec<Finding>), StoreError> {
+        let ds = match self {
+            Dataset::Local(store) => return store.reconcile(ticker),
+            Dataset::S3(ds) => ds,
+        };
+        let (complete, mut findings, listing) = ds.checked_coverage(ticker).await?;
+        if findings.is_empty() {
+            return Ok((complete, findings));
+        }
+        let writer = ds.lease(ticker).await?;
+        let mut moved = Ok(());
+        for f in &mut findings {
+            let etag = ds
+                .object_of(&listing, ticker, f.year)
+                .map(|o| o.etag.clone().unwrap_or_default());
+            moved = writer.quarantine(f, etag.as_deref()).await;
+            if moved.is_err() {
+                break;
+            }
+        }
+        writer.release().await?;
+        moved.map(|()| (complete, findings))
+    }
+
+    /// The parts of `range` not known complete for `ticker`, oldest first.
+    pub async fn missing(
+        &self,
+        ticker: &str,
+        range: DateRange,
+    ) -> Result<Vec<DateRange>, StoreError> {
         match self {
-            Dataset::Local(store) => store.reconcile(ticker),
-            Dataset::S3(ds) => Ok((ds.coverage(ticker).await?.complete, Vec::new())),
+            Dataset::Local(store) => store.missing(ticker, range),
+            Dataset::S3(ds) => ds.missing(ticker, range).await,
+        }
+    }
+
+    /// Forgets that the days of `ranges` (sorted, disjoint) are complete for `ticker`;
+    /// on S3 under the ticker's write lease.
+    pub async fn withdraw(&self, ticker: &str, ranges: &[DateRange]) -> Result<(), StoreError> {
+        match self {
+            Dataset::Local(store) => store.withdraw(ticker, ranges),
+            Dataset::S3(ds) => {
+                let writer = ds.lease(ticker).await?;
+                let done = writer.withdraw(ranges).await;
+                writer.release().await?;
+                done
+            }
         }
     }
 
@@ -195,11 +238,67 @@ impl TickerSession {
     }
 }
 
+/// [`Dataset::open_s3`] as the dataset itself.
+pub async fn open_s3_for_writing(
+    location: S3Location,
+    identity: &DatasetIdentity,
+) -> Result<S3Dataset, StoreError> {
+    let leases = worker_leases()?;
+    let bucket = connect(&location).await?;
+    S3Dataset::open(bucket, location, identity, leases).await
+}
+
 /// Opens the dataset on S3 at `location` for reads only, the bucket as for
 /// [`Dataset::open_s3`].
 pub async fn open_s3_read_only(location: S3Location) -> Result<S3Dataset, StoreError> {
-    let bucket = Bucket::new(S3Config::dataset_from_env(location.bucket())?)?;
+    let bucket = connect(&location).await?;
     S3Dataset::open_read_only(bucket, location).await
+}
+
+/// The bucket of `location` as the standard AWS variables describe it
+/// ([`S3Config::dataset_from_env`]: never from arguments; plain http only to
+/// loopback), once one quick request ([`Bucket::probe`]) has shown its endpoint
+/// answers: a wrong endpoint then fails in seconds, naming it, rather than after every
+/// retry of the first real request. Each endpoint and bucket is probed once per process.
+pub async fn connect(location: &S3Location) -> Result<Bucket, StoreError> {
+    static PROBED: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+    let cfg = S3Config::dataset_from_env(location.bucket())?;
+    let key = (cfg.endpoint.clone(), cfg.bucket.clone());
+    let probed = |set: &BTreeSet<_>| set.contains(&key);
+    if !probed(&PROBED.lock().unwrap_or_else(|e| e.into_inner())) {
+        Bucket::probe(&cfg, &location.state_prefix()).await?;
+        PROBED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+    }
+    Ok(Bucket::new(cfg)?)
+}
+
+/// For callers without a runtime (the batch runner, before any worker): when `outdir`
+/// names a dataset on S3, [`connect`]s to it, so a wrong endpoint or key stops the run
+/// once, with one line. A local folder passes.
+pub fn check_reachable(outdir: &Path) -> Result<(), StoreError> {
+    let DatasetLocation::S3(location) = DatasetLocation::parse(outdir)? else {
+        return Ok(());
+    };
+    block_on(move || async move { connect(&location).await.map(drop) })?
+}
+
+/// The runtime a writer of the dataset at `location` runs on: one thread for a local
+/// folder; for a dataset on S3 a second one, which keeps renewing the write leases
+/// while the first encodes a ticker-year (a lease not renewed within its ttl is lost,
+/// and the ticker with it).
+pub fn writer_runtime(location: &DatasetLocation) -> std::io::Result<tokio::runtime::Runtime> {
+    match location {
+        DatasetLocation::S3(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build(),
+        DatasetLocation::Local(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
 }
 
 /// Runs `fut` on a runtime of its own, on a thread of its own: synchronous callers

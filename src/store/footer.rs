@@ -40,30 +40,44 @@ pub(crate) fn read_path(path: &Path) -> Result<Footer, StoreError> {
         .map_err(|e| StoreError::io("stat", path, e))?
         .len();
     let meta = read(&file, bytes, TAIL_GUESS).map_err(|e| StoreError::parquet("read", path, e))?;
-    Ok(Footer {
-        bytes,
-        rows: meta.file_metadata().num_rows().max(0) as u64,
-        span: timestamp_span(&meta),
-        legacy_ticker: meta
-            .file_metadata()
-            .schema_descr()
-            .columns()
-            .iter()
-            .any(|c| c.name() == col::LEGACY_TICKER),
-    })
+    Ok(Footer::of(&meta, bytes))
 }
 
-/// The metadata in the footer of `file`, `len` bytes long, reading the last `guess`
-/// bytes first.
-pub(crate) fn read(file: &File, len: u64, guess: u64) -> Result<ParquetMetaData, String> {
+impl Footer {
+    /// What `meta`, the footer of a file of `bytes`, says.
+    pub(crate) fn of(meta: &ParquetMetaData, bytes: u64) -> Footer {
+        Footer {
+            bytes,
+            rows: meta.file_metadata().num_rows().max(0) as u64,
+            span: timestamp_span(meta),
+            legacy_ticker: meta
+                .file_metadata()
+                .schema_descr()
+                .columns()
+                .iter()
+                .any(|c| c.name() == col::LEGACY_TICKER),
+        }
+    }
+}
+
+/// What the last bytes of a Parquet file hold: its metadata, or the length of the tail
+/// that would (the footer is longer than the bytes given).
+pub(crate) enum Tail {
+    /// The decoded metadata.
+    Meta(ParquetMetaData),
+    /// Bytes from the end that hold the whole footer.
+    Needs(u64),
+}
+
+/// Decodes the footer from `tail`, the last bytes of a file `len` bytes long.
+pub(crate) fn parse_tail(tail: &[u8], len: u64) -> Result<Tail, String> {
     // "PAR1" + footer length + "PAR1" is the smallest possible tail.
     if len < 12 {
         return Err(format!("{len} bytes is too short for a Parquet file"));
     }
-    let take = len.min(guess.max(FOOTER_SIZE as u64));
-    let mut tail = vec![0; take as usize];
-    file.read_exact_at(&mut tail, len - take)
-        .map_err(|e| e.to_string())?;
+    if tail.len() < FOOTER_SIZE || tail.len() as u64 > len {
+        return Err(format!("{} bytes of the end is not a footer", tail.len()));
+    }
     let mut last = [0u8; FOOTER_SIZE];
     last.copy_from_slice(&tail[tail.len() - FOOTER_SIZE..]);
     let footer = FooterTail::try_new(&last).map_err(|e| e.to_string())?;
@@ -77,15 +91,37 @@ pub(crate) fn read(file: &File, len: u64, guess: u64) -> Result<ParquetMetaData,
             "the footer claims {meta_len} bytes, more than the file"
         ));
     }
-    let meta = if footer_len <= take {
-        tail[(take - footer_len) as usize..tail.len() - FOOTER_SIZE].to_vec()
-    } else {
-        let mut buf = vec![0; meta_len as usize];
-        file.read_exact_at(&mut buf, len - footer_len)
+    if footer_len > tail.len() as u64 {
+        return Ok(Tail::Needs(footer_len));
+    }
+    let meta = &tail[tail.len() - footer_len as usize..tail.len() - FOOTER_SIZE];
+    ParquetMetaDataReader::decode_metadata(meta)
+        .map(Tail::Meta)
+        .map_err(|e| e.to_string())
+}
+
+/// How many bytes from the end to read first: `guess`, within the file.
+pub(crate) fn first_take(len: u64, guess: u64) -> u64 {
+    len.min(guess.max(FOOTER_SIZE as u64))
+}
+
+/// The metadata in the footer of `file`, `len` bytes long, reading the last `guess`
+/// bytes first.
+pub(crate) fn read(file: &File, len: u64, guess: u64) -> Result<ParquetMetaData, String> {
+    let tail_of = |take: u64| -> Result<Vec<u8>, String> {
+        let mut tail = vec![0; take as usize];
+        file.read_exact_at(&mut tail, len - take)
             .map_err(|e| e.to_string())?;
-        buf
+        Ok(tail)
     };
-    ParquetMetaDataReader::decode_metadata(&meta).map_err(|e| e.to_string())
+    let take = first_take(len, guess);
+    match parse_tail(&tail_of(take)?, len)? {
+        Tail::Meta(meta) => Ok(meta),
+        Tail::Needs(n) => match parse_tail(&tail_of(n)?, len)? {
+            Tail::Meta(meta) => Ok(meta),
+            Tail::Needs(_) => Err("the footer's length changed while it was read".into()),
+        },
+    }
 }
 
 /// The timestamp column's min and max over all row groups, when every row group has

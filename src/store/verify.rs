@@ -172,24 +172,42 @@ pub(crate) fn quick(facts: &FileFacts, path: &Path) -> Option<Damage> {
 /// The thorough check of one claimed year, with its facts if recorded (older records
 /// have none: then only a file that exists can be checked).
 fn thorough(facts: Option<&FileFacts>, path: &Path) -> Option<Damage> {
+    let found = path
+        .exists()
+        .then(|| footer::read_path(path).map_err(|e| e.to_string()));
+    if let Err(verdict) = thorough_footer(facts, found) {
+        return verdict;
+    }
+    timestamps_verdict(decode::read_timestamps(path))
+}
+
+/// The thorough check up to the timestamps, given the year's footer (`None`: no file,
+/// else the footer or why it cannot be read): `Err(verdict)` when that decides it,
+/// `Ok(())` when the timestamps must be read ([`timestamps_verdict`]).
+pub(crate) fn thorough_footer(
+    facts: Option<&FileFacts>,
+    found: Option<Result<Footer, String>>,
+) -> Result<(), Option<Damage>> {
     let expected = facts.filter(|f| !f.is_empty());
-    match (expected, path.exists()) {
-        (Some(f), false) => {
-            return Some(Damage::Missing {
+    let found = match (expected, found) {
+        (Some(f), None) => {
+            return Err(Some(Damage::Missing {
                 recorded_rows: f.rows,
-            });
+            }));
         }
-        (None, false) => return None,
-        _ => {}
-    }
-    let found = match footer::read_path(path) {
-        Ok(found) => found,
-        Err(e) => return Some(Damage::Unreadable(e.to_string())),
+        (None, None) => return Err(None),
+        (_, Some(Err(e))) => return Err(Some(Damage::Unreadable(e))),
+        (_, Some(Ok(found))) => found,
     };
-    if let Some(d) = expected.and_then(|f| agrees(f, &found)) {
-        return Some(d);
+    match expected.and_then(|f| agrees(f, &found)) {
+        Some(d) => Err(Some(d)),
+        None => Ok(()),
     }
-    match decode::read_timestamps(path) {
+}
+
+/// The end of the thorough check: the timestamps read (or why they could not be).
+pub(crate) fn timestamps_verdict(ts: Result<Vec<i64>, StoreError>) -> Option<Damage> {
+    match ts {
         Ok(ts) => order(&ts),
         Err(e) => Some(Damage::Unreadable(e.to_string())),
     }
@@ -197,7 +215,7 @@ fn thorough(facts: Option<&FileFacts>, path: &Path) -> Option<Damage> {
 
 /// `None` when the footer matches the record, or shows a file grown consistently since
 /// (more rows, a span holding the recorded one).
-fn agrees(facts: &FileFacts, found: &Footer) -> Option<Damage> {
+pub(crate) fn agrees(facts: &FileFacts, found: &Footer) -> Option<Damage> {
     let recorded = (facts.first, facts.last);
     if found.rows < facts.rows {
         return Some(Damage::Rows {
@@ -229,7 +247,7 @@ fn order(ts: &[i64]) -> Option<Damage> {
 }
 
 /// The calendar years `ranges` touch.
-fn years_of(ranges: &[DateRange]) -> BTreeSet<i16> {
+pub(crate) fn years_of(ranges: &[DateRange]) -> BTreeSet<i16> {
     ranges
         .iter()
         .flat_map(|r| r.from.year()..=r.to.year())

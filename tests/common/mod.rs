@@ -72,10 +72,23 @@ impl Fixture {
         to: &str,
         secs: &str,
     ) -> Command {
+        self.ingest_into(tickers, from, to, self.outdir().as_os_str(), secs)
+    }
+
+    /// [`Fixture::ingest`] into `outdir` (a folder or `s3://bucket/prefix`), with a
+    /// per-request timeout of `secs` seconds.
+    pub fn ingest_into(
+        &self,
+        tickers: &[&str],
+        from: &str,
+        to: &str,
+        outdir: &std::ffi::OsStr,
+        secs: &str,
+    ) -> Command {
         let mut cmd = self.barsmith();
         cmd.args(["ingest", "--tickers", &tickers.join(",")])
             .arg("--outdir")
-            .arg(self.outdir())
+            .arg(outdir)
             .args([
                 "--from",
                 from,
@@ -242,6 +255,60 @@ impl Fixture {
         cmd
     }
 
+    /// [`Fixture::barsmith`] with the sandbox's flat-file key pair in the environment.
+    pub fn barsmith_with_flat_key(&self) -> Command {
+        let mut cmd = self.barsmith();
+        cmd.env(
+            "MASSIVE_S3_ACCESS_KEY_ID",
+            barsmith::sandbox::SANDBOX_S3_ACCESS_KEY,
+        )
+        .env(
+            "MASSIVE_S3_SECRET_ACCESS_KEY",
+            barsmith::sandbox::SANDBOX_S3_SECRET_KEY,
+        );
+        cmd
+    }
+
+    /// `barsmith run` of `script` into run folder `runs/<run>`, REST and flat files at
+    /// the sandbox (its flat-file key pair in the environment); the script's own
+    /// arguments follow.
+    pub fn flat_run(&self, run: &str, script: &Path) -> Command {
+        let url = self.sandbox.base_url();
+        let mut cmd = self.barsmith_with_flat_key();
+        cmd.arg("run")
+            .arg("--run-dir")
+            .arg(self.run_dir(run))
+            .args(["--progress", "none", "--base-url", &url])
+            .args(["--flat-endpoint", &url])
+            .arg(script);
+        cmd
+    }
+
+    /// `barsmith ingest --source flat-files --unadjusted` of `tickers` (empty: every
+    /// ticker of the files) over `from..=to` into `outdir`, the files at the sandbox
+    /// (its key pair in the environment).
+    pub fn flat_ingest_into(
+        &self,
+        tickers: &[&str],
+        from: &str,
+        to: &str,
+        outdir: &std::ffi::OsStr,
+    ) -> Command {
+        let mut cmd = self.barsmith_with_flat_key();
+        cmd.args(["ingest", "--source", "flat-files", "--unadjusted"]);
+        if tickers.is_empty() {
+            cmd.arg("--all-tickers");
+        } else {
+            cmd.args(["--tickers", &tickers.join(",")]);
+        }
+        cmd.arg("--outdir")
+            .arg(outdir)
+            .args(["--from", from, "--to", to])
+            .args(["--flat-endpoint", &self.sandbox.base_url()])
+            .args(["--timeout", "10", "--retries", "3"]);
+        cmd
+    }
+
     /// The run folder `runs/<run>` of this fixture.
     pub fn run_dir(&self, run: &str) -> PathBuf {
         self.dir.path().join("runs").join(run)
@@ -253,6 +320,29 @@ impl Fixture {
         std::fs::write(&path, format!("ticker\n{}\n", tickers.join("\n"))).unwrap();
         path.display().to_string()
     }
+}
+
+/// Spawns `cmd` (a worker), reads its events until the `after`-th `event` (e.g.
+/// `ticker_done`), then SIGKILLs it; returns how many such events it saw (fewer when
+/// the worker ended first).
+pub fn kill_after(mut cmd: Command, event: &str, after: usize) -> usize {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("barsmith starts");
+    let marker = format!("\"event\":\"{event}\"");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let seen = stdout
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.contains(&marker))
+        .take(after)
+        .count();
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    seen
 }
 
 /// Runs `cmd` with `input` on stdin (then closed), killed after `limit`.

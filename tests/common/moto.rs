@@ -7,8 +7,41 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use barsmith::s3::{Bucket, S3Config, S3Credentials};
+use barsmith::store::remote::{S3Dataset, S3Location};
+
 /// Longest wait for a fresh server to answer (its first start imports a lot of Python).
 const STARTUP_LIMIT: Duration = Duration::from_secs(90);
+
+/// The key pair the tests sign with (moto accepts any until [`MotoServer::enforce_auth`]).
+pub const KEY_ID: &str = "AKIDBARSMITHTEST";
+/// The secret of [`KEY_ID`]; tests check it never shows.
+pub const SECRET: &str = "barsmith-test-secret-do-not-print";
+
+/// Removes every AWS variable barsmith reads from `cmd`, so the test's own
+/// environment cannot leak in.
+pub fn without_aws(cmd: &mut Command) -> &mut Command {
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A runtime for the tests' own S3 reads.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
 /// A running `moto_server` with one empty bucket; killed on drop.
 pub struct MotoServer {
@@ -81,6 +114,32 @@ impl MotoServer {
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Points `cmd` at this server through the AWS variables only (the test's own
+    /// removed), with 1 s leases so a killed writer's lease goes stale within a test.
+    pub fn env_for<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        without_aws(cmd)
+            .env("AWS_ENDPOINT_URL", self.endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("BARSMITH_S3_LEASE_TTL", "1")
+    }
+
+    /// A client of the server's bucket, signing with [`KEY_ID`].
+    pub fn client(&self) -> Bucket {
+        let creds = S3Credentials::new(KEY_ID.into(), SECRET.into());
+        let mut cfg = S3Config::new(&self.endpoint(), &self.bucket, creds);
+        cfg.timeout = Duration::from_secs(30);
+        Bucket::new(cfg).unwrap()
+    }
+
+    /// The dataset at `url` on this server, read-only.
+    pub fn dataset(&self, rt: &tokio::runtime::Runtime, url: &str) -> S3Dataset {
+        let location = S3Location::parse(url).unwrap();
+        rt.block_on(S3Dataset::open_read_only(self.client(), location))
+            .unwrap()
     }
 
     /// Polls until `PUT /bucket` succeeds (moto does not check signatures by default),

@@ -1,11 +1,19 @@
 //! The flat-file route of `barsmith ingest`: stage the days some ticker still misses,
 //! run the worker over the staged days, then record the files in the ledger and drop
 //! the staging.
+//!
+//! The dataset is a local folder or one on S3 ([`Dataset`]): the worker writes either
+//! through the same leases and conditional coverage as for REST, and the ledger lives
+//! with the dataset ([`super::ledger`]). Staging is local scratch either way
+//! ([`staging_dir`]).
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
+use futures_util::{StreamExt, TryStreamExt};
 use jiff::civil::Date;
 
+use crate::budget::default_state_dir;
 use crate::calendar::DateRange;
 use crate::flatfiles::ledger::{self, Entry};
 use crate::flatfiles::{DayOutcome, FlatConfig, FlatFiles, Universe};
@@ -14,11 +22,36 @@ use crate::ingest::{
     ALL_TICKERS, ErrorClass, FetchError, Ingest, IngestArgs, IngestReport, SetupError, SetupKind,
 };
 use crate::s3::{Bucket, FLATFILES_CREDENTIAL_VARS, S3Config, S3Credentials};
-use crate::store::{Dataset, Store};
+use crate::store::Dataset;
+use crate::store::layout::STATE_SUFFIX;
+
+/// Tickers whose coverage is read at once when working out the days to stage.
+const CONCURRENT_READS: usize = 16;
+
+/// Where the days for `dataset` are staged: local disk in any case (a staged day is
+/// read back ticker by ticker, at random offsets). For a local folder its state
+/// folder's `flatfiles/staging`; for a dataset on S3 the machine's state folder
+/// (`BARSMITH_STATE_DIR`), keyed by the dataset's URL:
+/// `<state>/s3/<bucket>/<prefix>.barsmith/flatfiles/staging`. Only this machine's
+/// re-runs reuse it; the ledger of what is in the dataset lives with the dataset.
+pub(super) fn staging_dir(dataset: &Dataset) -> PathBuf {
+    match dataset {
+        Dataset::Local(store) => store.flatfiles_dir().join("staging"),
+        Dataset::S3(ds) => {
+            let at = ds.location();
+            default_state_dir()
+                .join("s3")
+                .join(at.bucket())
+                .join(format!("{}{STATE_SUFFIX}", at.prefix()))
+                .join("flatfiles")
+                .join("staging")
+        }
+    }
+}
 
 /// The flat-file source's settings from the worker's flags; credentials only from the
 /// environment.
-pub(super) fn config(args: &IngestArgs, store: &Store) -> Result<FlatConfig, SetupError> {
+pub(super) fn config(args: &IngestArgs, dataset: &Dataset) -> Result<FlatConfig, SetupError> {
     let credentials = S3Credentials::from_env(&FLATFILES_CREDENTIAL_VARS)
         .map_err(|e| SetupError::new(SetupKind::MissingKey, e.message))?;
     let mut s3 = S3Config::new(&args.flat_endpoint, &args.flat_bucket, credentials);
@@ -34,7 +67,7 @@ pub(super) fn config(args: &IngestArgs, store: &Store) -> Result<FlatConfig, Set
     Ok(FlatConfig {
         bucket,
         prefix: args.flat_prefix.clone(),
-        staging: store.flatfiles_dir().join("staging"),
+        staging: staging_dir(dataset),
         universe,
         parallel_days: args.parallel_days.max(1) as usize,
     })
@@ -43,7 +76,7 @@ pub(super) fn config(args: &IngestArgs, store: &Store) -> Result<FlatConfig, Set
 /// One flat-file worker run.
 pub(super) struct FlatJob<'a> {
     pub cfg: FlatConfig,
-    pub store: &'a Store,
+    pub dataset: &'a Dataset,
     pub range: DateRange,
     /// The tickers asked for; empty for every ticker in the files.
     pub tickers: &'a [String],
@@ -54,15 +87,14 @@ pub(super) struct FlatJob<'a> {
 
 impl FlatJob<'_> {
     pub async fn run(mut self, sink: &mut dyn EventSink) -> IngestReport {
-        let dir = self.store.flatfiles_dir();
-        let recorded = match ledger::read(&dir) {
+        let recorded = match super::ledger::read(self.dataset).await {
             Ok(r) => r,
-            Err(e) => return self.failed(store_failure(e.to_string()), sink),
+            Err(e) => return self.failed(store_failure(e), sink),
         };
         if !self.tickers.is_empty() {
             self.cfg.universe = Universe::Tickers(self.tickers.iter().cloned().collect());
         }
-        let need = match self.needed_days(&recorded) {
+        let need = match self.needed_days(&recorded).await {
             Ok(n) => n,
             Err(e) => return self.failed(e, sink),
         };
@@ -82,13 +114,12 @@ impl FlatJob<'_> {
         } else {
             self.tickers.to_vec()
         };
-        if let Err(e) = self.withdraw_changed(&recorded, &staged, &tickers) {
+        if let Err(e) = self.withdraw_changed(&recorded, &staged, &tickers).await {
             return self.failed(e, sink);
         }
-        let dataset = Dataset::Local(self.store.clone());
         let ingest = Ingest {
             source: &flat,
-            dataset: &dataset,
+            dataset: self.dataset,
             range: self.range,
             today: self.today,
             cancel: &|| false,
@@ -96,14 +127,14 @@ impl FlatJob<'_> {
         };
         let report = ingest.run(&tickers, sink).await;
         if report.fatal.is_none() && report.failed.is_empty() {
-            self.finish(&flat, staged);
+            self.finish(&flat, staged).await;
         }
         report
     }
 
     /// Which days some ticker still misses: for a ticker list, the union of their
     /// missing ranges; for every ticker in the files, the days not in the ledger.
-    fn needed_days(
+    async fn needed_days(
         &self,
         recorded: &BTreeMap<Date, Entry>,
     ) -> Result<Box<dyn Fn(Date) -> bool + Sync + '_>, FetchError> {
@@ -116,17 +147,19 @@ impl FlatJob<'_> {
                 .collect();
             return Ok(Box::new(move |d| !done.contains(&d)));
         }
-        let mut missing = Vec::new();
-        for t in self.tickers {
-            missing.extend(self.store.missing(t, self.range).map_err(store_failure)?);
-        }
-        let missing = crate::store::coverage::merge_ranges(missing);
+        let per_ticker: Vec<Vec<DateRange>> = futures_util::stream::iter(self.tickers)
+            .map(|t| self.dataset.missing(t, self.range))
+            .buffered(CONCURRENT_READS)
+            .try_collect()
+            .await
+            .map_err(store_failure)?;
+        let missing = crate::store::coverage::merge_ranges(per_ticker.concat());
         Ok(Box::new(move |d| missing.iter().any(|r| r.contains(d))))
     }
 
     /// With `--refresh`, forgets that the republished days are complete, so the worker
     /// fetches them again from the new files.
-    fn withdraw_changed(
+    async fn withdraw_changed(
         &self,
         recorded: &BTreeMap<Date, Entry>,
         staged: &BTreeMap<Date, Entry>,
@@ -145,16 +178,19 @@ impl FlatJob<'_> {
             .map(|&d| DateRange { from: d, to: d })
             .collect();
         for t in tickers {
-            self.store.withdraw(t, &days).map_err(store_failure)?;
+            self.dataset
+                .withdraw(t, &days)
+                .await
+                .map_err(store_failure)?;
         }
         Ok(())
     }
 
     /// Records the ingested files and drops their staging (a failed run keeps it for
     /// the retry, which reuses what has the same ETag).
-    fn finish(&self, flat: &FlatFiles, staged: BTreeMap<Date, Entry>) {
+    async fn finish(&self, flat: &FlatFiles, staged: BTreeMap<Date, Entry>) {
         let days: Vec<Date> = staged.keys().copied().collect();
-        if let Err(e) = ledger::record(&self.store.flatfiles_dir(), staged) {
+        if let Err(e) = super::ledger::record(self.dataset, staged).await {
             tracing::warn!("cannot record the ingested flat files: {e}");
             return;
         }

@@ -68,6 +68,16 @@ pub(crate) fn block_on_cancellable<T>(
         .enable_all()
         .build()
         .map_err(|e| error(format!("{function}: cannot start the HTTP runtime: {e}")))?;
+    block_on_cancellable_in(&runtime, host, work)
+}
+
+/// [`block_on_cancellable`] on `runtime` (e.g. one with a worker thread for tasks that
+/// must run while `work` computes).
+pub(crate) fn block_on_cancellable_in<T>(
+    runtime: &tokio::runtime::Runtime,
+    host: &Host,
+    work: impl Future<Output = T>,
+) -> Fallible<T> {
     let cancel = host.cancel_flag().clone();
     let outcome = runtime.block_on(async {
         let watch = async {

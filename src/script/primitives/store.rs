@@ -1,14 +1,17 @@
-//! What is already on disk: coverage queries against an output folder, for resume.
+//! What is already stored: coverage queries against an output folder, for resume.
 //!
 //! Read-only: nothing here creates or changes the output folder, and a folder that
-//! does not exist yet simply has nothing complete. An `s3://bucket/prefix` dataset is
-//! read from S3 (the bucket as the AWS variables describe it, as for the worker).
+//! does not exist yet simply has nothing complete. Every primitive here also takes an
+//! `s3://bucket/prefix` dataset, read from S3 (the bucket as the AWS variables describe
+//! it, as for the worker), its claims checked against the objects' sizes from one
+//! listing per ticker, as a folder's against its files' sizes.
 
 use std::path::Path;
 
 use crate::calendar::DateRange;
 use crate::script::types::bars::ScriptBars;
 use crate::store::dataset::{block_on, open_s3_read_only};
+use crate::store::remote::{S3Dataset, S3Location};
 use crate::store::{DatasetIdentity, DatasetLocation, Layout, Store, StoreError};
 
 /// Where `outdir` lives: a local folder or `s3://bucket/prefix`.
@@ -16,8 +19,24 @@ fn parse(outdir: &Path) -> Result<DatasetLocation, String> {
     DatasetLocation::parse(outdir).map_err(|e| e.to_string())
 }
 
+/// `read` of the dataset on S3 at `location`, opened read-only, from a thread and
+/// runtime of its own (primitives are synchronous).
+fn on_s3<T, F, Fut>(location: S3Location, read: F) -> Result<T, String>
+where
+    T: Send,
+    F: FnOnce(S3Dataset) -> Fut + Send,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    block_on(move || async move { read(open_s3_read_only(location).await?).await })
+        .and_then(|r| r)
+        .map_err(|e| e.to_string())
+}
+
 /// The tickers that have coverage records in `outdir`, sorted.
 pub(crate) fn stored_tickers(outdir: &Path) -> Result<Vec<String>, String> {
+    if let DatasetLocation::S3(location) = parse(outdir)? {
+        return on_s3(location, |ds| async move { ds.stored_tickers().await });
+    }
     let dir = Layout::resolve(outdir)
         .map_err(|e| e.to_string())?
         .coverage_dir();
@@ -45,16 +64,13 @@ pub(crate) fn completed(
     range: DateRange,
 ) -> Result<Vec<String>, String> {
     if let DatasetLocation::S3(location) = parse(outdir)? {
-        return block_on(move || async move {
-            let ds = open_s3_read_only(location).await?;
+        return on_s3(location, |ds| async move {
             let tickers = match tickers {
                 Some(t) => t,
                 None => ds.stored_tickers().await?,
             };
             ds.completed_tickers(&tickers, range).await
-        })
-        .and_then(|r| r)
-        .map_err(|e| e.to_string());
+        });
     }
     let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
     let tickers = match tickers {
@@ -66,16 +82,40 @@ pub(crate) fn completed(
         .map_err(|e| e.to_string())
 }
 
+/// The parts of `range` not known complete for `ticker` in `outdir`.
+pub(crate) fn missing(
+    outdir: &Path,
+    ticker: &str,
+    range: DateRange,
+) -> Result<Vec<DateRange>, String> {
+    if let DatasetLocation::S3(location) = parse(outdir)? {
+        return on_s3(
+            location,
+            |ds| async move { ds.missing(ticker, range).await },
+        );
+    }
+    let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
+    store.missing(ticker, range).map_err(|e| e.to_string())
+}
+
+/// The ranges known complete for `ticker` in `outdir`.
+pub(crate) fn coverage(outdir: &Path, ticker: &str) -> Result<Vec<DateRange>, String> {
+    if let DatasetLocation::S3(location) = parse(outdir)? {
+        return on_s3(location, |ds| async move {
+            Ok(ds.checked_coverage(ticker).await?.0)
+        });
+    }
+    let store = Store::open_read_only(outdir).map_err(|e| e.to_string())?;
+    store.coverage(ticker).map_err(|e| e.to_string())
+}
+
 /// The stored bars of `ticker` over `range` in the dataset at `outdir`.
 pub(crate) fn load(outdir: &Path, ticker: &str, range: DateRange) -> Result<ScriptBars, String> {
     if let DatasetLocation::S3(location) = parse(outdir)? {
         let url = location.to_string();
-        let (identity, bars) = block_on(move || async move {
-            let ds = open_s3_read_only(location).await?;
-            Ok::<_, StoreError>((ds.identity().cloned(), ds.read_bars(ticker, range).await?))
-        })
-        .and_then(|r| r)
-        .map_err(|e| e.to_string())?;
+        let (identity, bars) = on_s3(location, |ds| async move {
+            Ok((ds.identity().cloned(), ds.read_bars(ticker, range).await?))
+        })?;
         let identity =
             identity.ok_or_else(|| format!("{url} is not a barsmith dataset (no dataset.json)"))?;
         return Ok(ScriptBars::new(ticker, bars, identity));
@@ -118,11 +158,10 @@ pub mod store_fns {
 
     use crate::script::types::bars::ScriptBars;
     use crate::script::value::{DateArg, Fallible, date_args, error, range_map, strings};
-    use crate::store::Store;
 
     /// Reads the bars of `ticker` from `from` to `to` (inclusive `YYYY-MM-DD` New York
     /// dates) from the dataset at `outdir` (a folder `barsmith ingest` or a run
-    /// wrote). Returns `Bars`, like `fetch_minute_bars`, without touching the network;
+    /// wrote, or `s3://bucket/prefix`). Returns `Bars`, like `fetch_minute_bars`, without touching the network;
     /// days not on disk are simply absent (see `missing_ranges`). Nothing is written.
     ///
     /// Errors when `outdir` does not exist or is not a dataset, a date is invalid,
@@ -144,7 +183,8 @@ pub mod store_fns {
     /// The tickers whose recorded coverage in `outdir` spans all of `from`..`to`
     /// (inclusive `YYYY-MM-DD` New York dates), sorted. A missing `outdir` has none.
     /// This is what resume skips. A year whose file was deleted or changed size since
-    /// it was written does not count (see `barsmith status --verify`).
+    /// it was written does not count (see `barsmith status --verify`). `outdir` may be
+    /// `s3://bucket/prefix`.
     ///
     /// Errors when a date is not a valid `YYYY-MM-DD` or `from` is after `to`, or when
     /// the coverage records cannot be read.
@@ -158,8 +198,8 @@ pub mod store_fns {
             .map_err(|e| error(format!("completed_tickers: {e}")))
     }
 
-    /// Every ticker with coverage records in `outdir`, sorted (`[]` for a folder that
-    /// does not exist yet): the universe an all-tickers flat-file pass wrote, for
+    /// Every ticker with coverage records in `outdir` (a folder or
+    /// `s3://bucket/prefix`), sorted (`[]` for a folder that does not exist yet): the universe an all-tickers flat-file pass wrote, for
     /// what to top up from REST afterwards.
     ///
     /// Errors when the dataset's folder cannot be listed.
@@ -193,8 +233,8 @@ pub mod store_fns {
             .map_err(|e| error(format!("completed_tickers: {e}")))
     }
 
-    /// The parts of `from`..`to` not yet complete for `ticker` in `outdir`, oldest
-    /// first, as `#{from, to}` maps; `[]` when complete. A range reaching today is
+    /// The parts of `from`..`to` not yet complete for `ticker` in `outdir` (a folder
+    /// or `s3://bucket/prefix`), oldest first, as `#{from, to}` maps; `[]` when complete. A range reaching today is
     /// never recorded complete (the day is not over), so today always shows as missing.
     ///
     /// Errors when a date is invalid or the coverage record cannot be read.
@@ -208,15 +248,13 @@ pub mod store_fns {
         to: DateArg,
     ) -> Fallible<Array> {
         let range = date_args("missing_ranges", &from, &to)?;
-        let store = Store::open_read_only(std::path::Path::new(outdir))
-            .map_err(|e| error(format!("missing_ranges: {e}")))?;
-        store
-            .missing(ticker, range)
+        super::missing(std::path::Path::new(outdir), ticker, range)
             .map(|m| m.into_iter().map(range_map).collect())
             .map_err(|e| error(format!("missing_ranges: {e}")))
     }
 
-    /// The ranges recorded complete for `ticker` in `outdir`, oldest first, as
+    /// The ranges recorded complete for `ticker` in `outdir` (a folder or
+    /// `s3://bucket/prefix`), oldest first, as
     /// `#{from, to}` maps (`YYYY-MM-DD` strings, inclusive); `[]` for a ticker never
     /// stored. Ranges without bars (before a listing, after a delisting) count too;
     /// the claims of a year whose file was deleted or changed size since it was written
@@ -227,10 +265,7 @@ pub mod store_fns {
     /// Example: `print(coverage("data/minute", "AAPL"));`
     #[rhai_fn(return_raw)]
     pub fn coverage(outdir: &str, ticker: &str) -> Fallible<Array> {
-        let store = Store::open_read_only(std::path::Path::new(outdir))
-            .map_err(|e| error(format!("coverage: {e}")))?;
-        store
-            .coverage(ticker)
+        super::coverage(std::path::Path::new(outdir), ticker)
             .map(|m| m.into_iter().map(range_map).collect())
             .map_err(|e| error(format!("coverage: {e}")))
     }

@@ -9,6 +9,8 @@
 //!   dataset.json                               dataset identity
 //!   coverage/AAPL.json                         complete date ranges per ticker
 //!   locks/AAPL.json                            the write lease of AAPL
+//!   quarantine/ticker=AAPL/year=2004/…         objects `status --repair` moved aside
+//!   flatfiles/ingested.json                    the flat files ingested, by day
 //! ```
 //!
 //! Readers pointed at `s3://bucket/data/minute/` see only Parquet: the state prefix is a
@@ -109,6 +111,20 @@ impl S3Location {
         format!("{}locks/{ticker}.json", self.state_prefix())
     }
 
+    /// `prefix.barsmith/quarantine/ticker=T/year=Y/T_Y.<stamp>.parquet`: where
+    /// `status --repair` moves a damaged object, as locally.
+    pub fn quarantine_key(&self, ticker: &str, year: i16, stamp: &str) -> String {
+        format!(
+            "{}quarantine/ticker={ticker}/year={year}/{ticker}_{year}.{stamp}.parquet",
+            self.state_prefix()
+        )
+    }
+
+    /// `prefix.barsmith/<name>`: a state object of its own (e.g. the flat-file ledger).
+    pub fn state_key(&self, name: &str) -> String {
+        format!("{}{name}", self.state_prefix())
+    }
+
     /// `s3://bucket/key`, for messages.
     pub fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
@@ -145,6 +161,10 @@ mod tests {
             "bars/minute.barsmith/coverage/AAPL.json"
         );
         assert_eq!(l.lease_key("AAPL"), "bars/minute.barsmith/locks/AAPL.json");
+        assert_eq!(
+            l.quarantine_key("AAPL", 2004, "20250101T000000Z"),
+            "bars/minute.barsmith/quarantine/ticker=AAPL/year=2004/AAPL_2004.20250101T000000Z.parquet"
+        );
         assert_eq!(
             l.url(&l.lease_key("AAPL")),
             "s3://research/bars/minute.barsmith/locks/AAPL.json"

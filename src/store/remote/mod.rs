@@ -1,6 +1,7 @@
 //! A dataset on S3: the local store's layout and guarantees on an S3-compatible object
 //! store, for `barsmith ingest --outdir s3://bucket/prefix` (the worker writes through
-//! [`crate::store::Dataset`]; `barsmith status` does not read it yet).
+//! [`crate::store::Dataset`]) and `barsmith status s3://...` (read through
+//! `inspect`: one listing, footers and timestamp chunks by ranged GETs).
 //!
 //! Same files, same merge: data objects `prefix/ticker=T/year=Y/T_Y.parquet` hold the
 //! bytes the local store would write for the same pieces (the same encoder, footer
@@ -33,13 +34,15 @@
 //! leaves the new days unclaimed, so a re-run fetches and writes them again, exactly);
 //! and a lease that expires after its ttl.
 //!
-//! One write is not fenced by an ETag: a piece that empties its year deletes the
-//! year's object with a plain DELETE (object_store has no conditional DELETE), guarded
-//! only by the lease check just before it.
+//! Two writes are not fenced by an ETag, as object_store has no conditional DELETE: a
+//! piece that empties its year deletes the year's object, and `status --repair`
+//! deletes a damaged object once copied into `quarantine/` (after checking its ETag is
+//! still the one verified); both under the ticker's lease, checked just before.
 //!
 //! Encoding and decoding run on the calling task (a ticker-year takes well under a
 //! second); leases renew on their own task, with margins far above that.
 
+mod inspect;
 pub mod lease;
 mod location;
 mod writer;
@@ -58,9 +61,15 @@ use crate::store::error::StoreError;
 use crate::store::identity::{self, DatasetIdentity};
 use crate::store::{check_ticker, file_identity, piece};
 
+pub(crate) use inspect::Listing;
 pub use lease::LeaseConfig;
 pub use location::S3Location;
+pub(crate) use writer::backoff;
 pub use writer::{TickerWriter, WrittenObject};
+
+/// Requests in flight at once when reading many small objects (coverage records,
+/// footers): S3 answers each in tens of ms, so one at a time would be latency-bound.
+const CONCURRENT_READS: usize = 16;
 
 /// A dataset on S3 (see the module comment). Cheap to clone; safe to share between
 /// tasks; any number of processes may open the same dataset.
@@ -155,31 +164,33 @@ impl S3Dataset {
         Ok(TickerWriter::new(self.clone(), ticker, lease))
     }
 
-    /// The parts of `range` not known complete for `ticker`, oldest first.
+    /// The parts of `range` not known complete for `ticker` (by
+    /// [`S3Dataset::checked_coverage`]), oldest first.
     pub async fn missing(
         &self,
         ticker: &str,
         range: DateRange,
     ) -> Result<Vec<DateRange>, StoreError> {
-        let record = self.coverage(ticker).await?;
-        Ok(coverage::subtract(range, &record.complete))
+        let (complete, _, _) = self.checked_coverage(ticker).await?;
+        Ok(coverage::subtract(range, &complete))
     }
 
-    /// The tickers (in the given order) whose coverage spans all of `range`.
+    /// The tickers (in the given order) whose coverage (by
+    /// [`S3Dataset::checked_coverage`]) spans all of `range`.
     pub async fn completed_tickers(
         &self,
         tickers: &[String],
         range: DateRange,
     ) -> Result<Vec<String>, StoreError> {
-        let records: Vec<Record> = futures_util::stream::iter(tickers)
-            .map(|t| self.coverage(t))
-            .buffered(16)
+        let checked: Vec<_> = futures_util::stream::iter(tickers)
+            .map(|t| self.checked_coverage(t))
+            .buffered(CONCURRENT_READS)
             .try_collect()
             .await?;
         Ok(tickers
             .iter()
-            .zip(records)
-            .filter(|(_, r)| coverage::spans(&r.complete, range))
+            .zip(checked)
+            .filter(|(_, (complete, _, _))| coverage::spans(complete, range))
             .map(|(t, _)| t.clone())
             .collect())
     }
@@ -209,6 +220,37 @@ impl S3Dataset {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// The state object `name` (`prefix.barsmith/<name>`, see
+    /// [`S3Location::state_key`]) and its ETag; `None` when there is none.
+    pub async fn read_state(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+        self.get_optional(&self.location.state_key(name)).await
+    }
+
+    /// Writes the state object `name` only if it is still as read: `expected` is the
+    /// ETag read, `None` when there was none. `Ok(false)` when another writer changed
+    /// it first (read it again, merge, retry).
+    pub async fn write_state(
+        &self,
+        name: &str,
+        body: Bytes,
+        expected: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly {
+                path: self.location.path(&self.location.state_prefix()),
+            });
+        }
+        let key = self.location.state_key(name);
+        match self.bucket.put_expecting(&key, body, expected).await {
+            Ok(_) => Ok(true),
+            Err(e) if writer::lost_race(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The coverage record of `ticker` (empty when there is none).

@@ -15,7 +15,7 @@ use crate::store::coverage::{self, FileFacts, Record};
 use crate::store::encode;
 use crate::store::error::StoreError;
 use crate::store::identity::Provenance;
-use crate::store::{file_identity, piece};
+use crate::store::{Finding, file_identity, piece};
 
 use super::S3Dataset;
 use super::lease::Lease;
@@ -198,6 +198,49 @@ impl TickerWriter {
         .await
     }
 
+    /// As [`crate::store::Store::quarantine`]: copies the year's object into the state
+    /// prefix's `quarantine/` (nothing is deleted unread), removes it from the data,
+    /// then withdraws every claim about the year, so the next run fetches it again.
+    /// `listed_etag` is the ETag the object was checked at: an object replaced since
+    /// (by a later write, which records its own facts) is left alone, as is its record.
+    /// A crash before the withdrawal leaves a claim without an object, which the quick
+    /// check (every `status`) names again.
+    pub async fn quarantine(
+        &self,
+        finding: &mut Finding,
+        listed_etag: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let ds = &self.ds;
+        let year = finding.year;
+        let key = ds.location.data_key(&self.ticker, year);
+        if let Some(etag) = listed_etag {
+            let current = match ds.bucket.head(&key).await {
+                Ok(info) => info.etag,
+                Err(e) if e.kind == S3ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            };
+            if current.as_deref() != Some(etag) {
+                tracing::warn!(ticker = %self.ticker, year, "the object changed since it was checked; left as it is");
+                return Ok(());
+            }
+            let stamp = jiff::Timestamp::now()
+                .strftime("%Y%m%dT%H%M%S%.fZ")
+                .to_string();
+            let dest = ds.location.quarantine_key(&self.ticker, year, &stamp);
+            self.lease.check()?;
+            ds.bucket.copy(&key, &dest).await?;
+            self.lease.check()?;
+            ds.bucket.delete(&key).await?;
+            finding.moved_to = Some(ds.location.path(&dest));
+        }
+        self.update_coverage(None, |record, _| {
+            let old = record.clone();
+            record.withdraw_year(year);
+            *record != old
+        })
+        .await
+    }
+
     /// Marks the lease released so the next writer of the ticker need not wait.
     pub async fn release(self) -> Result<(), StoreError> {
         self.lease.release().await
@@ -257,7 +300,7 @@ impl TickerWriter {
 }
 
 /// A conditional PUT refused because another write came first.
-fn lost_race(e: &S3Error) -> bool {
+pub(super) fn lost_race(e: &S3Error) -> bool {
     matches!(
         e.kind,
         S3ErrorKind::AlreadyExists | S3ErrorKind::PreconditionFailed
@@ -266,7 +309,7 @@ fn lost_race(e: &S3Error) -> bool {
 
 /// A short random pause after a lost race, growing with the attempts, so racing
 /// writers do not retry in lockstep.
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let ms = fastrand::u64(5..=20 * u64::from(attempt.min(10)));
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }

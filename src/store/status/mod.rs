@@ -5,6 +5,8 @@
 //! status of thousands of ticker-years stays cheap. The report is plain data; [`render`]
 //! owns its three output formats.
 
+mod estimate;
+mod remote;
 pub mod render;
 pub(crate) mod scan;
 
@@ -14,10 +16,11 @@ use jiff::civil::Date;
 use serde::{Serialize, Serializer};
 
 use crate::calendar::DateRange;
-use crate::store::coverage;
 use crate::store::error::StoreError;
 use crate::store::{DamageKind, Finding, Store, check_ticker};
-use scan::{Tree, footer_stats, list, par_map, scan_tree};
+pub use estimate::estimate_piece;
+use estimate::ticker_status;
+use scan::{FooterStats, Tree, footer_stats, list, par_map, scan_tree};
 
 /// How a resume's requests are estimated (see [`estimate_piece`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,13 +165,10 @@ pub struct DamagedClaim {
 }
 
 impl DamagedClaim {
-    fn new(f: Finding, store: &Store) -> DamagedClaim {
-        let path = store.file_path(&f.ticker, f.year);
+    /// The claim of `f`, whose file is `path` relative to the data root.
+    fn new(f: Finding, path: PathBuf) -> DamagedClaim {
         DamagedClaim {
-            path: path
-                .strip_prefix(store.data_root())
-                .unwrap_or(&path)
-                .to_path_buf(),
+            path,
             cause: f.damage.kind(),
             detail: f.damage.to_string(),
             ticker: f.ticker,
@@ -195,10 +195,9 @@ impl DatasetStatus {
         rule: EstimateRule,
     ) -> Result<DatasetStatus, StoreError> {
         let tree = scan_tree(store.data_root())?;
-        let known = known_tickers(store, &tree)?;
         let tickers = match &query.tickers {
             Some(list) => list.clone(),
-            None => known,
+            None => known_tickers(&tree, coverage_tickers(store)?),
         };
         let mut thorough = Vec::new();
         if query.check != Check::Quick {
@@ -220,43 +219,28 @@ impl DatasetStatus {
             Check::Quick => quick.concat(),
             Check::Verify | Check::Repair => thorough,
         };
-        let range = asked_range(query, &coverages, &tree)?;
-        let footers = footer_stats(&tree, &tickers, range)?;
+        let range = asked_range(query, &coverages, year_span(&tree))?;
         let root = store.data_root();
-        let legacy_layout_files = footers
-            .legacy
-            .iter()
-            .map(|p| p.strip_prefix(root).unwrap_or(p).to_path_buf())
-            .collect();
-        let damaged_files = footers
-            .damaged
+        let footers = footer_stats(&tree, root, &tickers, range)?;
+        let damaged_claims = findings
             .into_iter()
-            .map(|(path, error)| DamagedFile {
-                path: path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
-                error,
+            .map(|f| {
+                let path = store.file_path(&f.ticker, f.year);
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                DamagedClaim::new(f, rel)
             })
             .collect();
-        let mut report = DatasetStatus {
-            data_root: store.data_root().to_path_buf(),
+        let parts = Parts {
+            data_root: root.to_path_buf(),
             range,
-            totals: Totals::default(),
-            tickers: Vec::with_capacity(tickers.len()),
-            stray_files: tree.strays,
-            damaged_files,
-            legacy_layout_files,
+            tickers,
+            coverages,
+            footers,
+            strays: tree.strays,
             verified: query.check != Check::Quick,
-            damaged_claims: findings
-                .into_iter()
-                .map(|f| DamagedClaim::new(f, store))
-                .collect(),
+            damaged_claims,
         };
-        for ((ticker, covered), years) in tickers.into_iter().zip(coverages).zip(footers.years) {
-            let t = ticker_status(ticker, &covered, years, range, rule);
-            report.add(t);
-        }
-        report.totals.requests_per_second = rule.requests_per_second;
-        report.totals.seconds = report.totals.requests as f64 / rule.requests_per_second;
-        Ok(report)
+        Ok(parts.assemble(rule))
     }
 
     fn add(&mut self, t: TickerStatus) {
@@ -277,115 +261,64 @@ impl DatasetStatus {
     }
 }
 
-/// The status of one ticker whose coverage is `covered` and files `years`.
-fn ticker_status(
-    ticker: String,
-    covered: &[DateRange],
-    years: Vec<YearStats>,
+/// What a status is made of, read from a folder or from S3.
+struct Parts {
+    data_root: PathBuf,
     range: Option<DateRange>,
-    rule: EstimateRule,
-) -> TickerStatus {
-    let Some(range) = range else {
-        return TickerStatus {
-            ticker,
-            complete: true,
-            complete_ranges: Vec::new(),
-            missing: Vec::new(),
-            missing_pieces: 0,
-            requests: 0,
-            years,
+    /// The reported tickers, and their ranges known complete (in the same order).
+    tickers: Vec<String>,
+    coverages: Vec<Vec<DateRange>>,
+    footers: FooterStats,
+    strays: Vec<PathBuf>,
+    verified: bool,
+    damaged_claims: Vec<DamagedClaim>,
+}
+
+impl Parts {
+    /// The report: one entry per ticker, the totals, the resume estimate by `rule`.
+    fn assemble(self, rule: EstimateRule) -> DatasetStatus {
+        let damaged_files = self
+            .footers
+            .damaged
+            .into_iter()
+            .map(|(path, error)| DamagedFile { path, error })
+            .collect();
+        let mut report = DatasetStatus {
+            data_root: self.data_root,
+            range: self.range,
+            totals: Totals::default(),
+            tickers: Vec::with_capacity(self.tickers.len()),
+            stray_files: self.strays,
+            damaged_files,
+            legacy_layout_files: self.footers.legacy,
+            verified: self.verified,
+            damaged_claims: self.damaged_claims,
         };
-    };
-    let complete_ranges = covered.iter().filter_map(|c| clip(*c, range)).collect();
-    let missing = coverage::subtract(range, covered);
-    let pieces: Vec<DateRange> = missing.iter().flat_map(|m| m.split_by_year()).collect();
-    let requests = pieces
-        .iter()
-        .map(|p| estimate_piece(*p, covered, &years, rule))
-        .sum();
-    TickerStatus {
-        ticker,
-        complete: missing.is_empty(),
-        complete_ranges,
-        missing_pieces: pieces.len() as u64,
-        missing,
-        requests,
-        years,
+        let per_ticker = self.tickers.into_iter().zip(self.coverages);
+        for ((ticker, covered), years) in per_ticker.zip(self.footers.years) {
+            report.add(ticker_status(ticker, &covered, years, self.range, rule));
+        }
+        report.totals.requests_per_second = rule.requests_per_second;
+        report.totals.seconds = report.totals.requests as f64 / rule.requests_per_second;
+        report
     }
-}
-
-/// Requests to fetch `piece` (inside one year) of a ticker: one per page of
-/// `rule.page_rows` bars, at least one.
-///
-/// The bars expected are the piece's days times a bars-per-day rate taken from the
-/// neighbouring years (the year before and after): each known one's rows divided by its
-/// days known complete (its whole year when it has a file but no coverage), the larger
-/// rate winning. With no neighbour known, `rule.rows_per_year` spread over 365 days.
-pub fn estimate_piece(
-    piece: DateRange,
-    covered: &[DateRange],
-    years: &[YearStats],
-    rule: EstimateRule,
-) -> u64 {
-    let year = piece.from.year();
-    let per_day = [year - 1, year + 1]
-        .iter()
-        .filter_map(|&y| neighbour_rate(y, covered, years))
-        .fold(None, |best: Option<f64>, r| {
-            Some(best.map_or(r, |b| b.max(r)))
-        })
-        .unwrap_or(rule.rows_per_year as f64 / 365.0);
-    let rows = per_day * days(piece) as f64;
-    let pages = (rows / rule.page_rows.max(1) as f64).ceil() as u64;
-    pages.max(1)
-}
-
-/// Bars per day of year `y`, if it is known: it has a file or days known complete.
-fn neighbour_rate(y: i16, covered: &[DateRange], years: &[YearStats]) -> Option<f64> {
-    let whole = DateRange {
-        from: Date::new(y, 1, 1).ok()?,
-        to: Date::new(y, 12, 31).ok()?,
-    };
-    let known_days: i64 = covered
-        .iter()
-        .filter_map(|c| clip(*c, whole))
-        .map(days)
-        .sum();
-    let rows = years.iter().find(|s| s.year == y).map(|s| s.rows);
-    match (rows, known_days) {
-        (None, 0) => None,
-        (None, _) => Some(0.0), // complete with no file: no bars that year
-        (Some(r), 0) => Some(r as f64 / days(whole) as f64),
-        (Some(r), d) => Some(r as f64 / d as f64),
-    }
-}
-
-/// Days in `r`, inclusive.
-fn days(r: DateRange) -> i64 {
-    (r.to - r.from).get_days() as i64 + 1
-}
-
-/// `r` intersected with `within`, if they overlap.
-fn clip(r: DateRange, within: DateRange) -> Option<DateRange> {
-    let from = r.from.max(within.from);
-    let to = r.to.min(within.to);
-    (from <= to).then_some(DateRange { from, to })
 }
 
 /// The range to report on: the query's bounds, else the span of the coverage records,
-/// else the span of the years with files.
+/// else the span of the years with files (`file_years`, first and last).
 fn asked_range(
     query: &StatusQuery,
     coverages: &[Vec<DateRange>],
-    tree: &Tree,
+    file_years: Option<(i16, i16)>,
 ) -> Result<Option<DateRange>, StoreError> {
     let all = coverages.iter().flatten();
     let mut from = all.clone().map(|r| r.from).min();
     let mut to = all.map(|r| r.to).max();
-    if from.is_none() {
-        let years = tree.files.values().flat_map(|y| y.keys());
-        from = years.clone().min().and_then(|y| Date::new(*y, 1, 1).ok());
-        to = years.max().and_then(|y| Date::new(*y, 12, 31).ok());
+    if from.is_none()
+        && let Some((first, last)) = file_years
+    {
+        from = Date::new(first, 1, 1).ok();
+        to = Date::new(last, 12, 31).ok();
     }
     let (from, to) = match (query.from.or(from), query.to.or(to)) {
         (Some(f), Some(t)) => (f, t),
@@ -403,18 +336,31 @@ fn asked_range(
         .map_err(|e| StoreError::Invalid(e.0))
 }
 
-/// Every ticker with a coverage record or a folder of files, sorted.
-fn known_tickers(store: &Store, tree: &Tree) -> Result<Vec<String>, StoreError> {
+/// The first and last year with a file, if any.
+fn year_span<F>(tree: &Tree<F>) -> Option<(i16, i16)> {
+    let years = tree.files.values().flat_map(|y| y.keys().copied());
+    Some((years.clone().min()?, years.max()?))
+}
+
+/// Every ticker with a coverage record (`covered`) or files, sorted.
+fn known_tickers<F>(tree: &Tree<F>, covered: Vec<String>) -> Vec<String> {
     let mut out: std::collections::BTreeSet<String> = tree.files.keys().cloned().collect();
+    out.extend(covered);
+    out.into_iter().collect()
+}
+
+/// The tickers with a coverage record in `store`.
+fn coverage_tickers(store: &Store) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
     for (p, _) in list(&store.layout.coverage_dir())? {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if let Some(t) = name.strip_suffix(".json")
             && check_ticker(t).is_ok()
         {
-            out.insert(t.to_string());
+            out.push(t.to_string());
         }
     }
-    Ok(out.into_iter().collect())
+    Ok(out)
 }
 
 fn ranges<S: Serializer>(r: &[DateRange], s: S) -> Result<S::Ok, S::Error> {
@@ -432,64 +378,4 @@ fn opt_range<S: Serializer>(r: &Option<DateRange>, s: S) -> Result<S::Ok, S::Err
         to: r.to.to_string(),
     })
     .serialize(s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const RULE: EstimateRule = EstimateRule {
-        page_rows: 50_000,
-        rows_per_year: 250_000,
-        requests_per_second: 50.0,
-    };
-
-    fn r(a: &str, b: &str) -> DateRange {
-        DateRange::parse(a, b).unwrap()
-    }
-
-    fn year(year: i16, rows: u64) -> YearStats {
-        YearStats {
-            year,
-            rows,
-            bytes: 1,
-        }
-    }
-
-    #[test]
-    fn a_piece_without_neighbours_uses_the_default_rows_per_year() {
-        // 250k bars a year: a whole year is 5 pages, a month one.
-        assert_eq!(
-            estimate_piece(r("2010-01-01", "2010-12-31"), &[], &[], RULE),
-            5
-        );
-        assert_eq!(
-            estimate_piece(r("2010-02-01", "2010-02-28"), &[], &[], RULE),
-            1
-        );
-    }
-
-    #[test]
-    fn a_piece_uses_the_busier_neighbouring_year_per_known_day() {
-        // 2009 complete with 400k bars, 2011 complete with no file (not listed yet).
-        let cov = [r("2009-01-01", "2009-12-31"), r("2011-01-01", "2011-12-31")];
-        let years = [year(2009, 400_000)];
-        assert_eq!(
-            estimate_piece(r("2010-01-01", "2010-12-31"), &cov, &years, RULE),
-            8
-        );
-        // Half of 2011 known, holding 300k bars: just over 600k a year, 13 pages.
-        let cov = [r("2011-01-01", "2011-07-01")];
-        let years = [year(2009, 100_000), year(2011, 300_000)];
-        assert_eq!(
-            estimate_piece(r("2010-01-01", "2010-12-31"), &cov, &years, RULE),
-            13
-        );
-        // A neighbour known complete without bars (before an IPO) costs one request.
-        let cov = [r("2009-01-01", "2009-12-31")];
-        assert_eq!(
-            estimate_piece(r("2010-01-01", "2010-12-31"), &cov, &[], RULE),
-            1
-        );
-    }
 }

@@ -21,23 +21,36 @@ use crate::store::error::StoreError;
 use crate::store::footer;
 use crate::store::status::YearStats;
 
-/// The data root's layout: `files[ticker][year]` = the Parquet files of that year.
-#[derive(Debug, Default)]
-pub(crate) struct Tree {
-    pub files: BTreeMap<String, BTreeMap<i16, Vec<PathBuf>>>,
+/// The data root's layout: `files[ticker][year]` = the Parquet files of that year
+/// (paths, or the objects of a dataset on S3).
+#[derive(Debug)]
+pub(crate) struct Tree<F = PathBuf> {
+    pub files: BTreeMap<String, BTreeMap<i16, Vec<F>>>,
     /// Entries that are not `ticker=*/year=*/*.parquet`, relative to the root.
     pub strays: Vec<PathBuf>,
 }
 
+impl<F> Default for Tree<F> {
+    fn default() -> Self {
+        Tree {
+            files: BTreeMap::new(),
+            strays: Vec::new(),
+        }
+    }
+}
+
 /// What the footers of the reported files say.
-pub(super) struct FooterStats {
+pub(crate) struct FooterStats {
     /// Per ticker (in the asked order) its years' rows and bytes.
     pub years: Vec<Vec<YearStats>>,
-    /// Files whose footer could not be read, with why.
+    /// Files whose footer could not be read, with why, relative to the root.
     pub damaged: Vec<(PathBuf, String)>,
-    /// Files in the first layout (a `ticker` column), relative to nothing: full paths.
+    /// Files in the first layout (a `ticker` column), relative to the root.
     pub legacy: Vec<PathBuf>,
 }
+
+/// One footer to read: the ticker's index in the asked order, the year, the file.
+pub(crate) type FooterJob<'a, F> = (usize, i16, &'a F);
 
 /// The files and strays below one `ticker=` folder.
 type TickerTree = (String, BTreeMap<i16, Vec<PathBuf>>, Vec<PathBuf>);
@@ -123,32 +136,57 @@ fn dir_value(p: &Path, is_dir: bool, key: &str) -> Option<String> {
 /// (path, reason) rather than failing the whole report.
 pub(super) fn footer_stats(
     tree: &Tree,
+    root: &Path,
     tickers: &[String],
     range: Option<DateRange>,
 ) -> Result<FooterStats, StoreError> {
+    let jobs = footer_jobs(tree, tickers, range);
+    let stats = par_map(&jobs, |j| {
+        Ok(footer::read_path(j.2).map_err(|e| e.to_string()))
+    })?;
+    let rel = |p: &PathBuf| p.strip_prefix(root).unwrap_or(p).to_path_buf();
+    Ok(collect_footers(&jobs, stats, tickers.len(), rel))
+}
+
+/// The files of `tickers` (in order) in the years overlapping `range`.
+pub(crate) fn footer_jobs<'a, F>(
+    tree: &'a Tree<F>,
+    tickers: &[String],
+    range: Option<DateRange>,
+) -> Vec<FooterJob<'a, F>> {
     let in_range = |y: i16| range.is_none_or(|r| r.from.year() <= y && y <= r.to.year());
-    let mut jobs: Vec<(usize, i16, &Path)> = Vec::new();
+    let mut jobs = Vec::new();
     for (i, t) in tickers.iter().enumerate() {
-        for (&year, paths) in tree.files.get(t).into_iter().flatten() {
+        for (&year, files) in tree.files.get(t).into_iter().flatten() {
             if in_range(year) {
-                jobs.extend(paths.iter().map(|p| (i, year, p.as_path())));
+                jobs.extend(files.iter().map(|f| (i, year, f)));
             }
         }
     }
-    let stats = par_map(&jobs, |j| Ok(footer::read_path(j.2)))?;
-    let mut out = vec![Vec::<YearStats>::new(); tickers.len()];
+    jobs
+}
+
+/// Sums the footers `stats` of `jobs` (in the same order) per ticker and year;
+/// `name` gives a file's path relative to the root.
+pub(crate) fn collect_footers<F>(
+    jobs: &[FooterJob<'_, F>],
+    stats: Vec<Result<footer::Footer, String>>,
+    tickers: usize,
+    name: impl Fn(&F) -> PathBuf,
+) -> FooterStats {
+    let mut out = vec![Vec::<YearStats>::new(); tickers];
     let mut damaged = Vec::new();
     let mut legacy = Vec::new();
-    for (&(i, year, path), stat) in jobs.iter().zip(stats) {
+    for (&(i, year, file), stat) in jobs.iter().zip(stats) {
         let (rows, bytes) = match stat {
             Ok(f) => {
                 if f.legacy_ticker {
-                    legacy.push(path.to_path_buf());
+                    legacy.push(name(file));
                 }
                 (f.rows, f.bytes)
             }
             Err(e) => {
-                damaged.push((path.to_path_buf(), e.to_string()));
+                damaged.push((name(file), e));
                 continue;
             }
         };
@@ -161,11 +199,11 @@ pub(super) fn footer_stats(
             _ => years.push(YearStats { year, rows, bytes }),
         }
     }
-    Ok(FooterStats {
+    FooterStats {
         years: out,
         damaged,
         legacy,
-    })
+    }
 }
 
 /// `f` over `items` on a few threads, results in order; the first error wins. Twice the

@@ -21,10 +21,13 @@ use crate::ingest::Ingest;
 use crate::ingest::events::Event;
 use crate::polygon::Client;
 use crate::script::host::Host;
-use crate::script::primitives::net::{block_on_cancellable, client_config, fetch_error_map};
+use crate::script::primitives::net::{
+    block_on_cancellable, block_on_cancellable_in, client_config, fetch_error_map,
+};
 use crate::script::primitives::util::cancelled;
 use crate::script::value::{Fallible, Options, date_range, error, strings};
-use crate::store::{DatasetIdentity, Store};
+use crate::store::dataset::writer_runtime;
+use crate::store::{Dataset, DatasetIdentity, DatasetLocation, Store};
 
 /// Most body characters `request` returns.
 const BODY_EXCERPT: usize = 2000;
@@ -127,15 +130,8 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
     };
     let (outdir, from, to) = (required("outdir")?, required("from")?, required("to")?);
     let range = date_range("ingest", &from, &to)?;
-    if let Ok(crate::store::DatasetLocation::S3(location)) =
-        crate::store::DatasetLocation::parse(Path::new(&outdir))
-    {
-        // In-process ingest runs in the script's runtime; workers write S3 datasets.
-        return Err(error(format!(
-            "ingest: writing a dataset on S3 ({location}) from a script is not supported \
-             yet: use spawn_batch, whose workers write it"
-        )));
-    }
+    let location =
+        DatasetLocation::parse(Path::new(&outdir)).map_err(|e| error(format!("ingest: {e}")))?;
     let tickers = crate::ticker::clean_tickers(strings("ingest", "tickers", &tickers)?)
         .map_err(|e| error(format!("ingest: {e}")))?;
     let adjusted = o.bool("adjusted")?.unwrap_or(true);
@@ -148,13 +144,20 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
                 .map_err(|e| error(format!("ingest: cannot open the request budget: {e}")))?,
         );
     }
-    let store = Store::open(Path::new(&outdir), &DatasetIdentity::minute(adjusted))
-        .map_err(|e| error(format!("ingest: {e}")))?;
+    let runtime = writer_runtime(&location)
+        .map_err(|e| error(format!("ingest: cannot start the HTTP runtime: {e}")))?;
+    let identity = DatasetIdentity::minute(adjusted);
+    let dataset = match location {
+        DatasetLocation::Local(dir) => Store::open(&dir, &identity).map(Dataset::Local),
+        DatasetLocation::S3(at) => {
+            block_on_cancellable_in(&runtime, host, Dataset::open_s3(at, &identity))?
+        }
+    }
+    .map_err(|e| error(format!("ingest: {e}")))?;
     let client = Client::new(cfg).map_err(|e| error(format!("ingest: {}", e.message)))?;
 
     let mut results: BTreeMap<String, Map> = BTreeMap::new();
     let cancel = || host.is_cancelled();
-    let dataset = crate::store::Dataset::Local(store);
     let job = Ingest {
         source: &client,
         dataset: &dataset,
@@ -179,7 +182,7 @@ pub(crate) fn ingest(host: &Host, tickers: Array, opts: Map) -> Fallible<Map> {
             results.insert(ticker.clone(), ticker_result(status, bars, err));
         }
     };
-    let finished = block_on_cancellable(host, "ingest", job.run(&tickers, &mut sink));
+    let finished = block_on_cancellable_in(&runtime, host, job.run(&tickers, &mut sink));
     if host.is_cancelled() || finished.is_err() {
         return Err(cancelled());
     }
@@ -292,8 +295,9 @@ pub mod diagnose_fns {
     }
 
     /// Re-ingests a few `tickers` in this process, exactly as a worker would (coverage
-    /// honoured, Parquet and coverage written), printing one line per event (page,
-    /// retry, done, failed). Options: `outdir`, `from`, `to` (required), `adjusted`
+    /// honoured, Parquet and coverage written; `outdir` may be `s3://bucket/prefix`, as
+    /// the AWS variables reach it), printing one line per event (page, retry, done,
+    /// failed). Options: `outdir`, `from`, `to` (required), `adjusted`
     /// (default true), `base_url`, `timeout` (seconds per request), `retries`
     /// (attempts per request), `max_rps` (shared request budget, default `50/s`),
     /// `quiet` (no live lines). Returns a map per ticker: `#{status, bars, error}` with
