@@ -183,8 +183,15 @@ pub(crate) async fn acquire(
                 .await
             {
                 Ok(info) => {
-                    if !ours {
-                        tracing::info!(ticker, holder = ?lease.map(|l| l.owner), "took over a stale write lease");
+                    match lease {
+                        // A released lease is the normal hand-over between writers.
+                        Some(l) if !ours && !l.released => {
+                            tracing::info!(ticker, holder = %l.owner, "took over a stale write lease");
+                        }
+                        None if !ours => {
+                            tracing::info!(ticker, "replaced an unreadable write lease")
+                        }
+                        _ => {}
                     }
                     return Ok(w.start(info.etag, seq, sent));
                 }
