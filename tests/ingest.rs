@@ -554,6 +554,41 @@ fn two_concurrent_workers_share_one_budget() {
     );
 }
 
+/// The free plan's path (`5/min`, like any rate under 1.25 req/s, allows no burst), at
+/// a rate a test can wait for: two workers sharing 2 req/s against a server that
+/// limits the key to 2 req/s with no tolerance at all get no 429, requests evenly
+/// spaced.
+#[test]
+fn a_rate_without_burst_is_evenly_spaced_and_a_strict_server_refuses_nothing() {
+    let fx = Fixture::with_config(SandboxConfig {
+        rate_limit: Some(2.0),
+        rate_burst: 1,
+        ..test_config()
+    });
+    assert_eq!(barsmith::budget::Rate(2.0).default_burst(), 1);
+    let spawn = |ts: &[&str]| {
+        let cmd = fx.ingest(ts, "2024-03-04", "2024-03-04");
+        let rate = cmd.get_args().position(|a| a == "--max-rps").unwrap();
+        let mut args: Vec<_> = cmd.get_args().map(|a| a.to_os_string()).collect();
+        args[rate + 1] = "2/s".into();
+        let mut c = fx.barsmith();
+        c.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        c.spawn().unwrap()
+    };
+    let started = Instant::now();
+    let (mut w1, mut w2) = (spawn(&["A0", "A1", "A2"]), spawn(&["B0", "B1", "B2"]));
+    assert!(w1.wait().unwrap().success() && w2.wait().unwrap().success());
+    let stats = fx.sandbox.stats();
+    assert_eq!(stats.rate_limited, 0, "{stats:?}");
+    assert_eq!(stats.data_requests, 6);
+    assert!(stats.max_rps_observed <= 2, "{}", stats.max_rps_observed);
+    assert!(
+        started.elapsed() >= Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 fn assert_refused(fx: &Fixture, args: &[&str], needle: &str) {
     let mut cmd = fx.barsmith();
     cmd.arg("ingest").args(args);
