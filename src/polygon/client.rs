@@ -1,26 +1,20 @@
-//! The client: one ticker's minute bars for one range, page by page, with retries,
-//! the shared request budget, cursor-loop detection and de-duplication.
+//! The client: its configuration, one page with retries through the shared request
+//! budget, and raw requests for the REPL (a whole range: [`super::range`]).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
 
 use crate::budget::Budget;
-use crate::calendar::{DateRange, ny_day_start_ms};
 use crate::secret::{ApiKey, redact};
 
 use super::decode::{Page, decode_page};
-use super::fetched::{Fetched, keep_new_bars, settle};
-use super::request::{
-    PAGE_LIMIT, aggs_url, bearer, check_transport, checked_next_url, excerpt, parse_base, raw_url,
-};
+use super::request::{bearer, check_transport, parse_base, raw_url};
 use super::retry::{
     RetryPolicy, SameError, classify_api_status, classify_status, classify_transport,
     parse_retry_after,
 };
-use super::spread;
 use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 use crate::ingest::source::SourceEvent;
 
@@ -94,14 +88,14 @@ pub struct RawResponse {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: Url,
-    key: ApiKey,
+    pub(super) base: Url,
+    pub(super) key: ApiKey,
     auth: HeaderValue,
-    adjusted: bool,
+    pub(super) adjusted: bool,
     timeout: Duration,
     retry: RetryPolicy,
-    budget: Option<Budget>,
-    spread: bool,
+    pub(super) budget: Option<Budget>,
+    pub(super) spread: bool,
 }
 
 /// A failed attempt, with the server's `Retry-After` when it sent one.
@@ -174,127 +168,6 @@ impl Client {
         self.base.as_str()
     }
 
-    /// All minute bars of one ticker in one range (one year piece at most in
-    /// practice), following `next_url` to the end. Once the first page is in, the rest
-    /// of the range may be fetched as sub-ranges at once ([`super::spread`]) when the
-    /// budget has room for them. Bars are sorted, exact repeats removed and
-    /// out-of-range bars dropped, all counted; two different bars for one minute fail
-    /// the fetch ([`ErrorKind::ConflictingBars`]).
-    pub async fn fetch_bars(
-        &self,
-        ticker: &str,
-        range: DateRange,
-        on_event: &mut (dyn FnMut(SourceEvent) + Send),
-    ) -> Result<Fetched, FetchError> {
-        let lo = ny_day_start_ms(range.from);
-        let hi = range.to.tomorrow().map(ny_day_start_ms).unwrap_or(i64::MAX);
-        let bounds = (range.from.to_string(), range.to.to_string());
-        let url = aggs_url(&self.base, ticker, (&bounds.0, &bounds.1), self.adjusted);
-        let mut out = Fetched::default();
-        let chain = Chain { lo, hi, part: None };
-        let Some(next) = self.follow(url, chain, &mut out, on_event, true).await? else {
-            settle(&mut out).map_err(|e| with_context(e, chain.label(out.pages)))?;
-            return Ok(out);
-        };
-        let parts = match self.spread {
-            true => spread::parts(&out.bars.timestamp, PAGE_LIMIT as usize, lo, hi),
-            false => Vec::new(),
-        };
-        // With the budget busy, requests would only wait for slots: paging sends no more
-        // requests than the range needs, and the other tickers use the budget.
-        if parts.is_empty() || !self.budget.as_ref().is_none_or(Budget::has_room) {
-            self.follow(next, chain, &mut out, on_event, false).await?;
-        } else {
-            self.fetch_parts(ticker, &parts, chain, &mut out, on_event)
-                .await?;
-        }
-        settle(&mut out).map_err(|e| with_context(e, chain.label(out.pages)))?;
-        Ok(out)
-    }
-
-    /// Fetches the sub-ranges `parts` of a range at once, appending their bars to
-    /// `out` in range order.
-    async fn fetch_parts(
-        &self,
-        ticker: &str,
-        parts: &[(i64, i64)],
-        chain: Chain,
-        out: &mut Fetched,
-        on_event: &mut (dyn FnMut(SourceEvent) + Send),
-    ) -> Result<(), FetchError> {
-        let events = std::sync::Mutex::new(on_event);
-        let fetches = parts.iter().enumerate().map(|(i, &(from, to))| {
-            let events = &events;
-            let (from, to) = (from.to_string(), to.to_string());
-            let url = aggs_url(&self.base, ticker, (&from, &to), self.adjusted);
-            async move {
-                let mut part = Fetched::default();
-                let mut emit = |e: SourceEvent| {
-                    (events.lock().unwrap_or_else(|p| p.into_inner()))(e);
-                };
-                let chain = Chain {
-                    part: Some(i + 1),
-                    ..chain
-                };
-                self.follow(url, chain, &mut part, &mut emit, false).await?;
-                Ok::<Fetched, FetchError>(part)
-            }
-        });
-        for part in futures_util::future::join_all(fetches).await {
-            out.absorb(part?);
-        }
-        Ok(())
-    }
-
-    /// Follows pages from `url` into `out` until the last one (or only the first,
-    /// when `first_only`: then the `next_url` it gave, if any).
-    async fn follow(
-        &self,
-        mut url: Url,
-        chain: Chain,
-        out: &mut Fetched,
-        on_event: &mut (dyn FnMut(SourceEvent) + Send),
-        first_only: bool,
-    ) -> Result<Option<Url>, FetchError> {
-        let mut followed: HashSet<String> = HashSet::from([url.as_str().to_string()]);
-        loop {
-            let page_no = out.pages + 1;
-            let label = chain.label(page_no);
-            let (page, elapsed, attempts) = self
-                .get_page(&url, on_event)
-                .await
-                .map_err(|e| with_context(e, label.clone()))?;
-            out.requests += attempts;
-            out.pages = page_no;
-            let kept = keep_new_bars(out, page.bars, chain.lo, chain.hi);
-            on_event(SourceEvent::Page {
-                bars: kept,
-                elapsed,
-            });
-            tracing::debug!(page = %label, bars = kept, ?elapsed, "page");
-            let Some(next) = page.next_url.filter(|n| !n.trim().is_empty()) else {
-                return Ok(None);
-            };
-            let next = checked_next_url(&self.base, &url, &next, &self.key)
-                .map_err(|e| with_context(e, label.clone()))?;
-            if !followed.insert(next.as_str().to_string()) {
-                return Err(FetchError::new(
-                    ErrorKind::CursorLoop,
-                    Some(200),
-                    format!(
-                        "cursor loop: {label}'s next_url repeats one already followed ({}); \
-                         stopped after {page_no} pages",
-                        excerpt(&redact(next.as_str(), &self.key))
-                    ),
-                ));
-            }
-            if first_only {
-                return Ok(Some(next));
-            }
-            url = next;
-        }
-    }
-
     /// One request for the REPL: through the budget, no retries. `path_or_url` is a
     /// path under the base (`/v2/...`) or a URL on the base's origin (others are
     /// refused, so the key never leaves for another host).
@@ -357,7 +230,7 @@ impl Client {
     }
 
     /// One page with retries: `(page, elapsed of the good attempt, attempts)`.
-    async fn get_page(
+    pub(super) async fn get_page(
         &self,
         url: &Url,
         on_event: &mut (dyn FnMut(SourceEvent) + Send),
@@ -486,35 +359,6 @@ fn body_error(e: &reqwest::Error, status: u16, key: &ApiKey) -> FetchError {
 }
 
 /// Appends the attempt count and page to a final error message.
-/// Where a chain of pages is: the range's bounds (Unix ms, `hi` exclusive) that bars
-/// must fall in, and which sub-range it fetches, if the range was spread.
-#[derive(Debug, Clone, Copy)]
-struct Chain {
-    lo: i64,
-    hi: i64,
-    part: Option<usize>,
-}
-
-impl Chain {
-    /// How errors name page `page` of this chain: `page 3`, or `part 2, page 1`.
-    fn label(self, page: u32) -> String {
-        match self.part {
-            None => format!("page {page}"),
-            Some(part) => format!("part {part}, page {page}"),
-        }
-    }
-}
-
-fn with_context(mut e: FetchError, page: String) -> FetchError {
-    let tries = if e.attempts > 1 {
-        format!("gave up after {} attempts, ", e.attempts)
-    } else {
-        String::new()
-    };
-    e.message = format!("{} ({tries}{page})", e.message);
-    e
-}
-
 /// A shared budget that failed stops the run: requests must not go unscheduled.
 fn budget_failure(e: crate::budget::BudgetError) -> FetchError {
     FetchError::new(ErrorKind::Budget, None, e.0)

@@ -13,6 +13,7 @@ pub mod client;
 pub mod decode;
 pub mod fetched;
 pub mod listing;
+mod range;
 pub mod request;
 pub mod retry;
 mod scan;
