@@ -17,7 +17,7 @@
 //! spaced and never draw a 429.
 //!
 //! The schedule adapts to a server stricter than the rate, and keeps requests exactly
-//! spaced when no burst is allowed: see [`schedule`] (AIMD on the rate after 429s, a
+//! spaced when no burst is allowed: see the `schedule` module (AIMD on the rate after 429s, a
 //! dispatch check against timers that wake late). The file holds
 //! `tat slow_ppm last_429_ns recent_429s sent_ns`.
 //!
