@@ -17,8 +17,8 @@
 //! spaced and never draw a 429.
 //!
 //! The schedule adapts to a server stricter than the rate, and keeps requests exactly
-//! spaced when no burst is allowed: see the `schedule` module (AIMD on the rate after 429s, a
-//! dispatch check against timers that wake late). The file holds
+//! spaced when no burst is allowed: see the `schedule` module (AIMD on the rate after
+//! 429s, a dispatch check against timers that wake late). The file holds
 //! `tat slow_ppm last_429_ns recent_429s sent_ns`.
 //!
 //! Machines do not share a file: when batches run on several, the schedule lives in
