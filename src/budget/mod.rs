@@ -393,8 +393,9 @@ impl Budget {
     /// strict server refused): it counts for nothing but its `Retry-After`.
     pub fn rate_limited(&self, slot: Reserved, retry_after: Option<Duration>, fallback: Duration) {
         let ns = |d: Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let pace = self.pace();
         self.update(|now, s| {
-            let next = s.note_429(now, Some(slot.0), |n| match retry_after {
+            let next = s.note_429(pace, now, Some(slot.0), |n| match retry_after {
                 Some(ra) => Some(ns(ra)),
                 None => n.wants_pause().then(|| ns(fallback)),
             });
@@ -409,7 +410,8 @@ impl Budget {
     /// as `acquire`, once per 429, which is rare enough not to matter to the runtime.
     pub fn penalize(&self, delay: Duration) {
         let ns = delay.as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.update(|now, s| (s.note_429(now, None, |_| Some(ns)), ()));
+        let pace = self.pace();
+        self.update(|now, s| (s.note_429(pace, now, None, |_| Some(ns)), ()));
     }
 
     /// True when a request made now would not wait for the schedule: the key has
