@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod coverage;
 pub mod dataset;
 pub mod decode;
+mod dirsync;
 pub mod encode;
 pub mod error;
 mod footer;
