@@ -206,8 +206,8 @@ pub fn encode(b: &Bars, out: &mut Vec<u8>) {
     Encoder::default().encode(b, out);
 }
 
-/// The columns of a block being appended to `out`, each with its width written at
-/// `widths + column`.
+/// The columns of a block being appended to `out`, each column's width written into
+/// the block's head as the column is appended.
 struct Columns<'a> {
     out: &'a mut Vec<u8>,
     /// Scratch for one column's words.
