@@ -305,6 +305,41 @@ fn coverage_is_clipped_to_days_before_today() {
 }
 
 #[test]
+fn a_write_and_its_mark_in_one_call_leave_what_the_two_calls_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (open(&dir.path().join("one")), open(&dir.path().join("two")));
+    let today = date(2024, 6, 10);
+    let piece = range("2024-06-03", "2024-06-14");
+    let complete = [
+        range("2024-06-03", "2024-06-05"),
+        range("2024-06-07", "2024-06-14"),
+    ];
+    let bars = synth(piece, 3, 10.0);
+    let written = one
+        .write_and_mark("AAPL", piece, &complete, &bars, &prov(true, piece), today)
+        .unwrap();
+    let w2 = two
+        .write_days("AAPL", piece, &complete, &bars, &prov(true, piece))
+        .unwrap();
+    two.mark_written("AAPL", &complete, today, &w2).unwrap();
+    assert_eq!((written.year, written.facts), (w2.year, w2.facts));
+    assert_eq!(one.coverage("AAPL").unwrap(), two.coverage("AAPL").unwrap());
+    assert_eq!(
+        one.coverage("AAPL").unwrap(),
+        vec![
+            range("2024-06-03", "2024-06-05"),
+            range("2024-06-07", "2024-06-09")
+        ]
+    );
+    let (a, b) = (
+        one.read_bars("AAPL", piece).unwrap(),
+        two.read_bars("AAPL", piece).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert!(!a.is_empty());
+}
+
+#[test]
 fn adjacent_ranges_merge_and_ranges_without_bars_count_as_complete() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("minute");

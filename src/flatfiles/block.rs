@@ -20,11 +20,14 @@
 //! of one cent is the byte 2 (zigzag) and most changes fit in one byte.
 //!
 //! Every word is zigzag-coded (small negatives stay small), and each column is
-//! byte-transposed (all first bytes, then all second bytes, ...), so the many zero
-//! high bytes form long runs that zstd removes almost for free.
+//! byte-transposed (all first bytes, then all second bytes, ...) up to its widest
+//! word: the high bytes that are zero in every word of the column are not stored.
+//! Most columns need one to three of their eight bytes, so the encoder, zstd and the
+//! decoder handle a fraction of the block's words instead of long runs of zeros.
 //!
 //! Layout: a price-mode byte and a volume-mode byte (see [`Unit`]), a time-mode byte
-//! (1 = minutes, 0 = milliseconds), then 7 columns of `n` transposed 8-byte words.
+//! (1 = minutes, 0 = milliseconds), the byte width (0 to 8) of each of the 7 columns,
+//! then each column as `width` planes of `n` bytes.
 
 use crate::bars::Bars;
 
@@ -32,9 +35,11 @@ use crate::bars::Bars;
 /// 1/10,000.
 const SCALE: f64 = 10_000.0;
 /// Bytes of the three mode bytes.
-const HEAD: usize = 3;
+const MODES: usize = 3;
 /// Columns of 8-byte words.
 const COLUMNS: usize = 7;
+/// Bytes before the columns: the modes, then each column's width.
+const HEAD: usize = MODES + COLUMNS;
 /// A minute in milliseconds.
 const MINUTE: i64 = 60_000;
 
@@ -92,8 +97,8 @@ impl Unit {
     }
 }
 
-/// The size of the block of `n` bars.
-pub fn block_len(n: usize) -> usize {
+/// The largest size of a block of `n` bars (every column 8 bytes wide).
+pub fn max_block_len(n: usize) -> usize {
     HEAD + n * COLUMNS * 8
 }
 
@@ -151,7 +156,14 @@ impl Encoder {
             Unit::Bits
         };
         let minutes = b.timestamp.iter().all(|t| t % MINUTE == 0);
+        let widths = out.len() + MODES;
         out.extend([price as u8, volume as u8, u8::from(minutes)]);
+        out.extend([0; COLUMNS]);
+        let mut put = Columns {
+            out,
+            words: &mut self.words,
+            widths,
+        };
         let step = if minutes { MINUTE } else { 1 };
         let mut prev = 0i64;
         let deltas = b.timestamp.iter().map(|&t| {
@@ -160,31 +172,31 @@ impl Encoder {
             prev = t;
             zigzag(d)
         });
-        put(out, &mut self.words, deltas);
+        put.column(deltas);
         let [o, h, l, c, q] = &self.q;
         if price == Unit::Bits {
             for col in [&b.open, &b.high, &b.low, &b.close] {
-                put(out, &mut self.words, col.iter().map(|v| v.to_bits()));
+                put.column(col.iter().map(|v| v.to_bits()));
             }
         } else {
             let before = std::iter::once(0).chain(c.iter().copied());
             let gaps = o.iter().zip(before).map(|(&o, pc)| o.wrapping_sub(pc));
-            put(out, &mut self.words, gaps.map(zigzag));
+            put.column(gaps.map(zigzag));
             let body = |i: usize| (o[i].min(c[i]), o[i].max(c[i]));
             let above = (0..n).map(|i| h[i].wrapping_sub(body(i).1));
-            put(out, &mut self.words, above.map(zigzag));
+            put.column(above.map(zigzag));
             let below = (0..n).map(|i| body(i).0.wrapping_sub(l[i]));
-            put(out, &mut self.words, below.map(zigzag));
+            put.column(below.map(zigzag));
             let moves = (0..n).map(|i| c[i].wrapping_sub(o[i]));
-            put(out, &mut self.words, moves.map(zigzag));
+            put.column(moves.map(zigzag));
         }
         if volume == Unit::Bits {
-            put(out, &mut self.words, b.volume.iter().map(|v| v.to_bits()));
+            put.column(b.volume.iter().map(|v| v.to_bits()));
         } else {
-            put(out, &mut self.words, q.iter().map(|&q| zigzag(q)));
+            put.column(q.iter().map(|&q| zigzag(q)));
         }
         let trades = b.transactions.iter().map(|v| v.unwrap_or(i64::MIN));
-        put(out, &mut self.words, trades.map(zigzag));
+        put.column(trades.map(zigzag));
     }
 }
 
@@ -194,88 +206,117 @@ pub fn encode(b: &Bars, out: &mut Vec<u8>) {
     Encoder::default().encode(b, out);
 }
 
-/// Appends the words byte-transposed (`words` is scratch).
-fn put(out: &mut Vec<u8>, words: &mut Vec<u64>, from: impl Iterator<Item = u64>) {
-    words.clear();
-    words.extend(from);
-    let n = words.len();
-    let at = out.len();
-    out.resize(at + n * 8, 0);
-    // Plane by plane: sequential stores the compiler vectorizes (a word at a time
-    // scatters 8 bytes, n apart).
-    for (k, plane) in out[at..].chunks_exact_mut(n.max(1)).enumerate() {
-        for (byte, w) in plane.iter_mut().zip(words.iter()) {
-            *byte = (w >> (8 * k)) as u8;
+/// The columns of a block being appended to `out`, each column's width written into
+/// the block's head as the column is appended.
+struct Columns<'a> {
+    out: &'a mut Vec<u8>,
+    /// Scratch for one column's words.
+    words: &'a mut Vec<u64>,
+    /// Where the width of the next column goes in `out`.
+    widths: usize,
+}
+
+impl Columns<'_> {
+    /// Appends the next column: its words byte-transposed up to the widest one.
+    fn column(&mut self, from: impl Iterator<Item = u64>) {
+        let words = &mut *self.words;
+        words.clear();
+        words.extend(from);
+        let n = words.len();
+        let width = (8 - words.iter().fold(0, |a, w| a | w).leading_zeros() / 8) as usize;
+        self.out[self.widths] = width as u8;
+        self.widths += 1;
+        let at = self.out.len();
+        self.out.resize(at + n * width, 0);
+        // Plane by plane: sequential stores the compiler vectorizes (a word at a time
+        // scatters its bytes, n apart).
+        for (k, plane) in self.out[at..].chunks_exact_mut(n.max(1)).enumerate() {
+            for (byte, w) in plane.iter_mut().zip(words.iter()) {
+                *byte = (w >> (8 * k)) as u8;
+            }
         }
     }
 }
 
-/// Column `c` of a block of `n` bars, back as words.
-fn column(raw: &[u8], c: usize, n: usize) -> std::vec::IntoIter<u64> {
-    let col = &raw[HEAD + c * n * 8..HEAD + (c + 1) * n * 8];
-    let mut words = vec![0u64; n];
-    for (k, plane) in col.chunks_exact(n.max(1)).enumerate() {
-        for (w, &byte) in words.iter_mut().zip(plane) {
-            *w |= u64::from(byte) << (8 * k);
-        }
-    }
-    words.into_iter()
+/// Decodes blocks, reusing its scratch words from block to block (a piece reads one
+/// block per day of each ticker).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// The block's columns as words, one after the other.
+    words: Vec<u64>,
 }
 
-/// Appends the bars of a block of `n` bars to `out`; false (and `out` unchanged) when
-/// it is not one.
-pub fn decode_into(raw: &[u8], n: usize, out: &mut Bars) -> bool {
-    if raw.len() != block_len(n) || raw[2] > 1 {
-        return false;
-    }
-    let (Some(price), Some(volume)) = (Unit::of(raw[0]), Unit::of(raw[1])) else {
-        return false;
-    };
-    out.reserve(n);
-    let step = if raw[2] == 1 { MINUTE } else { 1 };
-    let mut t = 0i64;
-    out.timestamp.extend(column(raw, 0, n).map(|w| {
-        t = t.wrapping_add(unzigzag(w));
-        t.wrapping_mul(step)
-    }));
-    if price == Unit::Bits {
-        let cols = [&mut out.open, &mut out.high, &mut out.low, &mut out.close];
-        for (c, col) in cols.into_iter().enumerate() {
-            col.extend(column(raw, c + 1, n).map(f64::from_bits));
+impl Decoder {
+    /// Appends the bars of a block of `n` bars to `out`; false (and `out` unchanged)
+    /// when it is not one.
+    pub fn decode_into(&mut self, raw: &[u8], n: usize, out: &mut Bars) -> bool {
+        let Some(head) = raw.get(..HEAD) else {
+            return false;
+        };
+        let (Some(price), Some(volume)) = (Unit::of(head[0]), Unit::of(head[1])) else {
+            return false;
+        };
+        let widths = &head[MODES..];
+        let stored: usize = widths.iter().map(|&w| usize::from(w)).sum();
+        if head[2] > 1 || widths.iter().any(|&w| w > 8) || raw.len() != HEAD + n * stored {
+            return false;
         }
-    } else {
-        prices(raw, n, price.scale(), out);
+        self.words.clear();
+        self.words.resize(n * COLUMNS, 0);
+        let mut planes = raw[HEAD..].chunks_exact(n.max(1));
+        for (col, &width) in self.words.chunks_exact_mut(n.max(1)).zip(widths) {
+            for (k, plane) in planes.by_ref().take(usize::from(width)).enumerate() {
+                for (w, &byte) in col.iter_mut().zip(plane) {
+                    *w |= u64::from(byte) << (8 * k);
+                }
+            }
+        }
+        let column = |c: usize| self.words[c * n..(c + 1) * n].iter().copied();
+        out.reserve(n);
+        let step = if head[2] == 1 { MINUTE } else { 1 };
+        let mut t = 0i64;
+        out.timestamp.extend(column(0).map(|w| {
+            t = t.wrapping_add(unzigzag(w));
+            t.wrapping_mul(step)
+        }));
+        if price == Unit::Bits {
+            let cols = [&mut out.open, &mut out.high, &mut out.low, &mut out.close];
+            for (c, col) in cols.into_iter().enumerate() {
+                col.extend(column(c + 1).map(f64::from_bits));
+            }
+        } else {
+            let cols = [column(1), column(2), column(3), column(4)];
+            prices(cols, price.scale(), out);
+        }
+        if volume == Unit::Bits {
+            out.volume.extend(column(5).map(f64::from_bits));
+        } else {
+            let scale = volume.scale();
+            out.volume
+                .extend(column(5).map(|w| unzigzag(w) as f64 / scale));
+        }
+        out.transactions
+            .extend(column(6).map(|w| Some(unzigzag(w)).filter(|&v| v != i64::MIN)));
+        out.vwap.resize(out.vwap.len() + n, None);
+        out.otc.resize(out.otc.len() + n, false);
+        true
     }
-    let volumes = column(raw, 5, n);
-    if volume == Unit::Bits {
-        out.volume.extend(volumes.map(f64::from_bits));
-    } else {
-        let scale = volume.scale();
-        out.volume
-            .extend(volumes.map(|w| unzigzag(w) as f64 / scale));
-    }
-    out.transactions
-        .extend(column(raw, 6, n).map(|w| Some(unzigzag(w)).filter(|&v| v != i64::MIN)));
-    out.vwap.resize(out.vwap.len() + n, None);
-    out.otc.resize(out.otc.len() + n, false);
-    true
 }
 
 /// The bars of a block of `n` bars; `None` when it is not one.
 #[cfg(test)]
 pub fn decode(raw: &[u8], n: usize) -> Option<Bars> {
     let mut out = Bars::default();
-    decode_into(raw, n, &mut out).then_some(out)
+    Decoder::default()
+        .decode_into(raw, n, &mut out)
+        .then_some(out)
 }
 
 /// Appends open, high, low and close from the price columns of a scaled block.
-fn prices(raw: &[u8], n: usize, scale: f64, out: &mut Bars) {
+fn prices(cols: [impl Iterator<Item = u64>; 4], scale: f64, out: &mut Bars) {
+    let [open, high, low, close] = cols;
     let mut prev_close = 0i64;
-    let rows = column(raw, 1, n)
-        .zip(column(raw, 2, n))
-        .zip(column(raw, 3, n))
-        .zip(column(raw, 4, n));
-    for (((open, high), low), close) in rows {
+    for (((open, high), low), close) in open.zip(high).zip(low).zip(close) {
         let o = prev_close.wrapping_add(unzigzag(open));
         let c = o.wrapping_add(unzigzag(close));
         out.open.push(o as f64 / scale);
@@ -358,6 +399,26 @@ mod tests {
     }
 
     #[test]
+    fn columns_keep_only_the_bytes_their_widest_word_needs() {
+        // One-minute steps, one-cent moves, small volumes: one byte a column; a missing
+        // trade count (`i64::MIN`, all bits once zigzagged) takes the whole word.
+        let b = bars(&[
+            (60_000, 1.0, 1.0, Some(1)),
+            (120_000, 1.01, 2.0, Some(2)),
+            (180_000, 1.02, 3.0, None),
+        ]);
+        let raw = round_trip(&b);
+        assert_eq!(&raw[MODES..HEAD], &[1, 1, 1, 1, 1, 1, 8]);
+        assert_eq!(raw.len(), HEAD + 3 * 14);
+        assert!(raw.len() < max_block_len(3));
+        let mut cut = raw.clone();
+        cut[HEAD - 1] = 7; // a width that does not match the block's length
+        assert!(decode(&cut, 3).is_none());
+        cut[HEAD - 1] = 9; // wider than a word
+        assert!(decode(&cut, 3).is_none());
+    }
+
+    #[test]
     fn values_off_the_grid_are_stored_as_bits() {
         let b = bars(&[
             (i64::MIN + 1, 1.0 / 3.0, f64::NAN, Some(i64::MAX)),
@@ -366,7 +427,7 @@ mod tests {
         ]);
         let raw = round_trip(&b);
         assert_eq!(&raw[..3], &[0, 0, 0]);
-        assert!(round_trip(&Bars::default()).len() == HEAD);
+        assert_eq!(round_trip(&Bars::default()).len(), HEAD);
     }
 
     #[test]

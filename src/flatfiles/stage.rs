@@ -6,7 +6,7 @@
 //! zstd block per ticker with an index at the end, and the worker later reads one
 //! ticker's blocks across the year's days (positioned reads, no lock).
 //!
-//! Layout: `BSSTAGE3`, the blocks, the JSON index, then the index's offset and
+//! Layout: `BSSTAGE4`, the blocks, the JSON index, then the index's offset and
 //! length (u64 LE) and `BSSTGEND`. A file is written under a temporary name and
 //! renamed, and opened only when its trailer and index are whole, so a kill leaves
 //! either a usable file or one that is staged again. No fsync: staging is a cache, and
@@ -25,9 +25,10 @@ use crate::bars::Bars;
 
 use super::csv::{DayBars, DecodeError, decode_runs_gz};
 
-/// Version 3: blocks as [`super::block`] encodes them, written as the day streams in
-/// (a file of an older version is staged again, never misread).
-const MAGIC: &[u8; 8] = b"BSSTAGE3";
+/// Version 4: blocks as [`super::block`] encodes them (columns only as wide as their
+/// widest word), written as the day streams in (a file of an older version is staged
+/// again, never misread).
+const MAGIC: &[u8; 8] = b"BSSTAGE4";
 const END: &[u8; 8] = b"BSSTGEND";
 const TRAILER: u64 = 24;
 /// zstd level of the blocks. The block encoding does most of the work: on the
@@ -278,7 +279,7 @@ impl StagedDay {
         let Some(&[offset, len, rows]) = self.index.blocks.get(ticker) else {
             return Ok(());
         };
-        let whole = BUFFERS.with_borrow_mut(|(zstd, packed, raw)| {
+        let whole = BUFFERS.with_borrow_mut(|(zstd, packed, raw, decoder)| {
             let zstd = match zstd {
                 Some(z) => z,
                 None => zstd.insert(zstd::bulk::Decompressor::new()?),
@@ -286,9 +287,9 @@ impl StagedDay {
             packed.resize(len as usize, 0);
             self.file.read_exact_at(packed, offset)?;
             raw.clear();
-            raw.reserve(super::block::block_len(rows as usize));
+            raw.reserve(super::block::max_block_len(rows as usize));
             zstd.decompress_to_buffer(&packed[..], raw)?;
-            io::Result::Ok(super::block::decode_into(raw, rows as usize, out))
+            io::Result::Ok(decoder.decode_into(raw, rows as usize, out))
         })?;
         if whole {
             return Ok(());
@@ -300,8 +301,14 @@ impl StagedDay {
     }
 }
 
-/// A zstd context (made on first use), the packed block, the raw block.
-type ReadBuffers = (Option<zstd::bulk::Decompressor<'static>>, Vec<u8>, Vec<u8>);
+/// A zstd context (made on first use), the packed block, the raw block, the block
+/// decoder's scratch.
+type ReadBuffers = (
+    Option<zstd::bulk::Decompressor<'static>>,
+    Vec<u8>,
+    Vec<u8>,
+    super::block::Decoder,
+);
 
 thread_local! {
     /// A reader thread's zstd context and buffers, reused from block to block: a

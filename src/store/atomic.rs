@@ -188,15 +188,14 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// fsyncs the folder holding `path`, so a rename or new entry in it survives a crash.
+/// fsyncs the folder holding `path`, so a rename or new entry in it survives a crash
+/// (one fsync for the writers of that folder asking at once: [`super::dirsync`]).
 pub(crate) fn sync_parent(path: &Path) -> Result<(), StoreError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("fsync folder", dir, e))
+    super::dirsync::sync_dir(dir)
 }
 
 /// Removes leftover staging files whose writer is gone; returns how many were removed.

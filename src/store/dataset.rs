@@ -212,9 +212,14 @@ impl TickerSession {
             TickerSession::Local { store, ticker } => {
                 let (store, ticker) = (store.clone(), ticker.clone());
                 let job = move || -> Result<bool, StoreError> {
-                    let written =
-                        store.write_days(&ticker, piece, &complete, &bars, &provenance)?;
-                    store.mark_written(&ticker, &complete, today, &written)?;
+                    let written = store.write_and_mark(
+                        &ticker,
+                        piece,
+                        &complete,
+                        &bars,
+                        &provenance,
+                        today,
+                    )?;
                     Ok(written.path.is_some())
                 };
                 tokio::task::spawn_blocking(job)

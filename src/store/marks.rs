@@ -79,6 +79,17 @@ impl Store {
             return Ok(());
         }
         let _lock = self.lock(ticker)?;
+        self.update_record_locked(ticker, complete, today, written)
+    }
+
+    /// [`Store::mark_written`] with the ticker's lock held and its name checked.
+    pub(super) fn update_record_locked(
+        &self,
+        ticker: &str,
+        complete: &[DateRange],
+        today: Date,
+        written: Option<&Written>,
+    ) -> Result<(), StoreError> {
         let path = self.layout.coverage_file(ticker);
         let mut record = coverage::read_record(&path)?;
         if !record.claim(complete, today, written.map(|w| (w.year, w.facts))) {

@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod coverage;
 pub mod dataset;
 pub mod decode;
+mod dirsync;
 pub mod encode;
 pub mod error;
 mod footer;
@@ -200,11 +201,42 @@ impl Store {
     ) -> Result<Written, StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
+        let _lock = self.lock(ticker)?;
+        self.write_days_locked(ticker, range, complete, bars, provenance)
+    }
+
+    /// [`Store::write_days`], then [`Store::mark_written`] of the same days, under one
+    /// taking of the ticker's lock: the coverage still follows the data.
+    pub fn write_and_mark(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        complete: &[DateRange],
+        bars: &Bars,
+        provenance: &Provenance,
+        today: jiff::civil::Date,
+    ) -> Result<Written, StoreError> {
+        self.check_writable()?;
+        check_ticker(ticker)?;
+        let _lock = self.lock(ticker)?;
+        let written = self.write_days_locked(ticker, range, complete, bars, provenance)?;
+        self.update_record_locked(ticker, complete, today, Some(&written))?;
+        Ok(written)
+    }
+
+    /// [`Store::write_days`] with the ticker's lock held and its name checked.
+    fn write_days_locked(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        complete: &[DateRange],
+        bars: &Bars,
+        provenance: &Provenance,
+    ) -> Result<Written, StoreError> {
         let year = piece::year_of(ticker, range)?;
         self.check_identity(&provenance.identity(), &self.layout.dataset_file())?;
 
         let incoming = piece::incoming(ticker, bars, range);
-        let _lock = self.lock(ticker)?;
         let path = self.layout.file_path(ticker, year);
         let stored = if path.exists() {
             let stored = match piece::needs(range, complete) {
