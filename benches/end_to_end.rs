@@ -51,10 +51,11 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
 
     type Scenario = fn(&Path, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("throughput", throughput),
         ("memory", memory_growth),
         ("budget", budget::budget_vs_latency),
+        ("pages", budget::many_pages),
         ("resume", resume_and_overhead),
         ("machines", machines::budget_across_machines),
         ("slurm", slurm::slurm_overhead),
