@@ -99,6 +99,19 @@ impl Bars {
         self.otc.clear();
     }
 
+    /// Keeps the first `n` bars (all of them when there are fewer).
+    pub fn truncate(&mut self, n: usize) {
+        self.timestamp.truncate(n);
+        self.open.truncate(n);
+        self.high.truncate(n);
+        self.low.truncate(n);
+        self.close.truncate(n);
+        self.volume.truncate(n);
+        self.vwap.truncate(n);
+        self.transactions.truncate(n);
+        self.otc.truncate(n);
+    }
+
     /// Number of bars.
     pub fn len(&self) -> usize {
         self.timestamp.len()

@@ -63,25 +63,46 @@ pub struct DecodeError {
 /// every invalid page, is decoded by serde below, so results and errors are the same
 /// either way.
 pub fn decode_page(input: &[u8]) -> Result<Page, DecodeError> {
-    match super::scan::scan_page(input) {
+    let mut bars = Bars::default();
+    let page = decode_page_onto(input, &mut bars)?;
+    Ok(Page { bars, ..page })
+}
+
+/// [`decode_page`], appending the page's bars to `bars` instead (the returned page's
+/// own `bars` are empty): a fetch collects its pages in one set of columns, with no
+/// copy per page. On an error `bars` is left as it was.
+pub fn decode_page_onto(input: &[u8], bars: &mut Bars) -> Result<Page, DecodeError> {
+    match super::scan::scan_page(input, bars) {
         Some(page) => Ok(page),
-        None => decode_with_serde(input),
+        None => decode_with_serde_onto(input, bars),
     }
 }
 
 /// The general decoder: any valid page, and the error for an invalid one.
+#[cfg(test)]
 pub(crate) fn decode_with_serde(input: &[u8]) -> Result<Page, DecodeError> {
+    let mut bars = Bars::default();
+    let page = decode_with_serde_onto(input, &mut bars)?;
+    Ok(Page { bars, ..page })
+}
+
+/// The general decoder, appending to `bars` as [`decode_page_onto`] does.
+fn decode_with_serde_onto(input: &[u8], bars: &mut Bars) -> Result<Page, DecodeError> {
+    let before = bars.len();
     let mut de = serde_json::Deserializer::from_slice(input);
     let page = de
-        .deserialize_map(PageVisitor)
+        .deserialize_map(PageVisitor { bars, before })
         .and_then(|p| de.end().map(|()| p));
-    page.map_err(|e| DecodeError {
-        truncated: e.is_eof(),
-        message: if e.is_eof() {
-            format!("truncated page JSON ({} bytes): {e}", input.len())
-        } else {
-            format!("malformed page JSON: {e}")
-        },
+    page.map_err(|e| {
+        bars.truncate(before);
+        DecodeError {
+            truncated: e.is_eof(),
+            message: if e.is_eof() {
+                format!("truncated page JSON ({} bytes): {e}", input.len())
+            } else {
+                format!("malformed page JSON: {e}")
+            },
+        }
     })
 }
 
@@ -159,9 +180,13 @@ identifier!(BarField, "a bar field", |s| match s.as_bytes() {
     _ => BarField::Other,
 });
 
-struct PageVisitor;
+/// The page object; its bars go to `bars` after the first `before`.
+struct PageVisitor<'a> {
+    bars: &'a mut Bars,
+    before: usize,
+}
 
-impl<'de> Visitor<'de> for PageVisitor {
+impl<'de> Visitor<'de> for PageVisitor<'_> {
     type Value = Page;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -174,8 +199,9 @@ impl<'de> Visitor<'de> for PageVisitor {
             match key {
                 TopField::Status => page.status = map.next_value()?,
                 TopField::Results => {
-                    page.bars = Bars::default();
-                    map.next_value_seed(ResultsSeed(&mut page.bars))?;
+                    // serde keeps the last of repeated keys.
+                    self.bars.truncate(self.before);
+                    map.next_value_seed(ResultsSeed(&mut *self.bars, self.before))?;
                 }
                 TopField::NextUrl => page.next_url = map.next_value()?,
                 TopField::Error => page.error = map.next_value()?,
@@ -195,8 +221,9 @@ impl<'de> Visitor<'de> for PageVisitor {
     }
 }
 
-/// `results`: `null` or an array of bar objects, appended to the columns.
-struct ResultsSeed<'a>(&'a mut Bars);
+/// `results`: `null` or an array of bar objects, appended to the columns, which held
+/// the given number of bars (of earlier pages) before this page.
+struct ResultsSeed<'a>(&'a mut Bars, usize);
 
 impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
     type Value = ();
@@ -226,12 +253,15 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let bars = self.0;
+        let (bars, before) = (self.0, self.1);
         // serde_json gives no size hint; a full page is 50,000 bars, so grow in big
         // steps instead of doubling from zero.
         let want = seq.size_hint().unwrap_or(4096);
         bars.reserve(want);
-        while seq.next_element_seed(BarSeed(&mut *bars))?.is_some() {
+        while seq
+            .next_element_seed(BarSeed(&mut *bars, before))?
+            .is_some()
+        {
             if bars.timestamp.len() == bars.timestamp.capacity() {
                 bars.reserve(bars.len().max(4096));
             }
@@ -240,8 +270,9 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
     }
 }
 
-/// One bar object, pushed onto the columns once all its fields are read.
-struct BarSeed<'a>(&'a mut Bars);
+/// One bar object, pushed onto the columns once all its fields are read (the page's
+/// bars start after the given number).
+struct BarSeed<'a>(&'a mut Bars, usize);
 
 impl<'de> DeserializeSeed<'de> for BarSeed<'_> {
     type Value = ();
@@ -306,7 +337,7 @@ impl<'de> Visitor<'de> for BarSeed<'_> {
             .collect();
             return Err(de::Error::custom(format_args!(
                 "bar #{} lacks field(s) {}",
-                self.0.len(),
+                self.0.len() - self.1,
                 missing.join(", ")
             )));
         }
@@ -390,6 +421,46 @@ mod tests {
         assert_eq!(p.results_count, Some(2));
         assert_eq!(p.request_id.as_deref(), Some("abc"));
         assert!(p.next_url.unwrap().contains("cursor=x"));
+    }
+
+    #[test]
+    fn decoding_onto_appends_and_leaves_the_bars_alone_on_an_error() {
+        let page = |t: i64, o: &str| {
+            format!(
+                r#"{{"status":"OK","results":[{{"v":1,"vw":2,"o":{o},"c":1,"h":3,"l":1,"t":{t},"n":1}}]}}"#
+            )
+        };
+        let mut bars = Bars::default();
+        // The scanner's pages, then one only serde reads (`n` given as `1.0`).
+        decode_page_onto(page(1, "1").as_bytes(), &mut bars).unwrap();
+        let p = decode_page_onto(page(2, "2").as_bytes(), &mut bars).unwrap();
+        assert!(p.bars.is_empty() && p.is_success());
+        let lenient = page(3, "3").replace(r#""n":1"#, r#""n":1.0"#);
+        decode_page_onto(lenient.as_bytes(), &mut bars).unwrap();
+        assert_eq!(bars.timestamp, vec![1, 2, 3]);
+        assert_eq!(bars.open, vec![1.0, 2.0, 3.0]);
+        // Failures of either path leave the three bars as they were.
+        for bad in [
+            page(4, "4").replace("}]}", "}]"),
+            page(4, "4").replace(r#""l":1,"#, ""),
+            format!(
+                r#"{{"results":[{{"v":1,"o":1,"c":1,"h":1,"l":1,"t":5}}],"x":{}}}"#,
+                "{"
+            ),
+        ] {
+            let e = decode_page_onto(bad.as_bytes(), &mut bars).unwrap_err();
+            assert_eq!(bars.timestamp, vec![1, 2, 3], "{bad}: {e}");
+        }
+        // A page that repeats `results` keeps only the last, as serde does.
+        let twice = r#"{"results":[{"v":1,"o":1,"c":1,"h":1,"l":1,"t":7}],"results":[]}"#;
+        decode_page_onto(twice.as_bytes(), &mut bars).unwrap();
+        assert_eq!(bars.len(), 3);
+        let e = decode_page_onto(
+            br#"{"results":[{"v":1,"o":1,"c":1,"h":1,"l":1,"t":8},{"v":1}]}"#,
+            &mut bars,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("bar #1 lacks"), "{e}");
     }
 
     #[test]
