@@ -111,6 +111,32 @@ fn sandbox_pages_match_serde() {
     assert_scanned(&weekend, "no results");
 }
 
+/// Bars of the API's form read two at a time, around bars in another form anywhere
+/// on the page (first, second, middle, last), on pages of odd and even length.
+#[test]
+fn pages_mixing_the_api_form_and_others_match_serde() {
+    let c = cfg();
+    for n in [1, 2, 3, 8, 9] {
+        let json = page_json("AAPL", range("2024-03-04", "2024-03-08"), n, &c);
+        let text = String::from_utf8(json).unwrap();
+        let starts: Vec<usize> = text.match_indices("{\"v\":").map(|(i, _)| i).collect();
+        assert_eq!(starts.len(), n as usize);
+        for &at in &starts {
+            let end = at + text[at..].find('}').unwrap();
+            for odd in [",\"otc\":true", " "] {
+                let mut m = text.clone();
+                m.insert_str(end, odd);
+                assert_scanned(m.as_bytes(), &format!("{n} bars, {odd:?} at {at}"));
+            }
+            // A repeated key: serde keeps the last, the scanner leaves the page to it.
+            let mut twice = text.clone();
+            twice.replace_range(at..at + 5, "{\"n\":1,\"v\":");
+            assert!(scan_page(twice.as_bytes()).is_none());
+            assert_consistent(twice.as_bytes());
+        }
+    }
+}
+
 /// JSON whitespace, drawn from all four kinds (mostly none).
 fn ws(rng: &mut Rng, out: &mut Vec<u8>) {
     while rng.u8(..4) == 0 {
