@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow_array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, TimestampMillisecondArray,
 };
-use arrow_buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow_buffer::{ArrowNativeType, BooleanBuffer, NullBuffer, ScalarBuffer};
 use parquet::arrow::ArrowWriter;
 
 use crate::bars::Bars;
@@ -56,14 +56,10 @@ fn batch_of(ticker: &str, bars: Cow<'_, Bars>) -> Result<RecordBatch, StoreError
             "bars of {ticker} have columns of different lengths ({n} timestamps, others {lens:?})"
         )));
     }
-    let vwap = Float64Array::new(
-        bars.vwap.iter().map(|v| v.unwrap_or(0.0)).collect(),
-        nulls(&bars.vwap),
-    );
-    let transactions = Int64Array::new(
-        bars.transactions.iter().map(|v| v.unwrap_or(0)).collect(),
-        nulls(&bars.transactions),
-    );
+    let (values, valid) = optional(&bars.vwap);
+    let vwap = Float64Array::new(values, valid);
+    let (values, valid) = optional(&bars.transactions);
+    let transactions = Int64Array::new(values, valid);
     let otc = BooleanArray::new(BooleanBuffer::collect_bool(n, |i| bars.otc[i]), None);
     let (timestamp, prices) = match bars {
         Cow::Owned(b) => (b.timestamp, [b.open, b.high, b.low, b.close, b.volume]),
@@ -89,15 +85,24 @@ fn batch_of(ticker: &str, bars: Cow<'_, Bars>) -> Result<RecordBatch, StoreError
         .map_err(|e| StoreError::Invalid(format!("cannot build Arrow batch for {ticker}: {e}")))
 }
 
-/// The validity of an optional column; `None` when every value is present.
-fn nulls<T>(values: &[Option<T>]) -> Option<NullBuffer> {
-    if values.iter().all(Option::is_some) {
-        return None;
-    }
-    Some(NullBuffer::new(BooleanBuffer::collect_bool(
-        values.len(),
-        |i| values[i].is_some(),
-    )))
+/// An optional column in Arrow's layout: the values (the default where absent) and
+/// their validity, `None` when every value is present. One pass over the column in
+/// the usual case of no absent value.
+fn optional<T: ArrowNativeType>(column: &[Option<T>]) -> (ScalarBuffer<T>, Option<NullBuffer>) {
+    let mut absent = false;
+    let values: Vec<T> = column
+        .iter()
+        .map(|v| {
+            absent |= v.is_none();
+            v.unwrap_or_default()
+        })
+        .collect();
+    let valid = absent.then(|| {
+        NullBuffer::new(BooleanBuffer::collect_bool(column.len(), |i| {
+            column[i].is_some()
+        }))
+    });
+    (ScalarBuffer::from(values), valid)
 }
 
 /// Encodes the bars of `ticker` as one complete Parquet file into `out`: store schema,
@@ -164,24 +169,34 @@ mod tests {
 
     #[test]
     fn owned_bars_encode_to_the_same_file_as_borrowed_ones() {
-        let mut bars = crate::bars::flat_bars((0..5_000).map(|i| 1_700_000_000_000 + i * 60_000));
-        for i in (0..bars.len()).step_by(7) {
-            bars.vwap[i] = Some(i as f64 / 3.0);
-            bars.transactions[i] = Some(i as i64);
-            bars.otc[i] = true;
+        let mut gaps = crate::bars::flat_bars((0..5_000).map(|i| 1_700_000_000_000 + i * 60_000));
+        for i in (0..gaps.len()).step_by(7) {
+            gaps.vwap[i] = Some(i as f64 / 3.0);
+            gaps.transactions[i] = Some(i as i64);
+            gaps.otc[i] = true;
         }
-        bars.volume
+        gaps.volume
             .iter_mut()
             .enumerate()
             .for_each(|(i, v)| *v = (i % 977) as f64);
+        // Every vwap and trade count present: no validity bitmap.
+        let mut full = gaps.clone();
+        full.vwap
+            .iter_mut()
+            .for_each(|v| *v = Some(v.unwrap_or(2.5)));
+        full.transactions
+            .iter_mut()
+            .for_each(|n| *n = Some(n.unwrap_or(3)));
         let range = DateRange::parse("2023-11-14", "2023-12-31").unwrap();
         let provenance = Provenance::now(true, range);
-        let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
-        let a = encode_parquet("AAPL", &bars, &provenance, &mut borrowed).unwrap();
-        let b = encode_parquet_owned("AAPL", bars.clone(), &provenance, &mut owned).unwrap();
-        assert_eq!(a, b);
-        assert!(borrowed == owned, "the two paths wrote different bytes");
-        let back = crate::store::decode::read_bytes(owned.into(), Path::new("owned")).unwrap();
-        assert_eq!(back.bars, bars);
+        for bars in [gaps, full] {
+            let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+            let a = encode_parquet("AAPL", &bars, &provenance, &mut borrowed).unwrap();
+            let b = encode_parquet_owned("AAPL", bars.clone(), &provenance, &mut owned).unwrap();
+            assert_eq!(a, b);
+            assert!(borrowed == owned, "the two paths wrote different bytes");
+            let back = crate::store::decode::read_bytes(owned.into(), Path::new("owned")).unwrap();
+            assert_eq!(back.bars, bars);
+        }
     }
 }
