@@ -150,10 +150,11 @@ pub fn provenance_metadata(ticker: &str, provenance: &Provenance) -> Vec<KeyValu
 /// and files ~13% smaller (measured on a random-walk ticker-year). Volumes are
 /// integers stored as f64, whose sign, exponent and top mantissa bytes barely change
 /// from minute to minute: BYTE_STREAM_SPLIT puts each byte position in a stream of its
-/// own for ZSTD, making the column ~13% smaller and the whole encode ~8% cheaper
-/// (BENCHMARKS.md, "CPU per bar (2026-12-06)"). `vwap` stays plain: it often equals a
-/// price of the bar exactly, repeats that plain ZSTD finds and a split would hide (the
-/// split made it 78% bigger). Prices (`open`..`close`) and `transactions` repeat a lot
+/// own for ZSTD, making the column ~13% smaller and the whole encode ~7% cheaper
+/// (BENCHMARKS.md, "CPU per bar, second round", and `cargo bench --bench
+/// parquet_settings`). `vwap` stays plain: it often equals a price of the bar exactly,
+/// repeats that plain ZSTD finds and a split would hide (the split made the files 21%
+/// bigger). Prices (`open`..`close`) and `transactions` repeat a lot
 /// and keep the dictionary. pyarrow, Polars and DuckDB read all of these encodings.
 pub fn writer_properties(ticker: &str, provenance: &Provenance) -> WriterProperties {
     let ts = ColumnPath::from(col::TIMESTAMP);
