@@ -244,6 +244,10 @@ fn expect_every_reader(
         assert_eq!(r["filtered_rows"], filtered, "{reader} ticker/year filter");
         // Whole integers under 2^53: the sum is exact in any order.
         let volume: f64 = all.volume.iter().sum();
-        assert_eq!(r["volume_sum"].as_f64(), Some(volume), "{reader} volume sum");
+        assert_eq!(
+            r["volume_sum"].as_f64(),
+            Some(volume),
+            "{reader} volume sum"
+        );
     }
 }
