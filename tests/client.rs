@@ -301,6 +301,58 @@ async fn pagination_follows_next_url_to_the_end_with_bearer_on_every_page() {
     assert!(reqs[2].target.ends_with("cursor=p3"));
 }
 
+/// Turns the page an attempt should have got into the failure it gets instead.
+type FailWith = fn(String) -> Reply;
+
+/// A later page that fails and is retried: the fetch keeps the bars of the pages
+/// before it (collected in the same columns) and none of the failed attempt's, for
+/// failures before, in and after decoding, on pages decoded inline and on the pool.
+#[tokio::test]
+async fn a_retried_later_page_keeps_the_earlier_pages_and_drops_its_failed_attempt() {
+    let failures: [(&str, FailWith); 4] = [
+        ("truncated", |p| json(200, p[..p.len() - 40].to_string())),
+        ("dropped", Reply::DropMidBody),
+        ("status ERROR with bars", |p| {
+            json(200, p.replace(r#""status":"OK""#, r#""status":"ERROR""#))
+        }),
+        ("500", |_| json(500, "{}")),
+    ];
+    // Pages over 256 KiB are decoded on the blocking pool: padding makes them so.
+    let pad = |p: String| {
+        p.replace(
+            r#","status""#,
+            &format!(r#","pad":"{}","status""#, "x".repeat(300_000)),
+        )
+    };
+    for (name, fail) in failures {
+        for big in [false, true] {
+            // Page 2's first answer is the failure, holding bars of its own.
+            let server = Server::start(move |req, i| {
+                let base = format!("http://{}", req.header("host").unwrap());
+                let fit = |p: String| if big { pad(p) } else { p };
+                if !req.target.contains("cursor=p2") {
+                    let next = format!("{base}/v2/aggs/ticker/AAPL/range/1/minute/1/2?cursor=p2");
+                    return json(200, fit(page(&minutes(0, 400), Some(next))));
+                }
+                if i == 1 {
+                    fail(fit(page(&minutes(600, 40), None)))
+                } else {
+                    json(200, page(&minutes(400, 3), None))
+                }
+            })
+            .await;
+            let (r, events) = fetch(&client(&server.base)).await;
+            let f = r.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                f.bars.timestamp == minutes(0, 403),
+                "{name}, big {big}: wrong bars"
+            );
+            assert_eq!((f.pages, f.requests), (2, 3), "{name}");
+            assert_eq!(retries(&events).len(), 1, "{name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn key_is_never_sent_to_a_foreign_next_url_host() {
     let foreign = Server::start(|_, _| json(200, page(&[], None))).await;

@@ -201,7 +201,7 @@ fn read_back(python: &Path, root: &Path, ticker: &str, year: i16, numeric: bool)
 }
 
 /// Every reader saw every bar of `all` once, UTC timestamps, the rows per ticker, the
-/// year partitions, and `filtered` rows for the ticker-year filter.
+/// year partitions, `filtered` rows for the ticker-year filter, and every volume.
 fn expect_every_reader(
     report: &Value,
     all: &Bars,
@@ -242,5 +242,12 @@ fn expect_every_reader(
             "{reader} year partitions"
         );
         assert_eq!(r["filtered_rows"], filtered, "{reader} ticker/year filter");
+        // Whole integers under 2^53: the sum is exact in any order.
+        let volume: f64 = all.volume.iter().sum();
+        assert_eq!(
+            r["volume_sum"].as_f64(),
+            Some(volume),
+            "{reader} volume sum"
+        );
     }
 }

@@ -112,6 +112,16 @@ fn footer_records_schema_encodings_compression_sort_key_and_provenance() {
         None,
         "no dictionary page on timestamp"
     );
+    // Volumes byte-stream-split for ZSTD, no dictionary (see schema::writer_properties).
+    let volume = rg.column(5);
+    assert_eq!(volume.column_path().string(), "volume");
+    let enc: Vec<Encoding> = volume.encodings().collect();
+    assert!(enc.contains(&Encoding::BYTE_STREAM_SPLIT), "{enc:?}");
+    assert_eq!(
+        volume.dictionary_page_offset(),
+        None,
+        "no dictionary on volume"
+    );
     for c in rg.columns() {
         assert!(
             matches!(c.compression(), Compression::ZSTD(_)),
@@ -316,7 +326,14 @@ fn a_write_and_its_mark_in_one_call_leave_what_the_two_calls_leave() {
     ];
     let bars = synth(piece, 3, 10.0);
     let written = one
-        .write_and_mark("AAPL", piece, &complete, &bars, &prov(true, piece), today)
+        .write_and_mark(
+            "AAPL",
+            piece,
+            &complete,
+            bars.clone(),
+            &prov(true, piece),
+            today,
+        )
         .unwrap();
     let w2 = two
         .write_days("AAPL", piece, &complete, &bars, &prov(true, piece))

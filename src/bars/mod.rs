@@ -99,6 +99,34 @@ impl Bars {
         self.otc.clear();
     }
 
+    /// Keeps the first `n` bars (all of them when there are fewer).
+    pub fn truncate(&mut self, n: usize) {
+        self.timestamp.truncate(n);
+        self.open.truncate(n);
+        self.high.truncate(n);
+        self.low.truncate(n);
+        self.close.truncate(n);
+        self.volume.truncate(n);
+        self.vwap.truncate(n);
+        self.transactions.truncate(n);
+        self.otc.truncate(n);
+    }
+
+    /// Splits off the bars from `at` on (returned), keeping the first `at`.
+    pub fn split_off(&mut self, at: usize) -> Bars {
+        Bars {
+            timestamp: self.timestamp.split_off(at),
+            open: self.open.split_off(at),
+            high: self.high.split_off(at),
+            low: self.low.split_off(at),
+            close: self.close.split_off(at),
+            volume: self.volume.split_off(at),
+            vwap: self.vwap.split_off(at),
+            transactions: self.transactions.split_off(at),
+            otc: self.otc.split_off(at),
+        }
+    }
+
     /// Number of bars.
     pub fn len(&self) -> usize {
         self.timestamp.len()

@@ -9,12 +9,13 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use crate::budget::Budget;
 use crate::secret::{ApiKey, redact};
 
-use super::decode::{Page, decode_page};
-use super::request::{bearer, check_transport, parse_base, raw_url};
+use super::decode::{Page, decode_page_onto};
+use super::request::{bearer, check_transport, parse_base, raw_url, read_body};
 use super::retry::{
     RetryPolicy, SameError, classify_api_status, classify_status, classify_transport,
     parse_retry_after,
 };
+use crate::bars::Bars;
 use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 use crate::ingest::source::SourceEvent;
 
@@ -229,10 +230,13 @@ impl Client {
         )
     }
 
-    /// One page with retries: `(page, elapsed of the good attempt, attempts)`.
+    /// One page with retries, its bars appended to `bars` (`body` holds each
+    /// response): `(page, elapsed of the good attempt, attempts)`.
     pub(super) async fn get_page(
         &self,
         url: &Url,
+        bars: &mut Bars,
+        body: &mut Vec<u8>,
         on_event: &mut (dyn FnMut(SourceEvent) + Send),
     ) -> Result<(Page, Duration, u32), FetchError> {
         let max = self.retry.max_attempts.max(1);
@@ -245,7 +249,7 @@ impl Client {
                 None => None,
             };
             let t0 = Instant::now();
-            let failure = match self.attempt(url).await {
+            let failure = match self.attempt(url, bars, body).await {
                 Ok(page) => return Ok((page, t0.elapsed(), attempt)),
                 Err(f) => f,
             };
@@ -288,8 +292,16 @@ impl Client {
         }
     }
 
-    /// One request for one page, bounded by the timeout.
-    async fn attempt(&self, url: &Url) -> Result<Page, Failure> {
+    /// One request for one page: the exchange (request, headers, the whole body into
+    /// `body`) bounded by the timeout, then the page decoded with its bars appended to
+    /// `bars`. Decoding is not under the timeout: a timeout must not drop the fetch's
+    /// bars halfway through the decoder.
+    async fn attempt(
+        &self,
+        url: &Url,
+        bars: &mut Bars,
+        body: &mut Vec<u8>,
+    ) -> Result<Page, Failure> {
         let exchange = async {
             let resp = self
                 .request(url)
@@ -302,44 +314,64 @@ impl Client {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let body = resp
-                .bytes()
+            read_body(resp, body)
                 .await
                 .map_err(|e| body_error(&e, status, &self.key))?;
-            if !(200..300).contains(&status) {
-                return Err(Failure {
-                    err: classify_status(status, &body, &self.key),
-                    retry_after,
-                });
-            }
-            let page = decode(body).await.map_err(|msg| {
-                FetchError::new(ErrorKind::Body, Some(status), redact(&msg, &self.key))
-            })?;
-            if !page.is_success() {
-                let err = classify_api_status(page.status.as_deref(), page.problem(), &self.key);
-                return Err(Failure { err, retry_after });
-            }
-            Ok(page)
+            Ok::<_, FetchError>((status, retry_after))
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timeout_error().into()),
+        let (status, retry_after) = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result?,
+            Err(_) => return Err(self.timeout_error().into()),
+        };
+        if !(200..300).contains(&status) {
+            return Err(Failure {
+                err: classify_status(status, body, &self.key),
+                retry_after,
+            });
         }
+        let before = bars.len();
+        let page = decode(body, bars).await.map_err(|e| {
+            FetchError::new(e.kind, Some(status), redact(&e.message, &self.key)).with_class(e.class)
+        })?;
+        if !page.is_success() {
+            bars.truncate(before);
+            let err = classify_api_status(page.status.as_deref(), page.problem(), &self.key);
+            return Err(Failure { err, retry_after });
+        }
+        Ok(page)
     }
 }
 
-/// Decodes a body; a big one (a full page is ~5 MB, ~10 ms of CPU) on the blocking
-/// pool so it does not stall the other tasks of the runtime.
-async fn decode<B: AsRef<[u8]> + Send + 'static>(body: B) -> Result<Page, String> {
+/// Decodes `body`, its bars appended to `bars`; a big one (a full page is ~5 MB, a few
+/// ms of CPU) on the blocking pool so it does not stall the other tasks of the
+/// runtime. Body and bars travel to the pool and back: a panic in the decoder is
+/// caught there and reported as a bad body (the bars as they were), and only a
+/// runtime shutting down can lose them, which then ends the run rather than let a
+/// retry go on without the bars of the earlier pages.
+async fn decode(body: &mut Vec<u8>, bars: &mut Bars) -> Result<Page, FetchError> {
     const INLINE_MAX: usize = 256 * 1024;
-    if body.as_ref().len() <= INLINE_MAX {
-        return decode_page(body.as_ref()).map_err(|e| e.message);
+    let bad = |message: String| FetchError::new(ErrorKind::Body, None, message);
+    if body.len() <= INLINE_MAX {
+        return decode_page_onto(body, bars).map_err(|e| bad(e.message));
     }
-    match tokio::task::spawn_blocking(move || decode_page(body.as_ref()).map_err(|e| e.message))
+    let (input, mut onto) = (std::mem::take(body), std::mem::take(bars));
+    let task = tokio::task::spawn_blocking(move || {
+        let before = onto.len();
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decode_page_onto(&input, &mut onto)
+        }));
+        if decoded.is_err() {
+            onto.truncate(before);
+        }
+        (input, onto, decoded)
+    });
+    let (input, onto, decoded) = task
         .await
-    {
-        Ok(r) => r,
-        Err(e) => Err(format!("decoder task failed: {e}")),
+        .map_err(|e| bad(format!("the page decoder stopped: {e}")).with_class(ErrorClass::Run))?;
+    (*body, *bars) = (input, onto);
+    match decoded {
+        Ok(page) => page.map_err(|e| bad(e.message)),
+        Err(_) => Err(bad("the page decoder failed on this body".into())),
     }
 }
 

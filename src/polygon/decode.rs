@@ -63,25 +63,46 @@ pub struct DecodeError {
 /// every invalid page, is decoded by serde below, so results and errors are the same
 /// either way.
 pub fn decode_page(input: &[u8]) -> Result<Page, DecodeError> {
-    match super::scan::scan_page(input) {
+    let mut bars = Bars::default();
+    let page = decode_page_onto(input, &mut bars)?;
+    Ok(Page { bars, ..page })
+}
+
+/// [`decode_page`], appending the page's bars to `bars` instead (the returned page's
+/// own `bars` are empty): a fetch collects its pages in one set of columns, with no
+/// copy per page. On an error `bars` is left as it was.
+pub fn decode_page_onto(input: &[u8], bars: &mut Bars) -> Result<Page, DecodeError> {
+    match super::scan::scan_page(input, bars) {
         Some(page) => Ok(page),
-        None => decode_with_serde(input),
+        None => decode_with_serde_onto(input, bars),
     }
 }
 
 /// The general decoder: any valid page, and the error for an invalid one.
+#[cfg(test)]
 pub(crate) fn decode_with_serde(input: &[u8]) -> Result<Page, DecodeError> {
+    let mut bars = Bars::default();
+    let page = decode_with_serde_onto(input, &mut bars)?;
+    Ok(Page { bars, ..page })
+}
+
+/// The general decoder, appending to `bars` as [`decode_page_onto`] does.
+fn decode_with_serde_onto(input: &[u8], bars: &mut Bars) -> Result<Page, DecodeError> {
+    let before = bars.len();
     let mut de = serde_json::Deserializer::from_slice(input);
     let page = de
-        .deserialize_map(PageVisitor)
+        .deserialize_map(PageVisitor { bars, before })
         .and_then(|p| de.end().map(|()| p));
-    page.map_err(|e| DecodeError {
-        truncated: e.is_eof(),
-        message: if e.is_eof() {
-            format!("truncated page JSON ({} bytes): {e}", input.len())
-        } else {
-            format!("malformed page JSON: {e}")
-        },
+    page.map_err(|e| {
+        bars.truncate(before);
+        DecodeError {
+            truncated: e.is_eof(),
+            message: if e.is_eof() {
+                format!("truncated page JSON ({} bytes): {e}", input.len())
+            } else {
+                format!("malformed page JSON: {e}")
+            },
+        }
     })
 }
 
@@ -159,9 +180,13 @@ identifier!(BarField, "a bar field", |s| match s.as_bytes() {
     _ => BarField::Other,
 });
 
-struct PageVisitor;
+/// The page object; its bars go to `bars` after the first `before`.
+struct PageVisitor<'a> {
+    bars: &'a mut Bars,
+    before: usize,
+}
 
-impl<'de> Visitor<'de> for PageVisitor {
+impl<'de> Visitor<'de> for PageVisitor<'_> {
     type Value = Page;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -174,8 +199,9 @@ impl<'de> Visitor<'de> for PageVisitor {
             match key {
                 TopField::Status => page.status = map.next_value()?,
                 TopField::Results => {
-                    page.bars = Bars::default();
-                    map.next_value_seed(ResultsSeed(&mut page.bars))?;
+                    // serde keeps the last of repeated keys.
+                    self.bars.truncate(self.before);
+                    map.next_value_seed(ResultsSeed(&mut *self.bars, self.before))?;
                 }
                 TopField::NextUrl => page.next_url = map.next_value()?,
                 TopField::Error => page.error = map.next_value()?,
@@ -195,8 +221,9 @@ impl<'de> Visitor<'de> for PageVisitor {
     }
 }
 
-/// `results`: `null` or an array of bar objects, appended to the columns.
-struct ResultsSeed<'a>(&'a mut Bars);
+/// `results`: `null` or an array of bar objects, appended to the columns, which held
+/// the given number of bars (of earlier pages) before this page.
+struct ResultsSeed<'a>(&'a mut Bars, usize);
 
 impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
     type Value = ();
@@ -226,12 +253,15 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let bars = self.0;
+        let (bars, before) = (self.0, self.1);
         // serde_json gives no size hint; a full page is 50,000 bars, so grow in big
         // steps instead of doubling from zero.
         let want = seq.size_hint().unwrap_or(4096);
         bars.reserve(want);
-        while seq.next_element_seed(BarSeed(&mut *bars))?.is_some() {
+        while seq
+            .next_element_seed(BarSeed(&mut *bars, before))?
+            .is_some()
+        {
             if bars.timestamp.len() == bars.timestamp.capacity() {
                 bars.reserve(bars.len().max(4096));
             }
@@ -240,8 +270,9 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
     }
 }
 
-/// One bar object, pushed onto the columns once all its fields are read.
-struct BarSeed<'a>(&'a mut Bars);
+/// One bar object, pushed onto the columns once all its fields are read (the page's
+/// bars start after the given number).
+struct BarSeed<'a>(&'a mut Bars, usize);
 
 impl<'de> DeserializeSeed<'de> for BarSeed<'_> {
     type Value = ();
@@ -306,7 +337,7 @@ impl<'de> Visitor<'de> for BarSeed<'_> {
             .collect();
             return Err(de::Error::custom(format_args!(
                 "bar #{} lacks field(s) {}",
-                self.0.len(),
+                self.0.len() - self.1,
                 missing.join(", ")
             )));
         }
@@ -368,67 +399,4 @@ impl Visitor<'_> for LenientVisitor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_all_fields_and_scientific_volume() {
-        let json = br#"{"ticker":"AAPL","queryCount":2,"resultsCount":2,"adjusted":true,
-            "results":[{"v":1.029145e+06,"vw":130.1,"o":130,"c":131.5,"h":132,"l":129.5,"t":1614556800000,"n":12.0},
-                       {"v":5,"o":1,"c":1,"h":1,"l":1,"t":1614556860000,"otc":true,"extra":{"a":[1]}}],
-            "status":"DELAYED","request_id":"abc","count":2,
-            "next_url":"https://api.massive.com/v2/aggs/ticker/AAPL/range/1/minute/1/2?cursor=x"}"#;
-        let p = decode_page(json).unwrap();
-        assert!(p.is_success());
-        assert_eq!(p.bars.len(), 2);
-        assert_eq!(p.bars.volume, vec![1_029_145.0, 5.0]);
-        assert_eq!(p.bars.timestamp, vec![1_614_556_800_000, 1_614_556_860_000]);
-        assert_eq!(p.bars.vwap, vec![Some(130.1), None]);
-        assert_eq!(p.bars.transactions, vec![Some(12), None]);
-        assert_eq!(p.bars.otc, vec![false, true]);
-        assert_eq!(p.bars.open, vec![130.0, 1.0]);
-        assert_eq!(p.results_count, Some(2));
-        assert_eq!(p.request_id.as_deref(), Some("abc"));
-        assert!(p.next_url.unwrap().contains("cursor=x"));
-    }
-
-    #[test]
-    fn absent_null_and_empty_results_mean_no_bars() {
-        for json in [
-            r#"{"status":"OK","resultsCount":0}"#,
-            r#"{"status":"OK","results":null}"#,
-            r#"{"status":"OK","results":[]}"#,
-        ] {
-            let p = decode_page(json.as_bytes()).unwrap();
-            assert!(p.bars.is_empty() && p.is_success(), "{json}");
-        }
-    }
-
-    #[test]
-    fn error_statuses_are_not_success() {
-        let p = decode_page(br#"{"status":"ERROR","error":"boom","request_id":"r"}"#).unwrap();
-        assert!(!p.is_success());
-        assert_eq!(p.problem(), Some("boom"));
-        let p = decode_page(br#"{"status":"NOT_AUTHORIZED","message":"You are not entitled"}"#)
-            .unwrap();
-        assert!(!p.is_success());
-        assert_eq!(p.problem(), Some("You are not entitled"));
-    }
-
-    #[test]
-    fn truncated_and_malformed_input_are_reported() {
-        let e = decode_page(br#"{"status":"OK","results":[{"o":1,"h":1"#).unwrap_err();
-        assert!(e.truncated, "{e}");
-        let e = decode_page(br#"<html>502 Bad Gateway</html>"#).unwrap_err();
-        assert!(!e.truncated);
-        let e = decode_page(br#"{"status":"OK","results":[{"o":1,"h":1,"l":1,"c":1,"v":1}]}"#)
-            .unwrap_err();
-        assert!(e.message.contains("lacks field(s) t"), "{e}");
-        let e = decode_page(
-            br#"{"status":"OK","results":[{"o":1,"h":1,"l":1,"c":1,"v":1,"t":1,"n":1.5}]}"#,
-        )
-        .unwrap_err();
-        assert!(e.message.contains("integer"), "{e}");
-        assert!(decode_page(br#"{"status":"OK"} trailing"#).is_err());
-    }
-}
+mod tests;

@@ -41,22 +41,18 @@ impl Fetched {
     }
 }
 
-/// Appends the page's bars that are in range; returns how many. Order is settled
-/// once the last page is in ([`settle`]).
-pub(super) fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> usize {
-    let ts = &page.timestamp;
-    // Fast path (every well-behaved page): inside the range, appended whole.
-    if ts.iter().all(|t| (lo..hi).contains(t)) {
-        let n = ts.len();
-        if out.bars.is_empty() {
-            out.bars = page;
-        } else {
-            out.bars.extend(&page);
-        }
-        return n;
+/// Keeps the bars a page appended to `out.bars` after the first `before` that are in
+/// range; returns how many. Order is settled once the last page is in ([`settle`]).
+pub(super) fn keep_new_bars(out: &mut Fetched, before: usize, lo: i64, hi: i64) -> usize {
+    // Fast path (every well-behaved page): all inside the range, kept in place.
+    if out.bars.timestamp[before..]
+        .iter()
+        .all(|t| (lo..hi).contains(t))
+    {
+        return out.bars.len() - before;
     }
-    let before = out.bars.len();
-    for (i, &t) in ts.iter().enumerate() {
+    let page = out.bars.split_off(before);
+    for (i, &t) in page.timestamp.iter().enumerate() {
         match page.get(i) {
             Some(bar) if (lo..hi).contains(&t) => out.bars.push(bar),
             _ => out.out_of_range_dropped += 1,
@@ -64,6 +60,26 @@ pub(super) fn keep_new_bars(out: &mut Fetched, page: Bars, lo: i64, hi: i64) -> 
     }
     out.bars.len() - before
 }
+
+/// After the first page of a fetch of `[lo, hi)` with more pages to come: room for the
+/// rest, estimated from how much of the range the first page covered (plus a tenth),
+/// so the columns grow once instead of doubling page after page.
+pub(super) fn reserve_rest(out: &mut Fetched, lo: i64, hi: i64) {
+    let Some(&last) = out.bars.timestamp.last() else {
+        return;
+    };
+    let (covered, span) = (last.saturating_sub(lo), hi.saturating_sub(lo));
+    if covered <= 0 || span <= covered {
+        return;
+    }
+    let per_ms = out.bars.len() as f64 / covered as f64;
+    let rest = (per_ms * (span - covered) as f64 * 1.1).min(MAX_RESERVE as f64);
+    out.bars.reserve(rest as usize);
+}
+
+/// The most bars [`reserve_rest`] makes room for at once (a ticker-year of minute bars
+/// round the clock is ~530k), so a wild first page cannot reserve gigabytes.
+const MAX_RESERVE: usize = 1 << 20;
 
 /// Makes the bars strictly increasing: a bar that came after a later minute is sorted
 /// into place (counted in `reordered`), an exact repeat is removed (counted in
@@ -124,13 +140,20 @@ mod tests {
         crate::bars::flat_bars(ts.iter().copied())
     }
 
+    /// Appends `page` to the fetch's bars as the decoder does, then keeps its bars.
+    fn keep(out: &mut Fetched, page: &Bars, lo: i64, hi: i64) -> usize {
+        let before = out.bars.len();
+        out.bars.extend(page);
+        keep_new_bars(out, before, lo, hi)
+    }
+
     #[test]
     fn keep_then_settle_sorts_dedupes_and_drops_out_of_range() {
         let mut f = Fetched::default();
-        assert_eq!(keep_new_bars(&mut f, bars(&[10, 20, 30]), 0, 100), 3);
+        assert_eq!(keep(&mut f, &bars(&[10, 20, 30]), 0, 100), 3);
         // A repeated tail, one new bar behind (25), one out of range.
         assert_eq!(
-            keep_new_bars(&mut f, bars(&[20, 30, 40, 25, 40, 50, 100]), 0, 100),
+            keep(&mut f, &bars(&[20, 30, 40, 25, 40, 50, 100]), 0, 100),
             6
         );
         settle(&mut f).unwrap();
@@ -142,12 +165,38 @@ mod tests {
     }
 
     #[test]
+    fn the_rest_of_a_fetch_is_reserved_from_the_first_page() {
+        let mut f = Fetched::default();
+        keep(
+            &mut f,
+            &bars(&(0..1000).map(|i| i * 10).collect::<Vec<_>>()),
+            0,
+            40_000,
+        );
+        reserve_rest(&mut f, 0, 40_000);
+        // A quarter of the range held 1,000 bars: room for ~3,300 more.
+        let room = f.bars.timestamp.capacity() - f.bars.len();
+        assert!((3_000..4_000).contains(&room), "{room}");
+        // A first page that reaches the end (or holds nothing) reserves nothing more.
+        let mut whole = Fetched::default();
+        keep(&mut whole, &bars(&[0, 39_999]), 0, 40_000);
+        reserve_rest(&mut whole, 0, 40_000);
+        reserve_rest(&mut Fetched::default(), 0, 40_000);
+        assert!(whole.bars.timestamp.capacity() < 100);
+        // A page of one early minute of a long range is capped.
+        let mut wild = Fetched::default();
+        keep(&mut wild, &bars(&[1]), 0, i64::MAX);
+        reserve_rest(&mut wild, 0, i64::MAX);
+        assert!(wild.bars.timestamp.capacity() <= MAX_RESERVE + 1);
+    }
+
+    #[test]
     fn settle_refuses_two_different_bars_for_one_minute() {
         let mut f = Fetched::default();
-        keep_new_bars(&mut f, bars(&[10, 20]), 0, 100);
+        keep(&mut f, &bars(&[10, 20]), 0, 100);
         let mut other = bars(&[10]);
         other.close[0] += 1.0;
-        keep_new_bars(&mut f, other, 0, 100);
+        keep(&mut f, &other, 0, 100);
         let e = settle(&mut f).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ConflictingBars);
         assert_eq!(e.class, ErrorClass::Retryable);

@@ -13,7 +13,7 @@ use crate::ingest::source::SourceEvent;
 use crate::secret::redact;
 
 use super::client::Client;
-use super::fetched::{Fetched, keep_new_bars, settle};
+use super::fetched::{Fetched, keep_new_bars, reserve_rest, settle};
 use super::request::{PAGE_LIMIT, aggs_url, checked_next_url, excerpt};
 use super::spread;
 
@@ -35,8 +35,10 @@ impl Client {
         let bounds = (range.from.to_string(), range.to.to_string());
         let url = aggs_url(&self.base, ticker, (&bounds.0, &bounds.1), self.adjusted);
         let mut out = Fetched::default();
+        let mut body = Vec::new();
         let chain = Chain { lo, hi, part: None };
-        let Some(next) = self.follow(url, chain, &mut out, on_event, true).await? else {
+        let first = self.follow(url, chain, &mut out, &mut body, on_event, true);
+        let Some(next) = first.await? else {
             settle(&mut out).map_err(|e| with_context(e, chain.label(out.pages)))?;
             return Ok(out);
         };
@@ -47,7 +49,9 @@ impl Client {
         // With the budget busy, requests would only wait for slots: paging sends no more
         // requests than the range needs, and the other tickers use the budget.
         if parts.is_empty() || !self.budget.as_ref().is_none_or(Budget::has_room) {
-            self.follow(next, chain, &mut out, on_event, false).await?;
+            reserve_rest(&mut out, lo, hi);
+            self.follow(next, chain, &mut out, &mut body, on_event, false)
+                .await?;
         } else {
             self.fetch_parts(ticker, &parts, chain, &mut out, on_event)
                 .await?;
@@ -80,23 +84,31 @@ impl Client {
                     part: Some(i + 1),
                     ..chain
                 };
-                self.follow(url, chain, &mut part, &mut emit, false).await?;
+                let mut body = Vec::new();
+                self.follow(url, chain, &mut part, &mut body, &mut emit, false)
+                    .await?;
                 Ok::<Fetched, FetchError>(part)
             }
         });
-        for part in futures_util::future::join_all(fetches).await {
-            out.absorb(part?);
+        let parts = futures_util::future::join_all(fetches).await;
+        let parts: Vec<Fetched> = parts.into_iter().collect::<Result<_, _>>()?;
+        // One move of the columns to their full size, not a doubling per part.
+        out.bars.reserve(parts.iter().map(|p| p.bars.len()).sum());
+        for part in parts {
+            out.absorb(part);
         }
         Ok(())
     }
 
     /// Follows pages from `url` into `out` until the last one (or only the first,
-    /// when `first_only`: then the `next_url` it gave, if any).
+    /// when `first_only`: then the `next_url` it gave, if any). Each page's body is
+    /// read into `body` and its bars decoded straight onto `out.bars`.
     async fn follow(
         &self,
         mut url: Url,
         chain: Chain,
         out: &mut Fetched,
+        body: &mut Vec<u8>,
         on_event: &mut (dyn FnMut(SourceEvent) + Send),
         first_only: bool,
     ) -> Result<Option<Url>, FetchError> {
@@ -104,13 +116,14 @@ impl Client {
         loop {
             let page_no = out.pages + 1;
             let label = chain.label(page_no);
+            let before = out.bars.len();
             let (page, elapsed, attempts) = self
-                .get_page(&url, on_event)
+                .get_page(&url, &mut out.bars, body, on_event)
                 .await
                 .map_err(|e| with_context(e, label.clone()))?;
             out.requests += attempts;
             out.pages = page_no;
-            let kept = keep_new_bars(out, page.bars, chain.lo, chain.hi);
+            let kept = keep_new_bars(out, before, chain.lo, chain.hi);
             on_event(SourceEvent::Page {
                 bars: kept,
                 elapsed,

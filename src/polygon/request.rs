@@ -146,6 +146,28 @@ fn strip_key_param(mut url: Url) -> Url {
     url
 }
 
+/// The most room [`read_body`] reserves from a `Content-Length` before any byte has
+/// arrived (a full page is ~5 MB); a longer body still grows as it comes.
+const MAX_BODY_RESERVE: u64 = 64 << 20;
+
+/// Reads the whole body of `resp` into `buf`, replacing what it held. A fetch passes
+/// the same buffer for each of its pages, so the room of the first page's ~5 MB is
+/// reused instead of collected afresh in pieces and copied once more into one block
+/// per page (memory the kernel must fault in each time).
+pub(super) async fn read_body(
+    mut resp: reqwest::Response,
+    buf: &mut Vec<u8>,
+) -> reqwest::Result<()> {
+    buf.clear();
+    if let Some(len) = resp.content_length() {
+        buf.reserve(len.min(MAX_BODY_RESERVE) as usize);
+    }
+    while let Some(chunk) = resp.chunk().await? {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(())
+}
+
 /// The `Authorization: Bearer KEY` value, marked sensitive so it never prints.
 pub fn bearer(key: &ApiKey) -> Result<HeaderValue, FetchError> {
     let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {

@@ -216,7 +216,7 @@ impl TickerSession {
                         &ticker,
                         piece,
                         &complete,
-                        &bars,
+                        bars,
                         &provenance,
                         today,
                     )?;

@@ -25,6 +25,7 @@ pub mod upgrade;
 pub mod verify;
 mod within;
 
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
@@ -202,23 +203,27 @@ impl Store {
         self.check_writable()?;
         check_ticker(ticker)?;
         let _lock = self.lock(ticker)?;
+        let bars = Cow::Borrowed(bars);
         self.write_days_locked(ticker, range, complete, bars, provenance)
     }
 
     /// [`Store::write_days`], then [`Store::mark_written`] of the same days, under one
-    /// taking of the ticker's lock: the coverage still follows the data.
+    /// taking of the ticker's lock: the coverage still follows the data. It takes the
+    /// bars (a worker's fetched piece, written and then dropped), so their columns go
+    /// to the encoder without a copy: memory and time of a ticker-year.
     pub fn write_and_mark(
         &self,
         ticker: &str,
         range: DateRange,
         complete: &[DateRange],
-        bars: &Bars,
+        bars: Bars,
         provenance: &Provenance,
         today: jiff::civil::Date,
     ) -> Result<Written, StoreError> {
         self.check_writable()?;
         check_ticker(ticker)?;
         let _lock = self.lock(ticker)?;
+        let bars = Cow::Owned(bars);
         let written = self.write_days_locked(ticker, range, complete, bars, provenance)?;
         self.update_record_locked(ticker, complete, today, Some(&written))?;
         Ok(written)
@@ -230,7 +235,7 @@ impl Store {
         ticker: &str,
         range: DateRange,
         complete: &[DateRange],
-        bars: &Bars,
+        bars: Cow<'_, Bars>,
         provenance: &Provenance,
     ) -> Result<Written, StoreError> {
         let year = piece::year_of(ticker, range)?;
@@ -268,10 +273,11 @@ impl Store {
         let year_dir = self.layout.year_dir(ticker, year);
         atomic::create_dir_durable(&year_dir)?;
         let label = format!("{ticker}_{year}.parquet");
+        let mut facts = FileFacts::of(&merged.timestamp, 0);
         let encoded = atomic::write_with(&self.layout.staging_dir(), &path, &label, |out| {
-            encode::encode_to(ticker, &merged, &provenance, out, &path)
+            encode::encode_to(ticker, merged, &provenance, out, &path)
         })?;
-        let facts = FileFacts::of(&merged.timestamp, encoded.bytes as u64);
+        facts.bytes = encoded.bytes as u64;
         Ok(Written {
             year,
             path: Some(path),

@@ -46,7 +46,7 @@ pub(crate) fn needs(range: DateRange, complete: &[DateRange]) -> Needs {
 }
 
 /// The bars of a piece of `range`: `bars` inside it, sorted (see [`sorted_within`]).
-pub(crate) fn incoming<'a>(ticker: &str, bars: &'a Bars, range: DateRange) -> Cow<'a, Bars> {
+pub(crate) fn incoming<'a>(ticker: &str, bars: Cow<'a, Bars>, range: DateRange) -> Cow<'a, Bars> {
     sorted_within(ticker, bars, ms_bounds(range))
 }
 
@@ -133,17 +133,18 @@ pub(crate) fn slice(bars: &Bars, r: Range<usize>) -> Bars {
 
 /// `bars` restricted to `bounds`, sorted by strictly increasing timestamp (on a repeated
 /// timestamp the later bar wins). Already-sorted input (the normal case) is only sliced.
-fn sorted_within<'a>(ticker: &str, bars: &'a Bars, bounds: Range<i64>) -> Cow<'a, Bars> {
+fn sorted_within<'a>(ticker: &str, bars: Cow<'a, Bars>, bounds: Range<i64>) -> Cow<'a, Bars> {
     let ts = &bars.timestamp;
     let sorted = ts.windows(2).all(|w| w[0] < w[1]);
     let out = if sorted {
         let a = ts.partition_point(|&t| t < bounds.start);
         let b = ts.partition_point(|&t| t < bounds.end);
         if a == 0 && b == ts.len() {
-            // The usual case: no copy of a ticker-year, which bounds a worker's memory.
-            return Cow::Borrowed(bars);
+            // The usual case: the bars as given, no copy of a ticker-year (which bounds
+            // a worker's memory).
+            return bars;
         }
-        slice(bars, a..b)
+        slice(&bars, a..b)
     } else {
         let mut idx: Vec<usize> = (0..ts.len()).filter(|&i| bounds.contains(&ts[i])).collect();
         idx.sort_by_key(|&i| ts[i]); // stable: equal timestamps keep arrival order

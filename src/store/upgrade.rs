@@ -3,6 +3,7 @@
 //! fails the calls analysts type first. `barsmith upgrade DIR` runs this once; every
 //! write since writes the current layout anyway.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -71,7 +72,7 @@ impl Store {
         let provenance = Provenance::for_identity(&identity, requested, fetched_at);
         let label = format!("{ticker}_{year}.parquet");
         let encoded = atomic::write_with(&self.layout.staging_dir(), &path, &label, |out| {
-            encode::encode_to(ticker, &stored.bars, &provenance, out, &path)
+            encode::encode_to(ticker, Cow::Borrowed(&stored.bars), &provenance, out, &path)
         })?;
         let facts = FileFacts::of(&stored.bars.timestamp, encoded.bytes as u64);
         let cov = self.layout.coverage_file(ticker);

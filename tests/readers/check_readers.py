@@ -21,7 +21,7 @@ import sys
 import traceback
 
 
-def summary(rows, min_ms, max_ms, ts_type, ts_is_utc, by_ticker, years, filtered):
+def summary(rows, min_ms, max_ms, ts_type, ts_is_utc, by_ticker, years, filtered, volume):
     return {
         "rows": int(rows),
         "min_ms": int(min_ms),
@@ -31,6 +31,8 @@ def summary(rows, min_ms, max_ms, ts_type, ts_is_utc, by_ticker, years, filtered
         "rows_by_ticker": {str(k): int(v) for k, v in sorted(by_ticker.items())},
         "years": sorted(int(y) for y in years),
         "filtered_rows": int(filtered),
+        # Decodes a whole value column (volume is written BYTE_STREAM_SPLIT).
+        "volume_sum": float(volume),
     }
 
 
@@ -41,8 +43,9 @@ def check_duckdb(root, ticker, year, numeric):
     src = f"'{root}/**/*.parquet'"
     if numeric:
         src = f"read_parquet('{root}/**/*.parquet', hive_types = {{'ticker': VARCHAR}})"
-    rows, min_ms, max_ms = con.execute(
-        f"SELECT count(*), epoch_ms(min(timestamp)), epoch_ms(max(timestamp)) FROM {src}"
+    rows, min_ms, max_ms, volume = con.execute(
+        "SELECT count(*), epoch_ms(min(timestamp)), epoch_ms(max(timestamp)), sum(volume) "
+        f"FROM {src}"
     ).fetchone()
     ts_type = con.execute(f"SELECT typeof(timestamp) FROM {src} LIMIT 1").fetchone()[0]
     by_ticker = dict(con.execute(f"SELECT ticker, count(*) FROM {src} GROUP BY ticker").fetchall())
@@ -51,7 +54,7 @@ def check_duckdb(root, ticker, year, numeric):
         f"SELECT count(*) FROM {src} WHERE ticker = ? AND year = ?", [ticker, year]
     ).fetchone()[0]
     return summary(rows, min_ms, max_ms, ts_type, ts_type == "TIMESTAMP WITH TIME ZONE",
-                   by_ticker, years, filtered)
+                   by_ticker, years, filtered, volume)
 
 
 def polars_summary(lf, ticker, year):
@@ -62,6 +65,7 @@ def polars_summary(lf, ticker, year):
         pl.len().alias("rows"),
         pl.col("timestamp").min().dt.epoch("ms").alias("min_ms"),
         pl.col("timestamp").max().dt.epoch("ms").alias("max_ms"),
+        pl.col("volume").sum().alias("volume"),
     ).collect()
     by_ticker = dict(lf.group_by("ticker").agg(pl.len()).collect().iter_rows())
     years = lf.select(pl.col("year").unique()).collect()["year"].to_list()
@@ -73,7 +77,7 @@ def polars_summary(lf, ticker, year):
     )
     is_utc = isinstance(ts_type, pl.Datetime) and ts_type.time_zone == "UTC"
     return summary(df["rows"][0], df["min_ms"][0], df["max_ms"][0], ts_type, is_utc,
-                   by_ticker, years, filtered)
+                   by_ticker, years, filtered, df["volume"][0])
 
 
 def check_polars_read(root, ticker, year, numeric):
@@ -122,7 +126,7 @@ def arrow_summary(table, filtered):
     to_ms = lambda t: int(t.timestamp() * 1000)
     is_utc = pa.types.is_timestamp(ts_type) and ts_type.tz == "UTC" and ts_type.unit == "ms"
     return summary(table.num_rows, to_ms(mm["min"]), to_ms(mm["max"]), ts_type, is_utc,
-                   by_ticker, years, filtered)
+                   by_ticker, years, filtered, pc.sum(table["volume"]).as_py())
 
 
 def check_pyarrow_dataset(root, ticker, year, numeric):

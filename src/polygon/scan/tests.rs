@@ -3,11 +3,26 @@
 
 use fastrand::Rng;
 
+use super::number::{digit_run, digits, eight_digits};
 use super::*;
 use crate::calendar::DateRange;
 use crate::polygon::decode::{decode_page, decode_with_serde};
 use crate::sandbox::synth::bars_for;
 use crate::sandbox::{MAX_LIMIT, SandboxConfig, page_json};
+
+/// The scanner's page with its bars in it, as `decode_page` gives it.
+fn scan_page(input: &[u8]) -> Option<Page> {
+    let mut bars = Bars::default();
+    let page = super::scan_page(input, &mut bars)?;
+    Some(Page { bars, ..page })
+}
+
+/// The scanner's f64 for the number at the start of `s`, and where it ended.
+fn scan_float(s: &str) -> Option<(u64, usize)> {
+    let mut f = 0.0;
+    let end = float(s.as_bytes(), 0, &mut f)?;
+    Some((f.to_bits(), end))
+}
 
 /// Panics unless `a` and `b` are the same page, floats compared by their bits.
 fn assert_same(a: &Page, b: &Page, what: &str) {
@@ -94,6 +109,32 @@ fn sandbox_pages_match_serde() {
     }
     let weekend = page_json("AAPL", range("2024-03-09", "2024-03-10"), 10, &c);
     assert_scanned(&weekend, "no results");
+}
+
+/// Bars of the API's form read two at a time, around bars in another form anywhere
+/// on the page (first, second, middle, last), on pages of odd and even length.
+#[test]
+fn pages_mixing_the_api_form_and_others_match_serde() {
+    let c = cfg();
+    for n in [1, 2, 3, 8, 9] {
+        let json = page_json("AAPL", range("2024-03-04", "2024-03-08"), n, &c);
+        let text = String::from_utf8(json).unwrap();
+        let starts: Vec<usize> = text.match_indices("{\"v\":").map(|(i, _)| i).collect();
+        assert_eq!(starts.len(), n as usize);
+        for &at in &starts {
+            let end = at + text[at..].find('}').unwrap();
+            for odd in [",\"otc\":true", " "] {
+                let mut m = text.clone();
+                m.insert_str(end, odd);
+                assert_scanned(m.as_bytes(), &format!("{n} bars, {odd:?} at {at}"));
+            }
+            // A repeated key: serde keeps the last, the scanner leaves the page to it.
+            let mut twice = text.clone();
+            twice.replace_range(at..at + 5, "{\"n\":1,\"v\":");
+            assert!(scan_page(twice.as_bytes()).is_none());
+            assert_consistent(twice.as_bytes());
+        }
+    }
 }
 
 /// JSON whitespace, drawn from all four kinds (mostly none).
@@ -253,14 +294,69 @@ fn numbers_are_serde_json_numbers_bit_for_bit() {
             let sign = ["", "+", "-"][rng.usize(..3)];
             s = format!("{s}e{sign}{}", rng.u16(..400));
         }
-        let mut scanner = Scanner {
-            s: s.as_bytes(),
-            i: 0,
-        };
-        let ours = scanner.float().map(f64::to_bits);
         let theirs = serde_json::from_str::<f64>(&s).ok().map(f64::to_bits);
-        assert_eq!(ours, theirs, "{s}");
-        assert_eq!(scanner.i, s.len(), "{s}");
+        assert_eq!(scan_float(&s), theirs.map(|f| (f, s.len())), "{s}");
+    }
+}
+
+/// Numbers as bars hold them, followed by what follows them in a page: the 8-byte
+/// reads of the usual path, at every length, near the end of the input and not.
+#[test]
+fn numbers_in_context_are_serde_json_numbers() {
+    let mut rng = Rng::with_seed(13);
+    let digits = |rng: &mut Rng, n: usize| -> String {
+        (0..n).map(|_| char::from(b'0' + rng.u8(..10))).collect()
+    };
+    let tails = [
+        "",
+        ",",
+        "}",
+        "]",
+        " ,",
+        "}]}",
+        ",\"o\":1}",
+        "x1234567",
+        ",\"vw\":94.4681,\"o\":9",
+    ];
+    for _ in 0..200_000 {
+        let mut num = String::new();
+        if rng.u8(..8) == 0 {
+            num.push('-');
+        }
+        match rng.usize(0..18) {
+            0 => num.push('0'),
+            n => num = format!("{num}{}{}", rng.u8(1..10), digits(&mut rng, n - 1)),
+        }
+        if rng.bool() {
+            let n = rng.usize(1..10);
+            num = format!("{num}.{}", digits(&mut rng, n));
+        }
+        if rng.u8(..10) == 0 {
+            num = format!("{num}e{}", rng.i8(-30..30));
+        }
+        let text = format!("{num}{}", tails[rng.usize(..tails.len())]);
+        let want = serde_json::from_str::<f64>(&num).unwrap().to_bits();
+        assert_eq!(scan_float(&text), Some((want, num.len())), "{text}");
+    }
+}
+
+#[test]
+fn swar_digit_runs_and_values() {
+    let mut rng = Rng::with_seed(17);
+    for _ in 0..50_000 {
+        let bytes: [u8; 8] = std::array::from_fn(|_| match rng.u8(..4) {
+            0 => rng.u8(..),
+            _ => b'0' + rng.u8(..10),
+        });
+        let word = u64::from_le_bytes(bytes);
+        let run = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+        assert_eq!(digit_run(word), run, "{bytes:?}");
+        if run > 0 {
+            let want = bytes[..run]
+                .iter()
+                .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+            assert_eq!(eight_digits(word, run), want, "{bytes:?}");
+        }
     }
 }
 
@@ -272,13 +368,7 @@ fn where_serde_json_is_not_correctly_rounded_the_scanner_follows_it() {
     let s = "949.4460776201503";
     let serde: f64 = serde_json::from_str(s).unwrap();
     assert_ne!(serde.to_bits(), s.parse::<f64>().unwrap().to_bits());
-    let ours = Scanner {
-        s: s.as_bytes(),
-        i: 0,
-    }
-    .float()
-    .unwrap();
-    assert_eq!(ours.to_bits(), serde.to_bits());
+    assert_eq!(scan_float(s), Some((serde.to_bits(), s.len())));
 }
 
 #[test]

@@ -104,7 +104,7 @@ impl TickerWriter {
         let year = piece::year_of(&self.ticker, range)?;
         let dataset = ds.location.path(&ds.location.dataset_key());
         ds.check_identity(&provenance.identity(), &dataset)?;
-        let incoming = piece::incoming(&self.ticker, bars, range);
+        let incoming = piece::incoming(&self.ticker, Cow::Borrowed(bars), range);
         let key = ds.location.data_key(&self.ticker, year);
         let path = ds.location.path(&key);
         for attempt in 1..=MAX_ATTEMPTS {
@@ -132,7 +132,13 @@ impl TickerWriter {
                 });
             }
             let mut body = Vec::new();
-            let encoded = encode::encode_to(&self.ticker, &merged, &provenance, &mut body, &path)?;
+            let encoded = encode::encode_to(
+                &self.ticker,
+                Cow::Borrowed(&merged),
+                &provenance,
+                &mut body,
+                &path,
+            )?;
             let facts = FileFacts::of(&merged.timestamp, encoded.bytes as u64);
             self.lease.check()?;
             match ds
