@@ -64,7 +64,17 @@ fn a_rate_that_does_not_parse_halts_naming_the_flag() {
 fn an_output_folder_of_other_data_halts_once_with_the_reason_on_the_console() {
     let fx = Fixture::with_faults(&[]);
     let csv = fx.universe(&["AAA", "BBB"]);
-    let args = ["--tickers-csv", &csv, "--from", FROM, "--to", TO];
+    // One batch of both tickers (a small pass is otherwise spread over the slots).
+    let args = [
+        "--tickers-csv",
+        &csv,
+        "--from",
+        FROM,
+        "--to",
+        TO,
+        "--max-concurrent",
+        "1",
+    ];
     let first = run(fx.wrapper_run("adjusted", &args));
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
 
@@ -282,7 +292,17 @@ fn a_reused_run_dir_is_refused_and_left_as_it_was() {
 fn a_rejected_key_shows_its_reason_even_without_progress() {
     let fx = Fixture::with_faults(&[]);
     let csv = fx.universe(&["AAA", "BBB"]);
-    let mut cmd = fx.wrapper_run("r", &["--tickers-csv", &csv, "--from", FROM, "--to", TO]);
+    let args = [
+        "--tickers-csv",
+        &csv,
+        "--from",
+        FROM,
+        "--to",
+        TO,
+        "--max-concurrent",
+        "1",
+    ];
+    let mut cmd = fx.wrapper_run("r", &args);
     cmd.env("POLYGON_API_KEY", "not-the-sandbox-key");
     let out = run(cmd);
     let err = stderr(&out);
