@@ -11,7 +11,7 @@ use barsmith::calendar::DateRange;
 use barsmith::ingest::SourceEvent;
 use barsmith::polygon::decode::decode_page;
 use barsmith::polygon::{
-    Client, ClientConfig, ErrorClass, ErrorKind, FetchError, Fetched, RetryPolicy,
+    Client, ClientConfig, ErrorClass, ErrorKind, FetchError, Fetched, Paging, RetryPolicy,
 };
 use barsmith::secret::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1056,6 +1056,37 @@ mod against_sandbox {
             sb.stats().max_in_flight >= 2,
             "the rest of the range fetched at once"
         );
+        assert!(
+            matches!(spread.paging, Paging::AfterFirstPage(n) if n >= 2),
+            "{:?}",
+            spread.paging
+        );
+        assert_eq!(paged.paging, Paging::Cursor);
+    }
+
+    #[tokio::test]
+    async fn a_later_year_of_a_ticker_is_spread_from_its_start() {
+        let sb = Sandbox::start_background(SandboxConfig {
+            latency: Duration::from_millis(150),
+            today: jiff::civil::date(2024, 1, 1),
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let c = sandbox_client(&sb, PATIENT, None);
+        let (first, _) = get(&c, "AAPL", multi_page()).await;
+        assert!(matches!(first.unwrap().paging, Paging::AfterFirstPage(_)));
+        let next_year = DateRange::parse("2022-01-01", "2022-12-31").unwrap();
+        let (r, _) = get(&c, "AAPL", next_year).await;
+        let f = r.unwrap();
+        assert!(
+            matches!(f.paging, Paging::FromStart(n) if n >= 2),
+            "no first page needed: {:?}",
+            f.paging
+        );
+        assert!(f.bars == synth::bars_for("AAPL", next_year, sb.config()));
+        // Another ticker has no density yet.
+        let (other, _) = get(&c, "MSFT", next_year).await;
+        assert!(matches!(other.unwrap().paging, Paging::AfterFirstPage(_)));
     }
 
     #[tokio::test]

@@ -101,7 +101,7 @@ impl<S: BarSource> Ingest<'_, S> {
         let mut report = IngestReport::default();
         let mut pending = tickers.iter();
         // Declared before the futures that borrow it.
-        let window = Window::new(self.in_flight.min(Window::memory_cap(self.piece_days())));
+        let window = Window::new(self.in_flight, self.piece_days());
         let mut in_flight = FuturesUnordered::new();
         let has_room = || self.source.has_room();
         loop {
@@ -255,8 +255,8 @@ impl<S: BarSource> Ingest<'_, S> {
             }
             let received = AtomicU64::new(0);
             let mut on_event = |e: SourceEvent| match e {
-                SourceEvent::Page { bars, .. } => {
-                    window.hold(bars as u64);
+                SourceEvent::Page { bars, elapsed } => {
+                    window.hold(bars as u64, elapsed);
                     received.fetch_add(bars as u64, Ordering::Relaxed);
                     emit(
                         sink,

@@ -97,6 +97,8 @@ pub struct Client {
     retry: RetryPolicy,
     pub(super) budget: Option<Budget>,
     pub(super) spread: bool,
+    /// Bars per ms of each ticker's last full piece: the next piece's sub-ranges.
+    pub(super) densities: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
 }
 
 /// A failed attempt, with the server's `Retry-After` when it sent one.
@@ -151,6 +153,7 @@ impl Client {
             retry: cfg.retry,
             budget: cfg.budget,
             spread: cfg.spread,
+            densities: Default::default(),
         })
     }
 

@@ -22,6 +22,23 @@ pub struct Fetched {
     pub reordered: u64,
     /// Bars dropped because their New York date is outside the requested range.
     pub out_of_range_dropped: u64,
+    /// The longest round trip of a good page (how slow the API is for this range).
+    pub slowest_page: std::time::Duration,
+    /// How the pages were asked for.
+    pub paging: Paging,
+}
+
+/// How a fetch asked for its pages ([`super::spread`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Paging {
+    /// Each page from the previous one's `next_url`.
+    #[default]
+    Cursor,
+    /// The first page, then the rest as this many sub-ranges at once.
+    AfterFirstPage(usize),
+    /// This many sub-ranges at once from the start (the ticker's previous piece gave
+    /// the density).
+    FromStart(usize),
 }
 
 impl Fetched {
@@ -38,6 +55,7 @@ impl Fetched {
         self.duplicates_dropped += part.duplicates_dropped;
         self.reordered += part.reordered;
         self.out_of_range_dropped += part.out_of_range_dropped;
+        self.slowest_page = self.slowest_page.max(part.slowest_page);
     }
 }
 

@@ -23,6 +23,6 @@ mod spread;
 pub use crate::ingest::error::{ErrorClass, ErrorKind, FetchError};
 pub use client::{Client, ClientConfig, DEFAULT_BASE_URL, RawResponse};
 pub use decode::{DecodeError, Page, decode_page};
-pub use fetched::Fetched;
+pub use fetched::{Fetched, Paging};
 pub use listing::Listing;
 pub use retry::RetryPolicy;

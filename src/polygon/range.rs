@@ -3,6 +3,7 @@
 //! ([`super::spread`]).
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use reqwest::Url;
 
@@ -13,15 +14,16 @@ use crate::ingest::source::SourceEvent;
 use crate::secret::redact;
 
 use super::client::Client;
-use super::fetched::{Fetched, keep_new_bars, reserve_rest, settle};
+use super::fetched::{Fetched, Paging, keep_new_bars, reserve_rest, settle};
 use super::request::{PAGE_LIMIT, aggs_url, checked_next_url, excerpt};
 use super::spread;
 
 impl Client {
     /// All minute bars of one ticker in one range (one year piece at most in
-    /// practice), following `next_url` to the end. Once the first page is in, the rest
-    /// of the range may be fetched as sub-ranges at once ([`super::spread`]) when the
-    /// budget has room for them. Bars are sorted, exact repeats removed and
+    /// practice), following `next_url` to the end. When the budget has room, the range
+    /// is fetched as sub-ranges at once ([`super::spread`]): from the start when the
+    /// ticker's previous piece said how dense its bars are, else once the first page
+    /// is in. Bars are sorted, exact repeats removed and
     /// out-of-range bars dropped, all counted; two different bars for one minute fail
     /// the fetch ([`ErrorKind::ConflictingBars`]).
     pub async fn fetch_bars(
@@ -32,32 +34,91 @@ impl Client {
     ) -> Result<Fetched, FetchError> {
         let lo = ny_day_start_ms(range.from);
         let hi = range.to.tomorrow().map(ny_day_start_ms).unwrap_or(i64::MAX);
-        let bounds = (range.from.to_string(), range.to.to_string());
-        let url = aggs_url(&self.base, ticker, (&bounds.0, &bounds.1), self.adjusted);
-        let mut out = Fetched::default();
-        let mut body = Vec::new();
         let chain = Chain { lo, hi, part: None };
-        let first = self.follow(url, chain, &mut out, &mut body, on_event, true);
-        let Some(next) = first.await? else {
-            settle(&mut out).map_err(|e| with_context(e, chain.label(out.pages)))?;
-            return Ok(out);
-        };
-        let parts = match self.spread {
-            true => spread::parts(&out.bars.timestamp, PAGE_LIMIT as usize, lo, hi),
-            false => Vec::new(),
-        };
-        // With the budget busy, requests would only wait for slots: paging sends no more
-        // requests than the range needs, and the other tickers use the budget.
-        if parts.is_empty() || !self.budget.as_ref().is_none_or(Budget::has_room) {
-            reserve_rest(&mut out, lo, hi);
-            self.follow(next, chain, &mut out, &mut body, on_event, false)
-                .await?;
-        } else {
+        let mut out = Fetched::default();
+        let known = self.known_density(ticker);
+        let parts = known.map_or_else(Vec::new, |d| {
+            spread::parts_at(d, PAGE_LIMIT as usize, lo, hi)
+        });
+        if !parts.is_empty() && self.budget_has_room() {
             self.fetch_parts(ticker, &parts, chain, &mut out, on_event)
+                .await?;
+            out.paging = Paging::FromStart(parts.len());
+        } else {
+            self.first_then_rest(ticker, range, chain, &mut out, on_event)
                 .await?;
         }
         settle(&mut out).map_err(|e| with_context(e, chain.label(out.pages)))?;
+        self.note_density(ticker, &out, lo, hi);
         Ok(out)
+    }
+
+    /// The first page of `range`, then the rest paged or spread by its density.
+    async fn first_then_rest(
+        &self,
+        ticker: &str,
+        range: DateRange,
+        chain: Chain,
+        out: &mut Fetched,
+        on_event: &mut (dyn FnMut(SourceEvent) + Send),
+    ) -> Result<(), FetchError> {
+        let Chain { lo, hi, .. } = chain;
+        let bounds = (range.from.to_string(), range.to.to_string());
+        let url = aggs_url(&self.base, ticker, (&bounds.0, &bounds.1), self.adjusted);
+        let mut body = Vec::new();
+        let first = self.follow(url, chain, out, &mut body, on_event, true);
+        let Some((next, elapsed)) = first.await? else {
+            return Ok(());
+        };
+        // A quick first page means the API is not what keeps the budget idle: paging
+        // holds fewer page bodies in memory and sends no extra request.
+        let parts = match self.spread && elapsed >= spread::SLOW_PAGE {
+            true => spread::parts(&out.bars.timestamp, PAGE_LIMIT as usize, lo, hi),
+            false => Vec::new(),
+        };
+        if parts.is_empty() || !self.budget_has_room() {
+            reserve_rest(out, lo, hi);
+            self.follow(next, chain, out, &mut body, on_event, false)
+                .await?;
+        } else {
+            self.fetch_parts(ticker, &parts, chain, out, on_event)
+                .await?;
+            out.paging = Paging::AfterFirstPage(parts.len());
+        }
+        Ok(())
+    }
+
+    /// Whether spread sub-ranges may go: with the budget busy, requests would only wait
+    /// for slots, so paging sends no more requests than the range needs and the other
+    /// tickers use the budget.
+    fn budget_has_room(&self) -> bool {
+        self.budget.as_ref().is_none_or(Budget::has_room)
+    }
+
+    /// The density of `ticker`'s last full piece, when spreading is on.
+    fn known_density(&self, ticker: &str) -> Option<f64> {
+        if !self.spread {
+            return None;
+        }
+        let known = self.densities.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(ticker).copied()
+    }
+
+    /// Remembers how dense `ticker`'s bars were over `[lo, hi)`, when they filled more
+    /// than a page of a slow API (a range of one page, or pages that come back quickly,
+    /// tell nothing worth spreading); forgets it otherwise.
+    fn note_density(&self, ticker: &str, got: &Fetched, lo: i64, hi: i64) {
+        if !self.spread {
+            return;
+        }
+        let bars = got.bars.len();
+        let mut known = self.densities.lock().unwrap_or_else(|p| p.into_inner());
+        let slow = got.slowest_page >= spread::SLOW_PAGE;
+        if !slow || bars < PAGE_LIMIT as usize || hi <= lo || hi == i64::MAX {
+            known.remove(ticker);
+            return;
+        }
+        known.insert(ticker.to_string(), bars as f64 / (hi - lo) as f64);
     }
 
     /// Fetches the sub-ranges `parts` of a range at once, appending their bars to
@@ -111,7 +172,7 @@ impl Client {
         body: &mut Vec<u8>,
         on_event: &mut (dyn FnMut(SourceEvent) + Send),
         first_only: bool,
-    ) -> Result<Option<Url>, FetchError> {
+    ) -> Result<Option<(Url, Duration)>, FetchError> {
         let mut followed: HashSet<String> = HashSet::from([url.as_str().to_string()]);
         loop {
             let page_no = out.pages + 1;
@@ -123,6 +184,7 @@ impl Client {
                 .map_err(|e| with_context(e, label.clone()))?;
             out.requests += attempts;
             out.pages = page_no;
+            out.slowest_page = out.slowest_page.max(elapsed);
             let kept = keep_new_bars(out, before, chain.lo, chain.hi);
             on_event(SourceEvent::Page {
                 bars: kept,
@@ -146,7 +208,7 @@ impl Client {
                 ));
             }
             if first_only {
-                return Ok(Some(next));
+                return Ok(Some((next, elapsed)));
             }
             url = next;
         }

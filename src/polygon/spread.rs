@@ -10,13 +10,19 @@
 //! other pages in flight together and takes two round trips whatever its size, with
 //! no more bars held than before.
 //!
-//! The first page says how dense the range is: its bars span some part of the range.
+//! The first page says how dense the range is: its bars span some part of the range
+//! (and for a later year of the same ticker, the year before says it, so its
+//! sub-ranges go out at once: [`parts_at`]).
 //! The rest is split into as many sub-ranges of equal time as its bars, at that
 //! density, need full pages, so each fits one page and the requests are as many as
 //! paging would have sent (a sub-range a little denser than the estimate simply pages
 //! on: one request more). Only a full first page is spread: a server paging by other
 //! rules gives no density to trust.
 
+/// A first page's round trip from which spreading pays: below it the API is not what
+/// keeps a budget idle (the CPU is), and spread pieces would only hold more page
+/// bodies in memory at once.
+pub const SLOW_PAGE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most sub-ranges the rest of a range is split into.
 pub const MAX_PARTS: usize = 8;
 /// One minute, in ms: the step between bar timestamps.
@@ -38,7 +44,24 @@ pub fn parts(timestamps: &[i64], limit: usize, lo: i64, hi: i64) -> Vec<(i64, i6
     // later) to one minute past its last bar.
     let covered = (last + MINUTE_MS - lo.max(first).min(last)).max(MINUTE_MS) as f64;
     let rest = (hi - start) as f64;
-    let expected = timestamps.len() as f64 * rest / covered;
+    split(start, hi, timestamps.len() as f64 * rest / covered, limit)
+}
+
+/// The sub-ranges a whole range `[lo, hi)` is split into from the start, when the
+/// ticker's previous piece said how dense its bars are (`density`, bars per ms of the
+/// calendar): a piece of a later year then needs no first page to learn it. Empty
+/// when the range is expected to fit one page. The estimate may be off either way: a
+/// denser part pages on, a sparser one costs a request more than paging would.
+pub fn parts_at(density: f64, limit: usize, lo: i64, hi: i64) -> Vec<(i64, i64)> {
+    if !(density.is_finite() && density > 0.0) || hi <= lo {
+        return Vec::new();
+    }
+    split(lo, hi, density * (hi - lo) as f64, limit)
+}
+
+/// `[start, hi)` in equal-time sub-ranges of about a page each of `expected` bars
+/// (at most [`MAX_PARTS`]); empty for less than two pages.
+fn split(start: i64, hi: i64, expected: f64, limit: usize) -> Vec<(i64, i64)> {
     let pages = (expected / limit as f64).ceil();
     if pages.is_nan() || pages < 2.0 {
         return Vec::new();
@@ -101,6 +124,23 @@ mod tests {
             "not a full page"
         );
         assert!(parts(&[], 10, lo, 365 * DAY).is_empty());
+    }
+
+    #[test]
+    fn a_known_density_splits_a_whole_range_from_its_start() {
+        let lo = 1_704_067_200_000;
+        let hi = lo + 366 * DAY;
+        // 241,920 bars a year: 5 pages of 50,000.
+        let density = 241_920.0 / (366 * DAY) as f64;
+        let p = parts_at(density, 50_000, lo, hi);
+        assert_eq!(p.len(), 5);
+        assert_eq!((p[0].0, p[4].1), (lo, hi - 1));
+        assert!(
+            parts_at(density / 10.0, 50_000, lo, hi).is_empty(),
+            "one page"
+        );
+        assert!(parts_at(0.0, 50_000, lo, hi).is_empty());
+        assert!(parts_at(f64::NAN, 50_000, lo, hi).is_empty());
     }
 
     #[test]
