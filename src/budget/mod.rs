@@ -255,10 +255,14 @@ async fn precise_sleep(d: Duration) {
     }
 }
 
-/// When a request took its slot in the schedule (ns since the Unix epoch), returned by
-/// [`Budget::acquire`] and handed back with a 429 ([`Budget::rate_limited`]).
+/// When a request took its slot in the schedule (ns since the Unix epoch) and whether
+/// it went as part of a burst, returned by [`Budget::acquire`] and handed back with a
+/// 429 ([`Budget::rate_limited`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reserved(u64);
+pub struct Reserved {
+    at: u64,
+    burst: bool,
+}
 
 impl Budget {
     /// Opens (creating if needed) `budget-<fingerprint>.gcra` in `state_dir`, with
@@ -339,12 +343,13 @@ impl Budget {
         // Redis), but the lock may be held for a moment by another process (or this
         // one's other tasks); running it on the blocking pool keeps that wait off the
         // async worker threads.
-        let reserved = Reserved(now_ns());
+        let at = now_ns();
         let me = self.clone();
-        let wait = match tokio::task::spawn_blocking(move || me.reserve()).await {
-            Ok(wait) => wait,
+        let (wait, burst) = match tokio::task::spawn_blocking(move || me.reserve()).await {
+            Ok(slot) => slot,
             Err(_) => self.reserve(),
         };
+        let reserved = Reserved { at, burst };
         if let Some(why) = self.broken() {
             return Err(BudgetError(why));
         }
@@ -395,10 +400,16 @@ impl Budget {
         let ns = |d: Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
         let pace = self.pace();
         self.update(|now, s| {
-            let next = s.note_429(pace, now, Some(slot.0), |n| match retry_after {
-                Some(ra) => Some(ns(ra)),
-                None => n.wants_pause().then(|| ns(fallback)),
-            });
+            let next = s.note_429(
+                pace,
+                now,
+                Some(slot.at),
+                slot.burst,
+                |n| match retry_after {
+                    Some(ra) => Some(ns(ra)),
+                    None => n.wants_pause().then(|| ns(fallback)),
+                },
+            );
             (next, ())
         });
     }
@@ -411,7 +422,7 @@ impl Budget {
     pub fn penalize(&self, delay: Duration) {
         let ns = delay.as_nanos().min(u128::from(u64::MAX)) as u64;
         let pace = self.pace();
-        self.update(|now, s| (s.note_429(pace, now, None, |_| Some(ns)), ()));
+        self.update(|now, s| (s.note_429(pace, now, None, false, |_| Some(ns)), ()));
     }
 
     /// True when a request made now would not wait for the schedule: the key has
@@ -421,10 +432,11 @@ impl Budget {
         self.update(|now, s| (s, s.has_room(pace, now)))
     }
 
-    /// Reserves the next slot and returns how long to wait for it.
-    fn reserve(&self) -> Duration {
+    /// Reserves the next slot: how long to wait for it, and whether it is a burst's.
+    fn reserve(&self) -> (Duration, bool) {
         let pace = self.pace();
-        Duration::from_nanos(self.update(|now, s| s.reserve(pace, now)))
+        let (wait, burst) = self.update(|now, s| s.reserve(pace, now));
+        (Duration::from_nanos(wait), burst)
     }
 
     /// Applies `f(now, schedule) -> (new schedule, result)` to the shared schedule

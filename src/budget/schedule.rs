@@ -132,15 +132,17 @@ impl Schedule {
         (interval, interval * u64::from(burst - 1))
     }
 
-    /// Takes the next slot: the new schedule and how long to wait for the slot.
-    pub fn reserve(self, pace: Pace, now: u64) -> (Schedule, u64) {
+    /// Takes the next slot: the new schedule, how long to wait for the slot, and
+    /// whether it goes as part of a burst (at once, though the schedule is ahead).
+    pub fn reserve(self, pace: Pace, now: u64) -> (Schedule, (u64, bool)) {
         let (interval, tolerance) = self.spacing(pace, now);
+        let paced = self.tat.max(now);
         let slot = self.tat.saturating_sub(tolerance).max(now);
         let next = Schedule {
-            tat: self.tat.max(now).saturating_add(interval),
+            tat: paced.saturating_add(interval),
             ..self
         };
-        (next, slot - now)
+        (next, (slot - now, slot == now && self.tat > now))
     }
 
     /// Lets a request go at `now` (recording it and taking back [`GAIN_PPM`] of the
@@ -167,7 +169,8 @@ impl Schedule {
     }
 
     /// Counts a 429 seen at `now` by a request whose slot was taken at `slot` (`None`:
-    /// not tied to a request), and pushes the schedule past `pause(new schedule)`.
+    /// not tied to a request) and went `early` (within the burst), and pushes the
+    /// schedule past `pause(new schedule)`.
     /// A counted 429 cuts the rate (and so drops the burst); a stale one (its slot
     /// taken before the last counted 429) only pauses.
     pub fn note_429(
@@ -175,6 +178,7 @@ impl Schedule {
         pace: Pace,
         now: u64,
         slot: Option<u64>,
+        early: bool,
         pause: impl Fn(Schedule) -> Option<u64>,
     ) -> Schedule {
         let mut next = self;
@@ -189,12 +193,17 @@ impl Schedule {
             }
             next.last_429 = now;
             // A burst's slots were handed out ahead of the schedule (GCRA's tolerance).
-            // Taking the tolerance away must not make the next request wait for all of
-            // them again: the schedule goes on from the last slot given, as the
-            // server's own does after refusing the burst.
-            let (_, before) = self.spacing(pace, now);
-            let (_, after) = next.spacing(pace, now);
-            next.tat = next.tat.saturating_sub(before.saturating_sub(after));
+            // When the server refused one of them it has no such tolerance, and did
+            // not count the refused: taking the tolerance away must not make the next
+            // request wait for all of them again, so the schedule goes on from the last
+            // slot given, as the server's own does. A refused paced request says the
+            // server tolerates bursts and the key is at its edge: the tolerance then
+            // comes off the schedule as a margin.
+            if early {
+                let (_, before) = self.spacing(pace, now);
+                let (_, after) = next.spacing(pace, now);
+                next.tat = next.tat.saturating_sub(before.saturating_sub(after));
+            }
         }
         if let Some(ns) = pause(next) {
             next.tat = next.tat.max(now.saturating_add(ns.min(MAX_AHEAD_NS)));
@@ -245,9 +254,15 @@ mod tests {
         let mut s = Schedule::default();
         let mut waits = vec![];
         for _ in 0..82 {
-            let (n, w) = s.reserve(PACE, T0);
+            let (n, (w, early)) = s.reserve(PACE, T0);
             s = n;
             waits.push(w);
+            assert_eq!(
+                early,
+                waits.len() > 1 && waits.len() <= 80,
+                "{}",
+                waits.len()
+            );
         }
         assert!(waits[..80].iter().all(|&w| w == 0));
         assert_eq!(waits[80], 10 * MS);
@@ -259,11 +274,13 @@ mod tests {
     fn the_first_429_drops_the_burst_and_a_flight_counts_once() {
         let s = Schedule::default();
         let at = T0 + 250 * MS;
-        let s = s.note_429(PACE, at, Some(T0), |_| None);
+        let s = s.note_429(PACE, at, Some(T0), false, |_| None);
         assert_eq!(s.spacing(PACE, at + MS).1, 0, "no burst after a 429");
         assert!((s.share() - CUT).abs() < 1e-6);
         // The rest of the start-up burst, refused too, was sent before: nothing more.
-        let after = (0..79).fold(s, |s, _| s.note_429(PACE, at + MS, Some(T0), |_| None));
+        let after = (0..79).fold(s, |s, _| {
+            s.note_429(PACE, at + MS, Some(T0), true, |_| None)
+        });
         assert_eq!(after.slow_ppm, s.slow_ppm);
         // The burst comes back after a quiet spell.
         let later = at + BURST_QUIET_NS;
@@ -279,18 +296,22 @@ mod tests {
             s = s.reserve(PACE, T0).0;
         }
         let at = T0 + 250 * MS;
-        let s = s.note_429(PACE, at, Some(T0), |_| None);
-        let (_, wait) = s.reserve(PACE, at);
+        let refused = s.note_429(PACE, at, Some(T0), true, |_| None);
+        let (_, (wait, _)) = refused.reserve(PACE, at);
         assert!(
             wait <= 11 * MS,
             "the next slot follows the last one given ({} ms), not 80 slots later",
             wait / MS
         );
+        // A refused paced request: the server tolerates bursts; keep the margin.
+        let edge = s.note_429(PACE, at, Some(T0), false, |_| None);
+        let (_, (wait, _)) = edge.reserve(PACE, at);
+        assert!(wait >= 790 * MS, "{} ms", wait / MS);
     }
 
     #[test]
     fn requests_let_go_win_the_rate_back() {
-        let s = Schedule::default().note_429(PACE, T0, None, |_| None);
+        let s = Schedule::default().note_429(PACE, T0, None, false, |_| None);
         let cut = s.slow_ppm;
         assert!(cut > 29_000 && cut < 31_000, "{cut}");
         let mut s = s;
@@ -305,7 +326,7 @@ mod tests {
 
     #[test]
     fn without_a_burst_a_request_goes_an_interval_after_the_last_one_went() {
-        let s = Schedule::default().note_429(PACE, T0, None, |_| None);
+        let s = Schedule::default().note_429(PACE, T0, None, false, |_| None);
         assert_eq!(s.spacing(PACE, T0).1, 0, "no burst");
         let (s, wait) = s.dispatch(PACE, T0 + MS);
         assert_eq!(wait, None, "nothing went before");
@@ -334,11 +355,11 @@ mod tests {
         // Each 429 is to a request sent after the last counted one: all count.
         for _ in 0..20 {
             now += 50 * MS;
-            s = s.note_429(PACE, now, Some(now - MS), |_| None);
+            s = s.note_429(PACE, now, Some(now - MS), false, |_| None);
         }
         assert!((s.share() - MIN_RATE_SHARE).abs() < 1e-9, "{}", s.share());
         assert!(s.wants_pause());
-        let paused = s.note_429(PACE, now + MS, Some(now), |s| {
+        let paused = s.note_429(PACE, now + MS, Some(now), false, |s| {
             s.wants_pause().then_some(5_000 * MS)
         });
         assert!(paused.tat >= now + 5_000 * MS);
@@ -350,8 +371,8 @@ mod tests {
             slow_ppm: 300_000,
             ..Schedule::default()
         };
-        s = s.note_429(PACE, T0, None, |_| None);
-        s = s.note_429(PACE, T0 + 2 * SAME_429_NS, None, |_| None);
+        s = s.note_429(PACE, T0, None, false, |_| None);
+        s = s.note_429(PACE, T0 + 2 * SAME_429_NS, None, false, |_| None);
         assert!(s.at_floor());
         assert!(!s.wants_pause(), "one 429 a second is jitter");
     }
@@ -362,8 +383,8 @@ mod tests {
             interval_ns: 12_000 * MS,
             burst: 1,
         };
-        let (s, w0) = Schedule::default().reserve(pace, T0);
-        let (_, w1) = s.reserve(pace, T0);
+        let (s, (w0, _)) = Schedule::default().reserve(pace, T0);
+        let (_, (w1, _)) = s.reserve(pace, T0);
         assert_eq!((w0, w1), (0, 12_000 * MS));
         let (s, _) = s.dispatch(pace, T0);
         assert_eq!(

@@ -15,7 +15,7 @@ fn stored(b: &Budget) -> Schedule {
 #[test]
 fn a_burst_goes_at_once_then_requests_are_spaced() {
     let (_d, b) = budget(10.0, 4);
-    let waits: Vec<Duration> = (0..6).map(|_| b.reserve()).collect();
+    let waits: Vec<Duration> = (0..6).map(|_| b.reserve().0).collect();
     assert!(waits[..4].iter().all(|w| w.is_zero()), "{waits:?}");
     assert!(waits[4] > Duration::from_millis(50), "{waits:?}");
     assert!(waits[5] > waits[4] + Duration::from_millis(50), "{waits:?}");
@@ -28,7 +28,7 @@ fn a_429_drops_the_burst_for_every_handle_on_the_file() {
     let other = Budget::open_with_burst(d.path(), &ApiKey::new("k"), Rate(10.0), 4).unwrap();
     assert!(b.has_room());
     b.penalize(Duration::ZERO);
-    let waits: Vec<Duration> = (0..2).map(|_| other.reserve()).collect();
+    let waits: Vec<Duration> = (0..2).map(|_| other.reserve().0).collect();
     assert!(waits[0].is_zero(), "{waits:?}");
     assert!(waits[1] > Duration::from_millis(90), "no burst: {waits:?}");
     assert!(stored(&other).slow_ppm > 0, "and a slower rate");
@@ -37,9 +37,19 @@ fn a_429_drops_the_burst_for_every_handle_on_the_file() {
 #[test]
 fn a_429_to_a_request_sent_before_the_last_one_counts_for_nothing() {
     let (_d, b) = budget(100.0, 80);
-    let before = Reserved(now_ns());
+    let before = Reserved {
+        at: now_ns(),
+        burst: false,
+    };
     std::thread::sleep(Duration::from_millis(2));
-    b.rate_limited(Reserved(now_ns()), None, Duration::from_secs(1));
+    b.rate_limited(
+        Reserved {
+            at: now_ns(),
+            burst: false,
+        },
+        None,
+        Duration::from_secs(1),
+    );
     let cut = stored(&b).slow_ppm;
     assert!(cut > 0);
     // The rest of the burst the server refused was sent before: no new cuts.
@@ -47,16 +57,19 @@ fn a_429_to_a_request_sent_before_the_last_one_counts_for_nothing() {
         b.rate_limited(before, None, Duration::from_secs(1));
     }
     assert_eq!(stored(&b).slow_ppm, cut);
-    assert!(b.reserve() < Duration::from_millis(20), "and no pause");
+    assert!(b.reserve().0 < Duration::from_millis(20), "and no pause");
 }
 
 #[test]
 fn a_retry_after_pauses_everyone_and_dense_429s_pause_only_at_the_floor() {
     let (_d, b) = budget(100.0, 1);
-    let fresh = || Reserved(now_ns());
+    let fresh = || Reserved {
+        at: now_ns(),
+        burst: false,
+    };
     b.rate_limited(fresh(), Some(Duration::from_millis(300)), Duration::ZERO);
     assert!(
-        b.reserve() > Duration::from_millis(250),
+        b.reserve().0 > Duration::from_millis(250),
         "Retry-After for all"
     );
     let (_d, b) = budget(100.0, 1);
@@ -64,14 +77,14 @@ fn a_retry_after_pauses_everyone_and_dense_429s_pause_only_at_the_floor() {
         b.rate_limited(fresh(), None, Duration::from_secs(5));
     }
     assert!(
-        b.reserve() < Duration::from_secs(1),
+        b.reserve().0 < Duration::from_secs(1),
         "above the floor: no pause"
     );
     for _ in 0..20 {
         b.rate_limited(fresh(), None, Duration::from_secs(5));
     }
     assert!(
-        b.reserve() > Duration::from_secs(4),
+        b.reserve().0 > Duration::from_secs(4),
         "a rate far too high pauses"
     );
 }
@@ -99,6 +112,6 @@ fn the_free_plan_rate_has_no_burst() {
     assert_eq!(Rate::FREE_PLAN.default_burst(), 1);
     assert_eq!(Rate(100.0).default_burst(), 80);
     let (_d, b) = budget(5.0 / 60.0, Rate::FREE_PLAN.default_burst());
-    assert!(b.reserve().is_zero());
-    assert!(b.reserve() >= Duration::from_secs(11));
+    assert!(b.reserve().0.is_zero());
+    assert!(b.reserve().0 >= Duration::from_secs(11));
 }
