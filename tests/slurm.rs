@@ -566,5 +566,6 @@ fn time_queued_behind_other_jobs_does_not_count_against_the_batch_timeout() {
         log[0]
     );
     let text = std::fs::read_to_string(&batch_logs(&fx.run_dir("queued"))[0]).unwrap();
-    assert!(text.contains("s in the queue =="), "{text}");
+    // Either seen leaving the queue, or (a short job) ended between two polls.
+    assert!(text.contains("in the queue"), "{text}");
 }

@@ -155,7 +155,17 @@ pub(crate) fn supervise(
     let mut sent_kill = false;
     let exit: Option<ExitInfo> = loop {
         match exec.try_wait() {
-            Ok(Some(exit)) => break Some(exit),
+            Ok(Some(exit)) => {
+                // A short job can leave the queue and end between two polls: its wait
+                // still gets its line.
+                if running_since.is_none() {
+                    log.line(&format!(
+                        "== ended {:.1}s after submission; it was in the queue at the last poll ==",
+                        a.started.elapsed().as_secs_f64()
+                    ));
+                }
+                break Some(exit);
+            }
             Ok(None) => {}
             Err(e) => {
                 log.line(&format!("== cannot watch the worker ({e}); killing it =="));
