@@ -1142,6 +1142,39 @@ mod against_sandbox {
     }
 
     #[tokio::test]
+    async fn a_server_without_burst_tolerance_refuses_one_request_at_start_up_not_a_burst() {
+        // A worker's budget allows 80 at once (0.8 s at 100/s); this server none.
+        let sb = Sandbox::start_background(SandboxConfig {
+            rate_limit: Some(100.0),
+            rate_burst: 1,
+            latency: Duration::from_millis(100),
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rate = Rate(50.0);
+        let budget = Budget::open_with_burst(
+            dir.path(),
+            &ApiKey::new(SANDBOX_API_KEY),
+            rate,
+            rate.default_burst(),
+        )
+        .unwrap();
+        let c = sandbox_client(&sb, PATIENT, Some(budget));
+        let fetches = (0..30).map(|i| {
+            let c = c.clone();
+            async move { get(&c, &format!("T{i}"), day()).await.0 }
+        });
+        for r in futures_util::future::join_all(fetches).await {
+            r.unwrap();
+        }
+        let stats = sb.stats();
+        assert_eq!(stats.data_requests - stats.rate_limited, 30);
+        // The pair that asks the server's tolerance: its second request, at most.
+        assert!(stats.rate_limited <= 2, "{stats:?}");
+    }
+
+    #[tokio::test]
     async fn the_budget_keeps_a_rate_limited_sandbox_from_answering_429() {
         // The sandbox allows 20/s; the budget spaces requests at 10/s, leaving room for
         // the scheduling jitter of a loaded machine.

@@ -9,7 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Proc, Row, row, run_child, sandbox_with, tickers, universe, wrapper_in};
+use super::{
+    Proc, Row, row, run_child, sandbox_with, self_cpu, self_cpu_since, tickers, universe,
+    wrapper_in,
+};
 
 /// The budget, and the server-side limit equal to it.
 const RPS: f64 = 100.0;
@@ -25,6 +28,8 @@ struct Use {
     accepted: u64,
     rejected: u64,
     wall: Duration,
+    /// CPU of the timed run (the wrapper and its workers) and of the in-process sandbox.
+    cpu: (Duration, Duration),
 }
 
 impl Use {
@@ -34,12 +39,14 @@ impl Use {
 
     fn text(&self) -> String {
         format!(
-            "{:.1} = {:.0}% ({} req, {:.1} s, {} × 429)",
+            "{:.1} = {:.0}% ({} req, {:.1} s, {} × 429; CPU-s run {:.1} + sandbox {:.1})",
             self.accepted as f64 / self.wall.as_secs_f64(),
             self.fraction() * 100.0,
             self.accepted,
             self.wall.as_secs_f64(),
-            self.rejected
+            self.rejected,
+            self.cpu.0.as_secs_f64(),
+            self.cpu.1.as_secs_f64()
         )
     }
 }
@@ -76,17 +83,17 @@ pub(super) fn budget_vs_latency(tmp: &Path, rows: &mut Vec<Row>) {
     );
 }
 
-/// The many-pages case: 40 tickers × 2 years at 250 ms, budget and server 100 req/s.
+/// The many-pages case: 40 tickers × 2 years at 250 ms, budget and server 100 req/s;
+/// and the same at no latency, where only the machine's CPU (workers and sandbox on the
+/// same cores) bounds it: the ceiling the latency case is measured against.
 pub(super) fn many_pages(tmp: &Path, rows: &mut Vec<Row>) {
     let paged = tickers("P", PAGED_TICKERS);
-    let u = wrapper_run(tmp, &paged, TWO_YEARS, 250, RPS as u32, 6, true);
-    row(
-        rows,
-        "3. … many pages: 40 tickers × 2 y, 250 ms, 6 batches",
-        u.text(),
-        ">= 95%",
-        Some(u.fraction() >= 0.95),
-    );
+    for (ms, target) in [(250, ">= 95%"), (0, "(extra: CPU ceiling)")] {
+        let u = wrapper_run(tmp, &paged, TWO_YEARS, ms, RPS as u32, 6, true);
+        let ok = (ms > 0).then(|| u.fraction() >= 0.95);
+        let label = format!("3. … many pages: 40 tickers × 2 y, {ms} ms, 6 batches");
+        row(rows, &label, u.text(), target, ok);
+    }
 }
 
 /// Pages a warmed sandbox keeps: the many-pages case's ~0.9 GB of JSON.
@@ -125,7 +132,9 @@ fn wrapper_run(
         sandbox.reset_stats();
     }
     let cmd = wrapper_in(&dir, &dir, &sandbox, &universe, range, &extra);
+    let cpu0 = self_cpu();
     let p: Proc = run_child(cmd, &dir, Duration::from_secs(240));
+    let sandbox_cpu = self_cpu_since(cpu0);
     let stats = sandbox.stats();
     assert!(
         p.status == 0 && !p.killed,
@@ -136,6 +145,7 @@ fn wrapper_run(
         accepted: stats.data_requests - stats.rate_limited,
         rejected: stats.rate_limited,
         wall: p.wall,
+        cpu: (p.cpu, sandbox_cpu),
     };
     eprintln!(
         "budget {ms} ms x{batches} burst {burst}: {} (most in 1 s: {}, load {})",

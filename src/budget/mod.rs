@@ -14,12 +14,16 @@
 //! `burst - 1` intervals). Workers use [`Rate::default_burst`], 0.8 s worth of
 //! requests, so that a run's first requests do not wait a whole latency for the
 //! schedule to fill; at a free-plan rate (`5/min`) that is 1, so requests stay evenly
-//! spaced and never draw a 429.
+//! spaced and never draw a 429. The burst is earned: a pair until the server has
+//! answered a burst's request ([`Budget::answered`]), so a server that tolerates none
+//! refuses one request at start-up, not the whole burst. A whole burst keeps 20 ms of
+//! its tolerance back, so a server whose own tolerance is the budget's does not refuse
+//! requests that reach it a little sooner than the first of the burst did.
 //!
 //! The schedule adapts to a server stricter than the rate, and keeps requests exactly
 //! spaced when no burst is allowed: see the `schedule` module (AIMD on the rate after
 //! 429s, a dispatch check against timers that wake late). The file holds
-//! `tat slow_ppm last_429_ns recent_429s sent_ns`.
+//! `tat slow_ppm last_429_ns recent_429s sent_ns burst_ok_ns`.
 //!
 //! Machines do not share a file: when batches run on several, the schedule lives in
 //! Redis instead ([`shared`], [`Budget::open_shared`]), with the same logic. A file
@@ -412,6 +416,15 @@ impl Budget {
             );
             (next, ())
         });
+    }
+
+    /// Records that the server answered (did not refuse) the request of `slot`. Only a
+    /// burst's answer says something (the server tolerates bursts), and only the first
+    /// since a refusal changes the schedule, so this costs a lock only for a burst.
+    pub fn answered(&self, slot: Reserved) {
+        if slot.burst {
+            self.update(|now, s| (s.answered(now, slot.at, true), ()));
+        }
     }
 
     /// Records a 429 not tied to a request: nobody using this key sends again before

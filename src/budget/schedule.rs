@@ -12,6 +12,13 @@
 //! whole interval after the one let go before it, by the clock when it goes
 //! ([`Schedule::dispatch`]).
 //!
+//! **A burst is earned.** Until a request that went in a burst has been answered
+//! (not refused), a burst is a pair ([`PROBE_BURST`]): a server that tolerates no
+//! burst refuses one request at start-up, not a whole burst's worth. The answer opens
+//! the whole tolerance (its credit was kept meanwhile: the paced requests went on
+//! from the schedule); a refused burst request closes it again. A whole burst keeps
+//! [`ARRIVAL_JITTER_NS`] of its tolerance back.
+//!
 //! **Caution (AIMD on the rate).** A counted 429 drops the burst to 1 at once (it
 //! comes back after [`BURST_QUIET_NS`] without one) and cuts the rate's share by 3%
 //! (multiplicative decrease); every request let go gives back [`GAIN_PPM`] of the
@@ -39,6 +46,15 @@ const CUT: f64 = 0.97;
 /// `GAIN / (1 - CUT)` ≈ 3%: each refusal costs one slot, so a share of the rate a few
 /// percent higher is worth them (measured: 1% left the key near 80% of its rate).
 pub(super) const GAIN_PPM: u32 = 1000;
+/// Requests that go at once before a burst has been answered: a pair, the least that
+/// tells a server's tolerance.
+const PROBE_BURST: u32 = 2;
+/// How much of a whole burst's tolerance is kept back: a request reaches the server up
+/// to a few ms later or sooner than it left (a new connection, a loaded machine, other
+/// machines on the same key), and a server whose tolerance is the budget's own counts
+/// from when the first of a burst arrived, so one that arrives sooner than that one did
+/// would be refused at the edge. Kept back once per run, it costs 20 ms.
+pub(super) const ARRIVAL_JITTER_NS: u64 = 20_000_000;
 /// The burst comes back after this long without a counted 429.
 pub(super) const BURST_QUIET_NS: u64 = 10_000_000_000;
 /// Times of the past (a 429, a dispatch) further ahead of `now` than this are a damaged
@@ -63,8 +79,8 @@ pub(super) struct Pace {
     pub burst: u32,
 }
 
-/// What the shared file holds: `tat slow_ppm last_429 recent sent` (missing fields
-/// read as 0, so a file of an older version reads as no caution).
+/// What the shared file holds: `tat slow_ppm last_429 recent sent burst_ok` (missing
+/// fields read as 0, so a file of an older version reads as no caution).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Schedule {
     /// Theoretical arrival time: the next free slot at the cautious rate, ns.
@@ -77,6 +93,9 @@ pub(super) struct Schedule {
     pub recent: u32,
     /// When the last request was let go, ns.
     pub sent: u64,
+    /// When a request that went in a burst was first answered since a burst was last
+    /// refused, ns (0: not since): the server tolerates bursts.
+    pub burst_ok: u64,
 }
 
 impl Schedule {
@@ -90,6 +109,7 @@ impl Schedule {
             last_429: next(),
             recent: next().min(u64::from(u32::MAX)) as u32,
             sent: next(),
+            burst_ok: next(),
         }
     }
 
@@ -101,15 +121,20 @@ impl Schedule {
             last_429,
             recent,
             sent,
+            burst_ok,
         } = self;
-        format!("{tat} {slow_ppm} {last_429} {recent} {sent}\n")
+        format!("{tat} {slow_ppm} {last_429} {recent} {sent} {burst_ok}\n")
     }
 
     /// This schedule as read at `now`, or an empty one when it is too far ahead (a
     /// damaged file, a clock jump).
     pub fn sane_at(self, now: u64) -> Schedule {
         let ahead = |t: u64| t > now.saturating_add(MAX_SKEW_NS);
-        if self.tat > now.saturating_add(MAX_AHEAD_NS) || ahead(self.last_429) || ahead(self.sent) {
+        if self.tat > now.saturating_add(MAX_AHEAD_NS)
+            || ahead(self.last_429)
+            || ahead(self.sent)
+            || ahead(self.burst_ok)
+        {
             return Schedule::default();
         }
         self
@@ -128,8 +153,17 @@ impl Schedule {
     pub fn spacing(self, pace: Pace, now: u64) -> (u64, u64) {
         let interval = (pace.interval_ns as f64 / self.share()).round() as u64;
         let burst_off = self.last_429 != 0 && now.saturating_sub(self.last_429) < BURST_QUIET_NS;
-        let burst = if burst_off { 1 } else { pace.burst.max(1) };
-        (interval, interval * u64::from(burst - 1))
+        let burst = match (burst_off, self.burst_ok) {
+            (true, _) => 1,
+            (false, 0) => pace.burst.clamp(1, PROBE_BURST),
+            (false, _) => pace.burst.max(1),
+        };
+        let tolerance = interval * u64::from(burst - 1);
+        if burst > PROBE_BURST {
+            (interval, tolerance - tolerance.min(ARRIVAL_JITTER_NS))
+        } else {
+            (interval, tolerance)
+        }
     }
 
     /// Takes the next slot: the new schedule, how long to wait for the slot, and
@@ -160,6 +194,19 @@ impl Schedule {
             ..self
         };
         (next, None)
+    }
+
+    /// Records at `now` the answer (not a 429) to a request whose slot was taken at
+    /// `slot`, in a `burst`: the server tolerates bursts, unless a burst was refused
+    /// since the slot was taken (the rest of a flight says nothing new).
+    pub fn answered(self, now: u64, slot: u64, burst: bool) -> Schedule {
+        if !burst || self.burst_ok != 0 || slot < self.last_429 {
+            return self;
+        }
+        Schedule {
+            burst_ok: now,
+            ..self
+        }
     }
 
     /// True when a request made at `now` would not wait for its slot.
@@ -201,6 +248,7 @@ impl Schedule {
             // comes off the schedule as a margin.
             if early {
                 let (_, before) = self.spacing(pace, now);
+                next.burst_ok = 0;
                 let (_, after) = next.spacing(pace, now);
                 next.tat = next.tat.saturating_sub(before.saturating_sub(after));
             }
@@ -232,6 +280,14 @@ mod tests {
     };
     const T0: u64 = 1_000_000 * MS;
 
+    /// A key whose server has answered a burst's request.
+    fn earned() -> Schedule {
+        Schedule {
+            burst_ok: T0 - 60_000 * MS,
+            ..Schedule::default()
+        }
+    }
+
     #[test]
     fn the_text_round_trips_and_older_files_read_as_no_caution() {
         let s = Schedule {
@@ -240,6 +296,7 @@ mod tests {
             last_429: 7,
             recent: 3,
             sent: 9,
+            burst_ok: 11,
         };
         assert_eq!(Schedule::parse(&s.text()), s);
         let old = Schedule::parse("123\n");
@@ -249,9 +306,14 @@ mod tests {
         assert_eq!(ahead.sane_at(T0), Schedule::default());
     }
 
+    /// Slots of a whole burst kept back for arrival jitter.
+    const KEPT: usize = (ARRIVAL_JITTER_NS / (10 * MS)) as usize;
+
     #[test]
     fn a_burst_goes_at_once_then_slots_are_an_interval_apart() {
-        let mut s = Schedule::default();
+        // 80 less the jitter's 20 ms (2 slots) go at once.
+        let at_once = 80 - KEPT;
+        let mut s = earned();
         let mut waits = vec![];
         for _ in 0..82 {
             let (n, (w, early)) = s.reserve(PACE, T0);
@@ -259,20 +321,20 @@ mod tests {
             waits.push(w);
             assert_eq!(
                 early,
-                waits.len() > 1 && waits.len() <= 80,
+                waits.len() > 1 && waits.len() <= at_once,
                 "{}",
                 waits.len()
             );
         }
-        assert!(waits[..80].iter().all(|&w| w == 0));
-        assert_eq!(waits[80], 10 * MS);
-        assert_eq!(waits[81], 20 * MS);
+        assert!(waits[..at_once].iter().all(|&w| w == 0));
+        assert_eq!(waits[at_once], 10 * MS);
+        assert_eq!(waits[at_once + 1], 20 * MS);
         assert!(!s.has_room(PACE, T0));
     }
 
     #[test]
     fn the_first_429_drops_the_burst_and_a_flight_counts_once() {
-        let s = Schedule::default();
+        let s = earned();
         let at = T0 + 250 * MS;
         let s = s.note_429(PACE, at, Some(T0), false, |_| None);
         assert_eq!(s.spacing(PACE, at + MS).1, 0, "no burst after a 429");
@@ -284,29 +346,68 @@ mod tests {
         assert_eq!(after.slow_ppm, s.slow_ppm);
         // The burst comes back after a quiet spell.
         let later = at + BURST_QUIET_NS;
-        assert_eq!(s.spacing(PACE, later).1, 79 * s.spacing(PACE, later).0);
+        let (interval, tolerance) = s.spacing(PACE, later);
+        assert_eq!(tolerance, 79 * interval - ARRIVAL_JITTER_NS);
     }
 
     #[test]
     fn dropping_the_burst_does_not_charge_its_slots_again() {
         // A start-up burst of 80, then 25 requests at the rate, before the first 429
         // (250 ms of latency later) drops the burst.
-        let mut s = Schedule::default();
+        let mut s = earned();
+        let mut last = 0;
         for _ in 0..80 + 25 {
-            s = s.reserve(PACE, T0).0;
+            let (n, (wait, _)) = s.reserve(PACE, T0);
+            (s, last) = (n, T0 + wait);
         }
         let at = T0 + 250 * MS;
         let refused = s.note_429(PACE, at, Some(T0), true, |_| None);
         let (_, (wait, _)) = refused.reserve(PACE, at);
-        assert!(
-            wait <= 11 * MS,
-            "the next slot follows the last one given ({} ms), not 80 slots later",
-            wait / MS
+        assert_eq!(
+            at + wait,
+            last + 10 * MS,
+            "the next slot follows the last one given, not 80 slots later"
         );
         // A refused paced request: the server tolerates bursts; keep the margin.
         let edge = s.note_429(PACE, at, Some(T0), false, |_| None);
         let (_, (wait, _)) = edge.reserve(PACE, at);
         assert!(wait >= 790 * MS, "{} ms", wait / MS);
+    }
+
+    #[test]
+    fn a_burst_is_a_pair_until_the_server_answers_one() {
+        let mut s = Schedule::default();
+        let mut waits = vec![];
+        for _ in 0..3 {
+            let (n, (w, early)) = s.reserve(PACE, T0);
+            s = n;
+            waits.push((w / MS, early));
+        }
+        assert_eq!(waits, [(0, false), (0, true), (10, false)]);
+        // The paced request's answer says nothing; the burst's opens the tolerance.
+        let s = s.answered(T0 + 250 * MS, T0, false);
+        assert_eq!(s.burst_ok, 0);
+        let s = s.answered(T0 + 250 * MS, T0, true);
+        assert_eq!(s.burst_ok, T0 + 250 * MS);
+        let at = T0 + 250 * MS;
+        let burst = (0..90)
+            .scan(s, |s, _| {
+                let (n, (w, _)) = s.reserve(PACE, at);
+                *s = n;
+                Some(w)
+            })
+            .take_while(|w| *w == 0)
+            .count();
+        assert_eq!(burst, 80 - KEPT, "the whole burst after an idle spell");
+        // A refused burst's request closes it again; one of its flight answered late
+        // does not reopen it.
+        let refused = s.note_429(PACE, at, Some(at - MS), true, |_| None);
+        assert_eq!(refused.burst_ok, 0);
+        let late = refused.answered(at + MS, at - 2 * MS, true);
+        assert_eq!(late.burst_ok, 0);
+        let quiet = at + BURST_QUIET_NS;
+        let (interval, tolerance) = late.spacing(PACE, quiet);
+        assert_eq!(tolerance, interval, "after a quiet spell, a pair again");
     }
 
     #[test]

@@ -13,10 +13,25 @@ fn stored(b: &Budget) -> Schedule {
 }
 
 #[test]
-fn a_burst_goes_at_once_then_requests_are_spaced() {
+fn a_burst_goes_at_once_once_earned_then_requests_are_spaced() {
     let (_d, b) = budget(10.0, 4);
+    // A pair until the server answers a burst's request.
+    let pair = b.reserve();
+    let (second, early) = b.reserve();
+    assert!(pair.0.is_zero() && second.is_zero() && early, "{pair:?}");
+    assert!(b.reserve().0 > Duration::from_millis(50));
+    b.answered(Reserved {
+        at: now_ns(),
+        burst: true,
+    });
+    assert!(stored(&b).burst_ok > 0, "on the file, for every handle");
+    // Idle past the three slots taken: the whole burst is there, less the 20 ms kept
+    // back for arrival jitter (the 4th slot, 300 ms into the tolerance, goes 20 ms on).
+    std::thread::sleep(Duration::from_millis(350));
     let waits: Vec<Duration> = (0..6).map(|_| b.reserve().0).collect();
-    assert!(waits[..4].iter().all(|w| w.is_zero()), "{waits:?}");
+    assert!(waits[..3].iter().all(|w| w.is_zero()), "{waits:?}");
+    let kept = Duration::from_nanos(schedule::ARRIVAL_JITTER_NS);
+    assert!(waits[3] > kept / 2 && waits[3] <= kept, "{waits:?}");
     assert!(waits[4] > Duration::from_millis(50), "{waits:?}");
     assert!(waits[5] > waits[4] + Duration::from_millis(50), "{waits:?}");
     assert!(!b.has_room());
@@ -26,6 +41,10 @@ fn a_burst_goes_at_once_then_requests_are_spaced() {
 fn a_429_drops_the_burst_for_every_handle_on_the_file() {
     let (d, b) = budget(10.0, 4);
     let other = Budget::open_with_burst(d.path(), &ApiKey::new("k"), Rate(10.0), 4).unwrap();
+    b.answered(Reserved {
+        at: now_ns(),
+        burst: true,
+    });
     assert!(b.has_room());
     b.penalize(Duration::ZERO);
     let waits: Vec<Duration> = (0..2).map(|_| other.reserve().0).collect();

@@ -253,7 +253,12 @@ impl Client {
             };
             let t0 = Instant::now();
             let failure = match self.attempt(url, bars, body).await {
-                Ok(page) => return Ok((page, t0.elapsed(), attempt)),
+                Ok(page) => {
+                    if let (Some(b), Some(slot)) = (&self.budget, slot) {
+                        b.answered(slot);
+                    }
+                    return Ok((page, t0.elapsed(), attempt));
+                }
                 Err(f) => f,
             };
             let mut err = failure.err.with_attempts(attempt);
