@@ -53,7 +53,7 @@ const PROBE_BURST: u32 = 2;
 /// to a few ms later or sooner than it left (a new connection, a loaded machine, other
 /// machines on the same key), and a server whose tolerance is the budget's own counts
 /// from when the first of a burst arrived, so one that arrives sooner than that one did
-/// would be refused at the edge. Kept back once per run, it costs 20 ms.
+/// would be refused at the edge. It shifts the schedule once per idle spell: 20 ms.
 pub(super) const ARRIVAL_JITTER_NS: u64 = 20_000_000;
 /// The burst comes back after this long without a counted 429.
 pub(super) const BURST_QUIET_NS: u64 = 10_000_000_000;
