@@ -261,11 +261,14 @@ async fn precise_sleep(d: Duration) {
 
 /// When a request took its slot in the schedule (ns since the Unix epoch) and whether
 /// it went as part of a burst, returned by [`Budget::acquire`] and handed back with a
-/// 429 ([`Budget::rate_limited`]).
+/// 429 ([`Budget::rate_limited`]) or its answer ([`Budget::answered`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reserved {
     at: u64,
     burst: bool,
+    /// Part of a burst not yet earned (the pair): its answer tells the server's
+    /// tolerance.
+    probe: bool,
 }
 
 impl Budget {
@@ -349,11 +352,11 @@ impl Budget {
         // async worker threads.
         let at = now_ns();
         let me = self.clone();
-        let (wait, burst) = match tokio::task::spawn_blocking(move || me.reserve()).await {
+        let (wait, burst, probe) = match tokio::task::spawn_blocking(move || me.reserve()).await {
             Ok(slot) => slot,
             Err(_) => self.reserve(),
         };
-        let reserved = Reserved { at, burst };
+        let reserved = Reserved { at, burst, probe };
         if let Some(why) = self.broken() {
             return Err(BudgetError(why));
         }
@@ -418,11 +421,11 @@ impl Budget {
         });
     }
 
-    /// Records that the server answered (did not refuse) the request of `slot`. Only a
-    /// burst's answer says something (the server tolerates bursts), and only the first
-    /// since a refusal changes the schedule, so this costs a lock only for a burst.
+    /// Records that the server answered (did not refuse) the request of `slot`. Only
+    /// the answer to a burst not yet earned says something (the server tolerates
+    /// bursts), so this takes the lock only for that pair's second request.
     pub fn answered(&self, slot: Reserved) {
-        if slot.burst {
+        if slot.probe {
             self.update(|now, s| (s.answered(now, slot.at, true), ()));
         }
     }
@@ -445,11 +448,15 @@ impl Budget {
         self.update(|now, s| (s, s.has_room(pace, now)))
     }
 
-    /// Reserves the next slot: how long to wait for it, and whether it is a burst's.
-    fn reserve(&self) -> (Duration, bool) {
+    /// Reserves the next slot: how long to wait for it, whether it is a burst's, and
+    /// whether that burst is not yet earned (a probe).
+    fn reserve(&self) -> (Duration, bool, bool) {
         let pace = self.pace();
-        let (wait, burst) = self.update(|now, s| s.reserve(pace, now));
-        (Duration::from_nanos(wait), burst)
+        let (wait, burst, probe) = self.update(|now, s| {
+            let (next, (wait, early)) = s.reserve(pace, now);
+            (next, (wait, early, early && s.burst_ok == 0))
+        });
+        (Duration::from_nanos(wait), burst, probe)
     }
 
     /// Applies `f(now, schedule) -> (new schedule, result)` to the shared schedule

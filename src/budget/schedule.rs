@@ -160,7 +160,7 @@ impl Schedule {
         };
         let tolerance = interval * u64::from(burst - 1);
         if burst > PROBE_BURST {
-            (interval, tolerance - tolerance.min(ARRIVAL_JITTER_NS))
+            (interval, tolerance.saturating_sub(ARRIVAL_JITTER_NS))
         } else {
             (interval, tolerance)
         }

@@ -17,12 +17,13 @@ fn a_burst_goes_at_once_once_earned_then_requests_are_spaced() {
     let (_d, b) = budget(10.0, 4);
     // A pair until the server answers a burst's request.
     let pair = b.reserve();
-    let (second, early) = b.reserve();
+    let (second, early, _) = b.reserve();
     assert!(pair.0.is_zero() && second.is_zero() && early, "{pair:?}");
     assert!(b.reserve().0 > Duration::from_millis(50));
     b.answered(Reserved {
         at: now_ns(),
         burst: true,
+        probe: true,
     });
     assert!(stored(&b).burst_ok > 0, "on the file, for every handle");
     // Idle past the three slots taken: the whole burst is there, less the 20 ms kept
@@ -44,6 +45,7 @@ fn a_429_drops_the_burst_for_every_handle_on_the_file() {
     b.answered(Reserved {
         at: now_ns(),
         burst: true,
+        probe: true,
     });
     assert!(b.has_room());
     b.penalize(Duration::ZERO);
@@ -59,12 +61,14 @@ fn a_429_to_a_request_sent_before_the_last_one_counts_for_nothing() {
     let before = Reserved {
         at: now_ns(),
         burst: false,
+        probe: false,
     };
     std::thread::sleep(Duration::from_millis(2));
     b.rate_limited(
         Reserved {
             at: now_ns(),
             burst: false,
+            probe: false,
         },
         None,
         Duration::from_secs(1),
@@ -85,6 +89,7 @@ fn a_retry_after_pauses_everyone_and_dense_429s_pause_only_at_the_floor() {
     let fresh = || Reserved {
         at: now_ns(),
         burst: false,
+        probe: false,
     };
     b.rate_limited(fresh(), Some(Duration::from_millis(300)), Duration::ZERO);
     assert!(
