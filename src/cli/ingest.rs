@@ -2,6 +2,7 @@
 //! run it by hand for a few tickers. The flat-file route's run is in [`flat`].
 
 mod flat;
+mod heap;
 mod ledger;
 
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ enum Source {
 /// (bad input) or 4 (fatal for the run), as `--help` documents.
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut sink = JsonLines(std::io::stdout());
+    if args.source == SourceKind::Rest {
+        heap::keep_freed_memory();
+    }
     let runtime = runtime(&args)?;
     let prepared = match prepare(&args, &runtime) {
         Ok(p) => p,
