@@ -51,10 +51,11 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
 
     type Scenario = fn(&Path, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("throughput", throughput),
         ("memory", memory_growth),
         ("budget", budget::budget_vs_latency),
+        ("noburst", budget::no_burst),
         ("pages", budget::many_pages),
         ("resume", resume_and_overhead),
         ("machines", machines::budget_across_machines),

@@ -73,6 +73,12 @@ pub(super) fn budget_vs_latency(tmp: &Path, rows: &mut Vec<Row>) {
             );
         }
     }
+}
+
+/// The server limiter with no burst tolerance (GCRA burst 1), 250 ms, 6 batches: the
+/// budget's pacing against arrival jitter, where every refusal costs a slot.
+pub(super) fn no_burst(tmp: &Path, rows: &mut Vec<Row>) {
+    let names = tickers("L", TICKERS);
     let u = wrapper_run(tmp, &names, ONE_DAY, 250, 1, 6, false);
     row(
         rows,
