@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub const START: usize = 2;
 /// Bars held by tickers in flight beyond which the window stops growing while pages
 /// come back quickly: two liquid ticker-years (~250k bars each), so a worker stays
-/// near 120 MB. One-page tickers hold little, so the window still grows wide for them.
+/// near 80 MB. One-page tickers hold little, so the window still grows wide for them.
 pub const MAX_BARS_HELD: u64 = 500_000;
 /// The same cap once a page took [`SLOW_PAGE`] or more: eight liquid ticker-years
 /// (~200 MB). By Little's law a key's budget needs its pages' bars in flight (100 req/s
