@@ -6,10 +6,10 @@
 //! over one arena per thread (decode runs on the blocking pool, writes on another
 //! thread), so each piece faulted its memory in afresh, 4 KiB at a time. A batch's
 //! worker lives a few seconds and writes a dozen pieces; six of them on two cores
-//! spent a quarter of their CPU in the kernel (measured: 415k page faults for
+//! spent nearly a third of their CPU in the kernel (measured: 415k page faults for
 //! 9.3 M bars, against 58k in one worker that did all of it), and held 200-250 MB
 //! each. One arena that keeps its top makes each worker fault its memory in once:
-//! 157-170k faults, 9% less CPU, 140-160 MB each (BENCHMARKS.md, "fourth round").
+//! 157-171k faults, 8-11% less CPU, 134-162 MB each (BENCHMARKS.md, "fourth round").
 //! It changes no result, and the peak is what the pieces need, as before.
 //!
 //! Flat-file workers keep glibc's defaults: their days decode on parallel threads,
