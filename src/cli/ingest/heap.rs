@@ -15,35 +15,39 @@
 //! Flat-file workers keep glibc's defaults: their days decode on parallel threads,
 //! for which one arena would be a lock.
 
-/// Memory at the top of the heap given back only past this (glibc's default follows
-/// the largest freed block, a few MB).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TRIM_THRESHOLD: libc::c_int = 512 << 20;
-/// Extra room the heap takes each time it grows, so a piece's columns do not grow it
-/// step by step (room never written is never faulted in).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TOP_PAD: libc::c_int = 64 << 20;
-/// Blocks from the heap up to this size rather than `mmap`ed apart (glibc's largest
-/// setting on 64-bit): a body or a column is at most a few MB.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: libc::c_int = 32 << 20;
-
 /// Sets the heap policy above; call before any thread starts. Where it is not glibc,
 /// or glibc refuses a setting, the defaults stay (logged at debug level). The effect
 /// is measured by the end-to-end bench's many-pages scenario, not by a test: it
 /// changes only when memory goes back to the OS.
 pub(super) fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    for (name, param, value) in [
-        ("M_ARENA_MAX", libc::M_ARENA_MAX, 1),
-        ("M_MMAP_THRESHOLD", libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-        ("M_TRIM_THRESHOLD", libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-        ("M_TOP_PAD", libc::M_TOP_PAD, TOP_PAD),
-    ] {
-        // SAFETY: mallopt only sets allocator parameters; no thread of ours is running
-        // yet, and glibc takes its own lock anyway.
-        if unsafe { libc::mallopt(param, value) } != 1 {
-            tracing::debug!(setting = name, value, "glibc refused a heap setting");
+    glibc::keep_freed_memory();
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod glibc {
+    /// Memory at the top of the heap given back only past this (glibc's default
+    /// follows the largest freed block, a few MB).
+    const TRIM_THRESHOLD: libc::c_int = 512 << 20;
+    /// Extra room the heap takes each time it grows, so a piece's columns do not grow
+    /// it step by step (room never written is never faulted in).
+    const TOP_PAD: libc::c_int = 64 << 20;
+    /// Blocks from the heap up to this size rather than `mmap`ed apart (glibc's
+    /// largest setting on 64-bit): a body or a column is at most a few MB.
+    const MMAP_THRESHOLD: libc::c_int = 32 << 20;
+
+    pub(super) fn keep_freed_memory() {
+        for (name, param, value) in [
+            ("M_ARENA_MAX", libc::M_ARENA_MAX, 1),
+            ("M_MMAP_THRESHOLD", libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+            ("M_TRIM_THRESHOLD", libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+            ("M_TOP_PAD", libc::M_TOP_PAD, TOP_PAD),
+        ] {
+            // SAFETY: mallopt only sets allocator parameters, under glibc's own lock;
+            // it runs before the worker's runtime starts any thread.
+            if unsafe { libc::mallopt(param, value) } != 1 {
+                tracing::debug!(setting = name, value, "glibc refused a heap setting");
+            }
         }
     }
 }
