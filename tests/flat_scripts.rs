@@ -64,7 +64,7 @@ fn script(f: &Fixture, name: &str, text: &str) -> PathBuf {
 fn bars(f: &Fixture, ticker: &str, r: DateRange, flat: bool) -> Bars {
     let mut b = synth::bars_for(ticker, r, f.sandbox.config());
     if flat {
-        b.vwap = vec![None; b.len()];
+        b.vwap = barsmith::bars::Optional::absent(b.len());
     }
     b
 }

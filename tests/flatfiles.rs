@@ -40,7 +40,7 @@ fn flat_ingest(f: &Fixture, tickers: &[&str], from: &str, to: &str) -> Command {
 /// The sandbox's REST bars as flat files carry them: no vwap.
 fn expected(f: &Fixture, ticker: &str, r: DateRange) -> barsmith::bars::Bars {
     let mut bars = synth::bars_for(ticker, r, f.sandbox.config());
-    bars.vwap = vec![None; bars.len()];
+    bars.vwap = barsmith::bars::Optional::absent(bars.len());
     bars
 }
 

@@ -51,7 +51,7 @@ fn flat_ingest(
 /// The sandbox's bars as flat files carry them: no vwap.
 fn expected(f: &Fixture, ticker: &str, r: DateRange) -> Bars {
     let mut bars = synth::bars_for(ticker, r, f.sandbox.config());
-    bars.vwap = vec![None; bars.len()];
+    bars.vwap = barsmith::bars::Optional::absent(bars.len());
     bars
 }
 

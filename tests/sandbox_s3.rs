@@ -98,7 +98,7 @@ fn expected_csv(sb: &Sandbox, day: Date, generation: u32) -> String {
                 bars.high[i],
                 bars.low[i],
                 bars.timestamp[i] * 1_000_000,
-                bars.transactions[i].unwrap()
+                bars.transactions.get(i).unwrap()
             ));
             rows += 1;
         }

@@ -1,7 +1,10 @@
 //! Minute bars in columnar form: what the decoder fills, the store writes and the
 //! script engine shows. Columns, not a `Vec<Bar>`, because they go straight into Arrow.
 
+pub mod optional;
 pub mod resample;
+
+pub use optional::Optional;
 
 use crate::calendar::{DateRange, ny_date_of_ms};
 
@@ -43,10 +46,10 @@ pub struct Bars {
     pub close: Vec<f64>,
     /// Volumes.
     pub volume: Vec<f64>,
-    /// VWAP, `None` where absent.
-    pub vwap: Vec<Option<f64>>,
-    /// Trade counts, `None` where absent.
-    pub transactions: Vec<Option<i64>>,
+    /// VWAP, absent where the API sent none.
+    pub vwap: Optional<f64>,
+    /// Trade counts, absent where the API sent none.
+    pub transactions: Optional<i64>,
     /// OTC flags.
     pub otc: Vec<bool>,
 }
@@ -159,8 +162,8 @@ impl Bars {
             low: self.low[i],
             close: self.close[i],
             volume: self.volume[i],
-            vwap: self.vwap[i],
-            transactions: self.transactions[i],
+            vwap: self.vwap.get(i),
+            transactions: self.transactions.get(i),
             otc: self.otc[i],
         })
     }
@@ -183,8 +186,8 @@ impl Bars {
         self.low.extend_from_slice(&other.low);
         self.close.extend_from_slice(&other.close);
         self.volume.extend_from_slice(&other.volume);
-        self.vwap.extend_from_slice(&other.vwap);
-        self.transactions.extend_from_slice(&other.transactions);
+        self.vwap.extend_from(&other.vwap);
+        self.transactions.extend_from(&other.transactions);
         self.otc.extend_from_slice(&other.otc);
     }
 

@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(vwap(&Bars::default()), None);
         let mut b = run(&[bar(OPEN, 1.0, 1.0, 1.0, 1.0, 0.0, Some(3.0))]);
         assert_eq!(vwap(&b), None, "no volume, no weight");
-        b.transactions[0] = None;
+        b.transactions.set(0, None);
         assert_eq!(resample(&b, Every::Minutes(5)).transactions, vec![None]);
         b.push(bar(OPEN + MINUTE_MS, 1.0, 1.0, 1.0, 1.0, 2.0, Some(4.0)));
         b.push(bar(

@@ -15,7 +15,7 @@ use arrow_array::{
 use arrow_buffer::{ArrowNativeType, BooleanBuffer, NullBuffer, ScalarBuffer};
 use parquet::arrow::ArrowWriter;
 
-use crate::bars::Bars;
+use crate::bars::{Bars, Optional};
 use crate::store::error::StoreError;
 use crate::store::identity::Provenance;
 use crate::store::schema::{bars_schema, writer_properties};
@@ -35,10 +35,8 @@ pub fn bars_to_batch(ticker: &str, bars: &Bars) -> Result<RecordBatch, StoreErro
     batch_of(ticker, Cow::Borrowed(bars))
 }
 
-/// The batch of [`bars_to_batch`]. Owned bars give their timestamps, prices and
-/// volumes to Arrow as they are (no copy, no new memory to fault in); vwap,
-/// transactions and otc are converted to Arrow's layout (values plus a validity
-/// bitmap) either way.
+/// The batch of [`bars_to_batch`]. Owned bars give their columns to Arrow as they
+/// are (no copy, no new memory to fault in); only otc is converted (to Arrow's bits).
 fn batch_of(ticker: &str, bars: Cow<'_, Bars>) -> Result<RecordBatch, StoreError> {
     let n = bars.len();
     let lens = [
@@ -56,52 +54,34 @@ fn batch_of(ticker: &str, bars: Cow<'_, Bars>) -> Result<RecordBatch, StoreError
             "bars of {ticker} have columns of different lengths ({n} timestamps, others {lens:?})"
         )));
     }
-    let (values, valid) = optional(&bars.vwap);
-    let vwap = Float64Array::new(values, valid);
-    let (values, valid) = optional(&bars.transactions);
-    let transactions = Int64Array::new(values, valid);
     let otc = BooleanArray::new(BooleanBuffer::collect_bool(n, |i| bars.otc[i]), None);
-    let (timestamp, prices) = match bars {
-        Cow::Owned(b) => (b.timestamp, [b.open, b.high, b.low, b.close, b.volume]),
-        Cow::Borrowed(b) => (
-            b.timestamp.clone(),
-            [&b.open, &b.high, &b.low, &b.close, &b.volume].map(Vec::clone),
-        ),
-    };
-    let timestamp = TimestampMillisecondArray::new(ScalarBuffer::from(timestamp), None);
+    let b = bars.into_owned();
+    let timestamp = TimestampMillisecondArray::new(ScalarBuffer::from(b.timestamp), None);
     let mut columns: Vec<ArrayRef> = vec![Arc::new(timestamp.with_timezone("UTC"))];
-    for values in prices {
+    for values in [b.open, b.high, b.low, b.close, b.volume] {
         columns.push(Arc::new(Float64Array::new(
             ScalarBuffer::from(values),
             None,
         )));
     }
-    columns.extend([
-        Arc::new(vwap) as ArrayRef,
-        Arc::new(transactions),
-        Arc::new(otc),
-    ]);
+    let (values, valid) = arrow_parts(b.vwap);
+    columns.push(Arc::new(Float64Array::new(values, valid)));
+    let (values, valid) = arrow_parts(b.transactions);
+    columns.push(Arc::new(Int64Array::new(values, valid)));
+    columns.push(Arc::new(otc));
     RecordBatch::try_new(bars_schema(), columns)
         .map_err(|e| StoreError::Invalid(format!("cannot build Arrow batch for {ticker}: {e}")))
 }
 
-/// An optional column in Arrow's layout: the values (the default where absent) and
-/// their validity, `None` when every value is present. One pass over the column in
-/// the usual case of no absent value.
-fn optional<T: ArrowNativeType>(column: &[Option<T>]) -> (ScalarBuffer<T>, Option<NullBuffer>) {
-    let mut absent = false;
-    let values: Vec<T> = column
-        .iter()
-        .map(|v| {
-            absent |= v.is_none();
-            v.unwrap_or_default()
-        })
-        .collect();
-    let valid = absent.then(|| {
-        NullBuffer::new(BooleanBuffer::collect_bool(column.len(), |i| {
-            column[i].is_some()
-        }))
-    });
+/// An optional column in Arrow's layout: its values as they are, and their validity,
+/// `None` when every value is present.
+fn arrow_parts<T: ArrowNativeType + Default>(
+    column: Optional<T>,
+) -> (ScalarBuffer<T>, Option<NullBuffer>) {
+    let (values, present) = column.into_parts();
+    let valid = present
+        .filter(|p| p.contains(&false))
+        .map(|p| NullBuffer::new(BooleanBuffer::from(p)));
     (ScalarBuffer::from(values), valid)
 }
 
@@ -171,8 +151,8 @@ mod tests {
     fn owned_bars_encode_to_the_same_file_as_borrowed_ones() {
         let mut gaps = crate::bars::flat_bars((0..5_000).map(|i| 1_700_000_000_000 + i * 60_000));
         for i in (0..gaps.len()).step_by(7) {
-            gaps.vwap[i] = Some(i as f64 / 3.0);
-            gaps.transactions[i] = Some(i as i64);
+            gaps.vwap.set(i, Some(i as f64 / 3.0));
+            gaps.transactions.set(i, Some(i as i64));
             gaps.otc[i] = true;
         }
         gaps.volume
@@ -181,15 +161,22 @@ mod tests {
             .for_each(|(i, v)| *v = (i % 977) as f64);
         // Every vwap and trade count present: no validity bitmap.
         let mut full = gaps.clone();
-        full.vwap
-            .iter_mut()
-            .for_each(|v| *v = Some(v.unwrap_or(2.5)));
-        full.transactions
-            .iter_mut()
-            .for_each(|n| *n = Some(n.unwrap_or(3)));
+        full.vwap = gaps.vwap.iter().map(|v| Some(v.unwrap_or(2.5))).collect();
+        full.transactions = gaps
+            .transactions
+            .iter()
+            .map(|n| Some(n.unwrap_or(3)))
+            .collect();
+        assert!(full.vwap.presence().is_none() && full.transactions.presence().is_none());
+        // The same values after a column had absent ones: the same file.
+        let mut refilled = gaps.clone();
+        for i in 0..gaps.len() {
+            refilled.vwap.set(i, full.vwap.get(i));
+            refilled.transactions.set(i, full.transactions.get(i));
+        }
         let range = DateRange::parse("2023-11-14", "2023-12-31").unwrap();
         let provenance = Provenance::now(true, range);
-        for bars in [gaps, full] {
+        for bars in [gaps, full.clone()] {
             let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
             let a = encode_parquet("AAPL", &bars, &provenance, &mut borrowed).unwrap();
             let b = encode_parquet_owned("AAPL", bars.clone(), &provenance, &mut owned).unwrap();
@@ -198,5 +185,9 @@ mod tests {
             let back = crate::store::decode::read_bytes(owned.into(), Path::new("owned")).unwrap();
             assert_eq!(back.bars, bars);
         }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode_parquet("AAPL", &full, &provenance, &mut a).unwrap();
+        encode_parquet_owned("AAPL", refilled, &provenance, &mut b).unwrap();
+        assert!(a == b, "a column refilled wrote different bytes");
     }
 }

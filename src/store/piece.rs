@@ -125,8 +125,8 @@ pub(crate) fn slice(bars: &Bars, r: Range<usize>) -> Bars {
         low: bars.low[r.clone()].to_vec(),
         close: bars.close[r.clone()].to_vec(),
         volume: bars.volume[r.clone()].to_vec(),
-        vwap: bars.vwap[r.clone()].to_vec(),
-        transactions: bars.transactions[r.clone()].to_vec(),
+        vwap: bars.vwap.slice(r.clone()),
+        transactions: bars.transactions.slice(r.clone()),
         otc: bars.otc[r].to_vec(),
     }
 }

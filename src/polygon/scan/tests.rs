@@ -5,6 +5,7 @@ use fastrand::Rng;
 
 use super::number::{digit_run, digits, eight_digits};
 use super::*;
+use crate::bars::Optional;
 use crate::calendar::DateRange;
 use crate::polygon::decode::{decode_page, decode_with_serde};
 use crate::sandbox::synth::bars_for;
@@ -27,7 +28,7 @@ fn scan_float(s: &str) -> Option<(u64, usize)> {
 /// Panics unless `a` and `b` are the same page, floats compared by their bits.
 fn assert_same(a: &Page, b: &Page, what: &str) {
     let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    let obits = |v: &[Option<f64>]| v.iter().map(|f| f.map(f64::to_bits)).collect::<Vec<_>>();
+    let obits = |v: &Optional<f64>| v.iter().map(|f| f.map(f64::to_bits)).collect::<Vec<_>>();
     let (x, y) = (&a.bars, &b.bars);
     assert_eq!(x.timestamp, y.timestamp, "{what}: t");
     for (p, q, name) in [
