@@ -5,7 +5,9 @@
 //! limit), resume cost over a complete dataset and the wrapper's overhead per batch.
 //!
 //! Run: `cargo bench --bench end_to_end` (builds the binary with the bench profile);
-//! `BARSMITH_BENCH_KEEP=1` keeps the temporary folder (data, run folders, logs).
+//! `BARSMITH_BENCH_KEEP=1` keeps the temporary folder (data, run folders, logs);
+//! `BARSMITH_BENCH_BIN=path` runs another build of `barsmith` against the same
+//! sandbox (an older commit's, to compare the two run by run on a noisy machine).
 //! Every child process has a deadline and is killed when it passes it; the sandboxes
 //! stop when dropped. Everything runs on 127.0.0.1 in a temporary folder.
 
@@ -25,8 +27,13 @@ mod machines;
 mod slurm;
 use jiff::civil::Date;
 
-const BIN: &str = env!("CARGO_BIN_EXE_barsmith");
+const BUILT: &str = env!("CARGO_BIN_EXE_barsmith");
 const TODAY: Date = Date::constant(2026, 6, 30);
+
+/// The binary under test: `BARSMITH_BENCH_BIN`, else the one this bench was built with.
+fn bin() -> String {
+    std::env::var("BARSMITH_BENCH_BIN").unwrap_or_else(|_| BUILT.to_string())
+}
 
 /// Scenario 1: tickers × years for worker throughput.
 const THROUGHPUT_TICKERS: usize = 20;
@@ -70,7 +77,7 @@ fn main() {
     }
 
     println!();
-    println!("barsmith end-to-end ({BIN})");
+    println!("barsmith end-to-end ({})", bin());
     println!(
         "machine: {} cores | load average at start: {load_start} | at end: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -402,7 +409,7 @@ fn universe(dir: &Path, names: &[String]) -> PathBuf {
 }
 
 fn base_command(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.env("POLYGON_API_KEY", SANDBOX_API_KEY)
         .env_remove("MASSIVE_API_KEY")
         .env("BARSMITH_STATE_DIR", dir.join("state"))
