@@ -30,11 +30,12 @@ pub const START: usize = 2;
 /// near 80 MB. One-page tickers hold little, so the window still grows wide for them.
 pub const MAX_BARS_HELD: u64 = 500_000;
 /// The same cap once a page took [`SLOW_PAGE`] or more: eight liquid ticker-years
-/// (~200 MB). By Little's law a key's budget needs its pages' bars in flight (100 req/s
-/// at 250 ms is 25 requests of up to 50,000 bars each, over the key's workers), and a
-/// piece holds its bars until its last page is in: measured, 500k bars a worker left
-/// 40 tickers × 2 years at 250 ms at 53% of the budget, 2M at 88-94%. On a fast server
-/// more pieces in memory only cost page faults, so the lower cap stays.
+/// (~130 MB of bars, plus page bodies). By Little's law a key's budget needs its pages'
+/// bars in flight (100 req/s at 250 ms is 25 requests of up to 50,000 bars each, over
+/// the key's workers), and a piece holds its bars until its last page is in:
+/// measured, 500k bars a worker left 40 tickers × 2 years at 250 ms at 53% of the
+/// budget, 2M at 88-94%. On a fast server more pieces in memory only cost page faults,
+/// so the lower cap stays.
 pub const MAX_BARS_HELD_SLOW: u64 = 2_000_000;
 /// A page round trip from which the API, not the CPU, bounds the worker.
 pub const SLOW_PAGE: Duration = Duration::from_millis(100);

@@ -1,7 +1,7 @@
 //! How a REST worker's heap keeps the memory it frees (glibc only).
 //!
 //! A REST worker allocates the same big blocks piece after piece: page bodies of ~5 MB
-//! and a piece's columns (80 bytes a bar, ~11 MB for a ticker-year), freed once the
+//! and a piece's columns (65 bytes a bar, ~9 MB for a ticker-year), freed once the
 //! piece is written. glibc's defaults give much of that back to the OS and spread it
 //! over one arena per thread (decode runs on the blocking pool, writes on another
 //! thread), so each piece faulted its memory in afresh, 4 KiB at a time. A batch's
