@@ -75,9 +75,7 @@ fn batch_of(ticker: &str, bars: Cow<'_, Bars>) -> Result<RecordBatch, StoreError
 
 /// An optional column in Arrow's layout: its values as they are, and their validity,
 /// `None` when every value is present.
-fn arrow_parts<T: ArrowNativeType + Default>(
-    column: Optional<T>,
-) -> (ScalarBuffer<T>, Option<NullBuffer>) {
+fn arrow_parts<T: ArrowNativeType>(column: Optional<T>) -> (ScalarBuffer<T>, Option<NullBuffer>) {
     let (values, present) = column.into_parts();
     let valid = present
         .filter(|p| p.contains(&false))
