@@ -19,20 +19,17 @@ pub struct Optional<T> {
 }
 
 impl<T: Copy + Default> Optional<T> {
-    /// An empty column.
-    pub fn new() -> Self {
-        Optional {
-            values: Vec::new(),
-            present: None,
-        }
-    }
-
     /// `n` absent values.
     pub fn absent(n: usize) -> Self {
-        Optional {
-            values: vec![T::default(); n],
-            present: Some(vec![false; n]),
-        }
+        let mut column = Optional::default();
+        column.push_absent(n);
+        column
+    }
+
+    /// The presence list, made (every value so far present) if there was none yet.
+    fn presence_list(&mut self) -> &mut Vec<bool> {
+        let n = self.values.len();
+        self.present.get_or_insert_with(|| vec![true; n])
     }
 
     /// Number of values, present or not.
@@ -58,29 +55,24 @@ impl<T: Copy + Default> Optional<T> {
     /// Appends one value.
     #[inline]
     pub fn push(&mut self, v: Option<T>) {
-        match (&mut self.present, v) {
-            (Some(p), _) => p.push(v.is_some()),
-            (None, Some(_)) => {}
-            (None, None) => {
-                let mut p = vec![true; self.values.len() + 1];
-                p[self.values.len()] = false;
-                self.present = Some(p);
-            }
+        if v.is_none() || self.present.is_some() {
+            self.presence_list().push(v.is_some());
         }
         self.values.push(v.unwrap_or_default());
+    }
+
+    /// Appends `n` absent values.
+    pub fn push_absent(&mut self, n: usize) {
+        let len = self.values.len() + n;
+        self.presence_list().resize(len, false);
+        self.values.resize(len, T::default());
     }
 
     /// Replaces the value at `i` (which must be in range).
     pub fn set(&mut self, i: usize, v: Option<T>) {
         self.values[i] = v.unwrap_or_default();
-        match (&mut self.present, v) {
-            (Some(p), _) => p[i] = v.is_some(),
-            (None, Some(_)) => {}
-            (None, None) => {
-                let mut p = vec![true; self.values.len()];
-                p[i] = false;
-                self.present = Some(p);
-            }
+        if v.is_none() || self.present.is_some() {
+            self.presence_list()[i] = v.is_some();
         }
     }
 
@@ -154,15 +146,12 @@ impl<T: Copy + Default> Optional<T> {
 
     /// Appends all of `other`.
     pub fn extend_from(&mut self, other: &Self) {
-        match (&mut self.present, &other.present) {
-            (Some(p), Some(q)) => p.extend_from_slice(q),
-            (Some(p), None) => p.resize(p.len() + other.len(), true),
-            (None, Some(q)) => {
-                let mut p = vec![true; self.values.len()];
-                p.extend_from_slice(q);
-                self.present = Some(p);
+        if self.present.is_some() || other.present.is_some() {
+            let p = self.presence_list();
+            match &other.present {
+                Some(q) => p.extend_from_slice(q),
+                None => p.resize(p.len() + other.len(), true),
             }
-            (None, None) => {}
         }
         self.values.extend_from_slice(&other.values);
     }
@@ -180,7 +169,7 @@ impl<T: Copy + Default> Extend<Option<T>> for Optional<T> {
 
 impl<T: Copy + Default> FromIterator<Option<T>> for Optional<T> {
     fn from_iter<I: IntoIterator<Item = Option<T>>>(iter: I) -> Self {
-        let mut column = Optional::new();
+        let mut column = Optional::default();
         column.extend(iter);
         column
     }
@@ -217,7 +206,7 @@ mod tests {
 
     #[test]
     fn absent_values_read_back_as_none_wherever_they_arrive() {
-        let mut c: Optional<f64> = Optional::new();
+        let mut c: Optional<f64> = Optional::default();
         c.push(Some(1.5));
         c.push(None);
         c.push(Some(2.5));
@@ -249,6 +238,9 @@ mod tests {
         b.truncate(1);
         assert_eq!(b, vec![None]);
         assert_eq!(Optional::<i64>::absent(2), vec![None, None]);
+        let mut c = full.clone();
+        c.push_absent(2);
+        assert_eq!(c, vec![Some(1), Some(2), None, None]);
         assert_ne!(full, vec![Some(1)]);
     }
 }

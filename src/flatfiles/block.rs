@@ -297,7 +297,7 @@ impl Decoder {
         }
         out.transactions
             .extend(column(6).map(|w| Some(unzigzag(w)).filter(|&v| v != i64::MIN)));
-        out.vwap.extend(std::iter::repeat_n(None, n));
+        out.vwap.push_absent(n);
         out.otc.resize(out.otc.len() + n, false);
         true
     }
