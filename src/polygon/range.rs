@@ -153,10 +153,14 @@ impl Client {
         });
         let parts = futures_util::future::join_all(fetches).await;
         let parts: Vec<Fetched> = parts.into_iter().collect::<Result<_, _>>()?;
-        // One move of the columns to their full size, not a doubling per part.
-        out.bars.reserve(parts.iter().map(|p| p.bars.len()).sum());
+        // The columns grow once to their full size, not by doubling part after part:
+        // an empty `out` takes the first part's columns as they are, so room for the
+        // rest is made after each part is in, not before.
+        let mut rest: usize = parts.iter().map(|p| p.bars.len()).sum();
         for part in parts {
+            rest -= part.bars.len();
             out.absorb(part);
+            out.bars.reserve(rest);
         }
         Ok(())
     }

@@ -347,20 +347,24 @@ async fn answer(shared: &Arc<Shared>, req: Request, arrived: Instant) -> Reply {
             "Internal error while querying aggregates, please try again",
         ),
         Some(Fault::Drop) => {
-            Reply::DropHalf(Response::json(200, page(shared, aggs_req, id, None).await))
+            let body = page(shared, aggs_req, id, None).await;
+            Reply::DropHalf(Response::json(200, body.to_vec()))
         }
         Some(Fault::Truncated) => {
-            let mut body = page(shared, aggs_req, id, None).await;
-            body.truncate(body.len() / 2);
-            Reply::Send(Response::json(200, body))
+            let body = page(shared, aggs_req, id, None).await;
+            Reply::Send(Response::json(200, body[..body.len() / 2].to_vec()))
         }
         Some(f @ (Fault::CursorLoop | Fault::RepeatPage | Fault::Disorder | Fault::Conflict)) => {
-            Reply::Send(Response::json(
-                200,
-                page(shared, aggs_req, id, Some(f)).await,
-            ))
+            let body = page(shared, aggs_req, id, Some(f)).await;
+            Reply::Send(Response::json(200, body.to_vec()))
         }
-        None => Reply::Send(Response::json(200, page(shared, aggs_req, id, None).await)),
+        // Sent as the shared bytes the cache keeps (see `pages`).
+        None => Reply::Object {
+            resp: Response::json(200, Vec::new()),
+            body: page(shared, aggs_req, id, None).await,
+            head_only: false,
+            trickle: None,
+        },
     }
 }
 
