@@ -485,7 +485,8 @@ mod tests {
 
     #[test]
     fn a_strict_key_spaces_requests_a_fortieth_of_an_interval_more() {
-        // 100 req/s, no burst allowed: 10 ms + 250 µs after the last request.
+        // 100 req/s, no burst allowed: the (cut) interval and a fortieth of it after
+        // the last request, ~250 µs more than the interval alone.
         let s = Schedule::default().note_429(PACE, T0, None, false, |_| None);
         let (s, _) = s.dispatch(PACE, T0);
         let (interval, _) = s.spacing(PACE, T0);
