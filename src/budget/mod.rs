@@ -363,19 +363,21 @@ impl Budget {
         precise_sleep(wait).await;
         // The slot was reserved ahead and the sleep may end late (timers, a loaded
         // machine): a request let go late makes the next one, on time, look early to
-        // a server with no tolerance. So when no burst is allowed, the request goes
-        // only a whole interval after the one let go before it, by the clock now.
-        while let Some(gap) = self.dispatch() {
+        // a server with no tolerance. So unless a burst is allowed and earned (or this
+        // is the pair's request), it goes only a whole interval after the one let go
+        // before it, by the clock now.
+        while let Some(gap) = self.dispatch(burst) {
             precise_sleep(gap).await;
         }
         Ok(reserved)
     }
 
     /// Lets a request go now if the last one went at least an interval ago (when the
-    /// key allows no burst), recording it; else how long to wait.
-    fn dispatch(&self) -> Option<Duration> {
+    /// key is not known to tolerate a burst and this is not a `burst`'s request),
+    /// recording it; else how long to wait.
+    fn dispatch(&self, burst: bool) -> Option<Duration> {
         let pace = self.pace();
-        self.update(|now, s| s.dispatch(pace, now))
+        self.update(|now, s| s.dispatch(pace, now, burst))
             .map(Duration::from_nanos)
     }
 
