@@ -195,6 +195,8 @@ impl Schedule {
     pub fn dispatch(self, pace: Pace, now: u64, burst: bool) -> (Schedule, Option<u64>) {
         let (interval, tolerance) = self.spacing(pace, now);
         let due = self.sent.saturating_add(interval + margin(interval));
+        // No tolerance holds even a burst's request: a 429 since its slot was taken
+        // has dropped the burst it went in.
         let strict = tolerance == 0 || (self.burst_ok == 0 && !burst);
         if strict && due > now {
             return (self, Some(due - now));
